@@ -1,0 +1,42 @@
+"""Shared, session-scoped fixtures: one taxi pipeline run reused by many assertions."""
+from __future__ import annotations
+
+import os
+import shutil
+import types
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATA = os.path.join(REPO, "notebooks", "data")
+TAXI_CSV = os.path.join(DATA, "chicago_taxi", "data.csv")
+
+
+@pytest.fixture(scope="session")
+def taxi_dir(tmp_path_factory) -> str:
+    """A private copy of the taxi data folder (tests may not touch notebooks/data)."""
+    folder = tmp_path_factory.mktemp("taxi_data")
+    shutil.copy(TAXI_CSV, folder / "data.csv")
+    return str(folder)
+
+
+@pytest.fixture(scope="session")
+def taxi_pipeline(tmp_path_factory, taxi_dir):
+    """The four data components run once on the taxi data, plus an immediate cached re-run."""
+    from toolkit import InteractiveContext
+    from toolkit.components import CsvExampleGen, ExampleValidator, SchemaGen, StatisticsGen
+
+    root = str(tmp_path_factory.mktemp("taxi_root"))
+    context = InteractiveContext(pipeline_name="taxi", pipeline_root=root)
+    example_gen = CsvExampleGen(input_base=taxi_dir)
+    statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
+    schema_gen = SchemaGen(statistics=statistics_gen.outputs["statistics"])
+    validator = ExampleValidator(statistics=statistics_gen.outputs["statistics"],
+                                 schema=schema_gen.outputs["schema"])
+    components = [example_gen, statistics_gen, schema_gen, validator]
+    first = [context.run(c) for c in components]
+    second = [context.run(c) for c in components]
+    return types.SimpleNamespace(
+        root=root, context=context, example_gen=example_gen, statistics_gen=statistics_gen,
+        schema_gen=schema_gen, validator=validator, components=components,
+        first=first, second=second, data_dir=taxi_dir)

@@ -1,0 +1,41 @@
+"""Run ML pipeline components inline in a notebook, then export to production.
+
+``import toolkit`` stays light: TensorFlow, Beam, TFDV and TFMA are imported only
+by the functions that need them.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from toolkit import _quiet
+
+_quiet.install()
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "InteractiveContext": "toolkit.context",
+    "ToolkitError": "toolkit.errors",
+    "ComponentError": "toolkit.errors",
+    "show": "toolkit.visualize",
+    "show_statistics": "toolkit.visualize",
+    "evaluate": "toolkit.evaluation",
+    "export_notebook": "toolkit.exporter",
+    "component": "toolkit.component",
+}
+
+__all__ = sorted(_LAZY) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'toolkit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,164 @@
+"""Artifact types, named and laid out on disk as TFX does so TFX/TFDV tools read them.
+
+An artifact is a folder (``uri``) plus a few typed properties. Types and file
+names follow TFX: ``Examples`` with ``Split-<name>/`` folders,
+``ExampleStatistics`` with ``Split-<name>/FeatureStats.pb``, ``Schema`` with
+``schema.pbtxt``, ``ExampleAnomalies`` with ``Split-<name>/SchemaDiff.pb``.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, ClassVar
+
+
+class Artifact:
+    """One output of one execution: a folder plus typed properties."""
+
+    TYPE_NAME: ClassVar[str] = "Artifact"
+    #: property name -> "string" | "int" | "double"
+    PROPERTIES: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, uri: str = "", properties: dict[str, Any] | None = None,
+                 id: int | None = None, producer: str | None = None):
+        self.uri = uri
+        self.id = id
+        self.producer = producer
+        self.properties: dict[str, Any] = dict(properties or {})
+
+    # -- TFX-style accessors -------------------------------------------------
+    @property
+    def type_name(self) -> str:
+        return self.TYPE_NAME
+
+    @property
+    def split_names(self) -> list[str]:
+        raw = self.properties.get("split_names")
+        if not raw:
+            return []
+        return list(json.loads(raw)) if isinstance(raw, str) else list(raw)
+
+    @split_names.setter
+    def split_names(self, names: list[str]) -> None:
+        self.properties["split_names"] = json.dumps(list(names))
+
+    def split_uri(self, split: str) -> str:
+        return os.path.join(self.uri, f"Split-{split}")
+
+    def __repr__(self) -> str:
+        return f"{self.TYPE_NAME}(id={self.id}, uri={self.uri!r})"
+
+
+class Examples(Artifact):
+    TYPE_NAME = "Examples"
+    PROPERTIES = {"split_names": "string", "payload_format": "string", "span": "int",
+                  "version": "int", "row_counts": "string"}
+
+    @property
+    def payload_format(self) -> str:
+        return self.properties.get("payload_format", "FORMAT_PARQUET")
+
+    def split_files(self, split: str) -> list[str]:
+        folder = self.split_uri(split)
+        return sorted(os.path.join(folder, f) for f in os.listdir(folder)
+                      if not f.startswith("."))
+
+
+class ExampleStatistics(Artifact):
+    TYPE_NAME = "ExampleStatistics"
+    PROPERTIES = {"split_names": "string", "span": "int"}
+
+    def stats_path(self, split: str) -> str:
+        return os.path.join(self.split_uri(split), "FeatureStats.pb")
+
+    def load(self, split: str):
+        """The split's DatasetFeatureStatisticsList proto."""
+        from tensorflow_metadata.proto.v0 import statistics_pb2
+
+        stats = statistics_pb2.DatasetFeatureStatisticsList()
+        with open(self.stats_path(split), "rb") as handle:
+            stats.ParseFromString(handle.read())
+        return stats
+
+
+class Schema(Artifact):
+    TYPE_NAME = "Schema"
+
+    @property
+    def schema_path(self) -> str:
+        return os.path.join(self.uri, "schema.pbtxt")
+
+    def load(self):
+        """The Schema proto."""
+        from google.protobuf import text_format
+        from tensorflow_metadata.proto.v0 import schema_pb2
+
+        with open(self.schema_path, encoding="utf-8") as handle:
+            return text_format.Parse(handle.read(), schema_pb2.Schema())
+
+
+class ExampleAnomalies(Artifact):
+    TYPE_NAME = "ExampleAnomalies"
+    PROPERTIES = {"split_names": "string", "span": "int", "anomaly_count": "int"}
+
+    def anomalies_path(self, split: str) -> str:
+        return os.path.join(self.split_uri(split), "SchemaDiff.pb")
+
+    def load(self, split: str):
+        """The split's Anomalies proto."""
+        from tensorflow_metadata.proto.v0 import anomalies_pb2
+
+        anomalies = anomalies_pb2.Anomalies()
+        with open(self.anomalies_path(split), "rb") as handle:
+            anomalies.ParseFromString(handle.read())
+        return anomalies
+
+
+class TransformGraph(Artifact):
+    TYPE_NAME = "TransformGraph"
+
+
+class Model(Artifact):
+    TYPE_NAME = "Model"
+
+
+class ModelRun(Artifact):
+    TYPE_NAME = "ModelRun"
+
+
+class ModelEvaluation(Artifact):
+    TYPE_NAME = "ModelEvaluation"
+
+
+class ModelBlessing(Artifact):
+    TYPE_NAME = "ModelBlessing"
+    PROPERTIES = {"blessed": "int", "current_model_id": "int", "baseline_model_id": "int"}
+
+
+class InfraBlessing(Artifact):
+    TYPE_NAME = "InfraBlessing"
+    PROPERTIES = {"blessed": "int"}
+
+
+class PushedModel(Artifact):
+    TYPE_NAME = "PushedModel"
+    PROPERTIES = {"pushed": "int", "pushed_version": "string", "pushed_destination": "string"}
+
+
+class InferenceResult(Artifact):
+    TYPE_NAME = "InferenceResult"
+    PROPERTIES = {"split_names": "string"}
+
+
+ARTIFACT_TYPES: dict[str, type[Artifact]] = {
+    cls.TYPE_NAME: cls for cls in (
+        Examples, ExampleStatistics, Schema, ExampleAnomalies, TransformGraph, Model,
+        ModelRun, ModelEvaluation, ModelBlessing, InfraBlessing, PushedModel,
+        InferenceResult)
+}
+
+
+def register_artifact_type(cls: type[Artifact]) -> type[Artifact]:
+    """Make a custom artifact type known to the metadata store and to ``show``."""
+    ARTIFACT_TYPES[cls.TYPE_NAME] = cls
+    return cls

@@ -1,0 +1,225 @@
+"""Components: a spec (inputs, outputs, parameters) plus an executor ``Do``.
+
+As in TFX, a component object holds no data: constructing it only records its
+wiring and parameters. ``InteractiveContext.run`` resolves its input channels to
+artifacts, calls ``Do(input_dict, output_dict, exec_properties, ctx)`` and
+publishes the outputs.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import inspect
+import json
+import os
+from typing import Any, Callable, ClassVar
+
+from toolkit.artifacts import Artifact
+from toolkit.errors import ToolkitError, UpstreamNotRunError, WiringError
+
+
+@dataclasses.dataclass(frozen=True)
+class InputSpec:
+    type: type[Artifact]
+    optional: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Parameter:
+    """A component parameter.
+
+    ``fingerprint`` names how the value's *content* enters the cache key:
+    ``"file"`` hashes the file it points to (module files, schema files),
+    ``"tree"`` fingerprints a data folder by file names, sizes and mtimes.
+    """
+    type: Any = object
+    default: Any = None
+    required: bool = False
+    fingerprint: str | None = None
+
+
+class Channel:
+    """A typed handle on the output of one component; ``get()`` gives its artifacts."""
+
+    def __init__(self, type: type[Artifact], producer: "BaseComponent | None" = None,
+                 output_key: str | None = None,
+                 artifacts: list[Artifact] | None = None):
+        self.type = type
+        self.producer = producer
+        self.output_key = output_key
+        self._artifacts: list[Artifact] | None = artifacts
+
+    @classmethod
+    def from_artifacts(cls, artifacts: list[Artifact]) -> "Channel":
+        """A channel over artifacts that already exist (for example from another run)."""
+        if not artifacts:
+            raise ToolkitError("Channel.from_artifacts needs at least one artifact")
+        return cls(type(artifacts[0]), artifacts=list(artifacts))
+
+    @property
+    def type_name(self) -> str:
+        return self.type.TYPE_NAME
+
+    @property
+    def producer_id(self) -> str:
+        return self.producer.id if self.producer is not None else "(imported)"
+
+    def get(self) -> list[Artifact]:
+        """The artifacts of the producer's last run in this context ([] before it runs)."""
+        return list(self._artifacts or [])
+
+    def resolve(self, consumer_id: str, key: str) -> list[Artifact]:
+        if self._artifacts is None:
+            raise UpstreamNotRunError(
+                f"{consumer_id}: input '{key}' comes from {self.producer_id}"
+                f".outputs['{self.output_key}'], which has not run in this context. "
+                f"Run context.run({self.producer_id.split('.')[0].lower()}) first "
+                f"(component id '{self.producer_id}').")
+        return list(self._artifacts)
+
+    def __repr__(self) -> str:
+        return (f"Channel(type={self.type_name}, producer={self.producer_id}, "
+                f"output_key={self.output_key!r}, artifacts={len(self.get())})")
+
+
+@dataclasses.dataclass
+class ExecutorContext:
+    """What an executor may use beyond its inputs, outputs and parameters."""
+    component_id: str
+    pipeline_root: str
+    execution_id: int
+    tmp_dir: str
+    beam_pipeline_args: list[str]
+    production: bool = False
+    log: Callable[[str], None] = print
+
+
+class BaseComponent:
+    """Base class of all components. Subclasses declare INPUTS, OUTPUTS, PARAMETERS
+    and implement ``Do``."""
+
+    INPUTS: ClassVar[dict[str, InputSpec]] = {}
+    OUTPUTS: ClassVar[dict[str, type[Artifact]]] = {}
+    PARAMETERS: ClassVar[dict[str, Parameter]] = {}
+    #: bump when an executor changes what it writes, so old cache entries are not reused
+    EXECUTOR_VERSION: ClassVar[str] = "1"
+
+    def __init__(self, **kwargs: Any):
+        inputs: dict[str, Channel | None] = {}
+        params: dict[str, Any] = {}
+        cls_name = type(self).__name__
+        for key, value in kwargs.items():
+            if key in self.INPUTS:
+                inputs[key] = value
+            elif key in self.PARAMETERS:
+                params[key] = value
+            else:
+                known = sorted(set(self.INPUTS) | set(self.PARAMETERS))
+                raise TypeError(f"{cls_name} got an unexpected argument {key!r}; "
+                                f"it takes {', '.join(known)}")
+        self._id = cls_name
+        for key, spec in self.INPUTS.items():
+            channel = inputs.get(key)
+            if channel is None:
+                if not spec.optional:
+                    raise WiringError(f"{cls_name}: input '{key}' is required "
+                                      f"(a channel of type {spec.type.TYPE_NAME})")
+                continue
+            if not isinstance(channel, Channel):
+                raise WiringError(
+                    f"{cls_name}: input '{key}' must be a channel such as "
+                    f"other_component.outputs['...'], got {type(channel).__name__}")
+            if not issubclass(channel.type, spec.type):
+                raise WiringError(
+                    f"{cls_name}: input '{key}' expects {spec.type.TYPE_NAME} but is wired "
+                    f"to {channel.producer_id}.outputs['{channel.output_key}'] of type "
+                    f"{channel.type_name}")
+        for key, spec in self.PARAMETERS.items():
+            if key not in params:
+                if spec.required:
+                    raise TypeError(f"{cls_name}: parameter '{key}' is required")
+                params[key] = spec.default
+        self.inputs: dict[str, Channel | None] = {k: inputs.get(k) for k in self.INPUTS}
+        self.exec_properties: dict[str, Any] = params
+        self.outputs: dict[str, Channel] = {
+            key: Channel(art_type, producer=self, output_key=key)
+            for key, art_type in self.OUTPUTS.items()}
+
+    # -- identity ------------------------------------------------------------
+    @property
+    def id(self) -> str:
+        return self._id
+
+    def with_id(self, id: str) -> "BaseComponent":
+        """Give this component instance its own id (needed when a pipeline has two of a kind)."""
+        if not id or any(c in id for c in "/\\") or id.startswith("."):
+            raise ValueError(f"invalid component id {id!r}")
+        self._id = id
+        return self
+
+    # -- execution -----------------------------------------------------------
+    def Do(self, input_dict: dict[str, list[Artifact]],
+           output_dict: dict[str, list[Artifact]],
+           exec_properties: dict[str, Any], ctx: ExecutorContext) -> None:
+        raise NotImplementedError
+
+    def fingerprints(self) -> dict[str, str]:
+        """Content fingerprints of file/folder parameters, part of the cache key."""
+        out = {}
+        for key, spec in self.PARAMETERS.items():
+            value = self.exec_properties.get(key)
+            if spec.fingerprint and value is not None and isinstance(value, (str, os.PathLike)):
+                out[key] = fingerprint_path(os.fspath(value), spec.fingerprint)
+        return out
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(id={self.id!r})"
+
+
+def fingerprint_path(path: str, kind: str) -> str:
+    """``file``: sha256 of the content; ``tree``: names, sizes and mtimes of the files."""
+    if not os.path.exists(path):
+        return "missing"
+    digest = hashlib.sha256()
+    if kind == "file" and os.path.isfile(path):
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
+    for root, dirs, files in os.walk(path):
+        dirs.sort()
+        for name in sorted(files):
+            full = os.path.join(root, name)
+            st = os.stat(full)
+            digest.update(f"{os.path.relpath(full, path)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def encode_parameter(value: Any) -> Any:
+    """A JSON-able form of a parameter value, stable across processes (for the cache key)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [encode_parameter(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): encode_parameter(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if hasattr(value, "DESCRIPTOR") and hasattr(value, "SerializeToString"):
+        from google.protobuf import json_format
+        return {"proto": value.DESCRIPTOR.full_name,
+                "value": json_format.MessageToDict(value, preserving_proto_field_name=True)}
+    if callable(value):
+        try:
+            source = inspect.getsource(value)
+        except (OSError, TypeError):
+            source = repr(value)
+        return {"callable": getattr(value, "__qualname__", repr(value)),
+                "source_sha256": hashlib.sha256(source.encode()).hexdigest()}
+    if hasattr(value, "__dict__"):
+        return {"object": type(value).__name__, "fields": encode_parameter(vars(value))}
+    raise ToolkitError(f"parameter value of type {type(value).__name__} cannot be recorded")
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)

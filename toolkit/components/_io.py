@@ -1,0 +1,36 @@
+"""Reading and writing the Examples payload (Parquet, one file per split)."""
+from __future__ import annotations
+
+import os
+
+from toolkit.artifacts import Examples
+from toolkit.errors import ToolkitError
+
+PAYLOAD_FORMAT = "FORMAT_PARQUET"
+DATA_FILE = "data.parquet"
+
+
+def write_split(examples: Examples, split: str, table) -> None:
+    import pyarrow.parquet as pq
+
+    folder = examples.split_uri(split)
+    os.makedirs(folder, exist_ok=True)
+    pq.write_table(table, os.path.join(folder, DATA_FILE), compression="snappy")
+
+
+def read_split(examples: Examples, split: str, columns: list[str] | None = None):
+    """The split as one Arrow table."""
+    import pyarrow.parquet as pq
+
+    if examples.payload_format != PAYLOAD_FORMAT:
+        raise ToolkitError(f"Examples #{examples.id} has payload format "
+                           f"{examples.payload_format}; expected {PAYLOAD_FORMAT}")
+    folder = examples.split_uri(split)
+    if not os.path.isdir(folder):
+        raise ToolkitError(f"Examples #{examples.id} has no split {split!r} "
+                           f"(it has {', '.join(examples.split_names) or 'none'})")
+    return pq.read_table(folder, columns=columns)
+
+
+def split_pattern(examples: Examples, split: str) -> str:
+    return os.path.join(examples.split_uri(split), "*.parquet")

@@ -1,0 +1,93 @@
+"""StatisticsGen: TFDV statistics for every split, written as TFX does."""
+from __future__ import annotations
+
+import copy
+import os
+
+from toolkit._quiet import quiet_tensorflow
+from toolkit.artifacts import ExampleStatistics, Examples, Schema
+from toolkit.component import BaseComponent, InputSpec, Parameter
+from toolkit.components._io import read_split, split_pattern
+
+
+class StatisticsGen(BaseComponent):
+    """Computes ``Split-<name>/FeatureStats.pb`` (a binary DatasetFeatureStatisticsList).
+
+    Runs in memory by default (the fastest path on one machine); with
+    ``beam_pipeline_args`` (from the context or ``context.run``) it runs as a
+    Beam pipeline, so it can move to a cluster runner unchanged.
+
+    Args:
+        examples: an Examples channel.
+        schema: optional Schema channel used to interpret features.
+        stats_options: optional ``tfdv.StatsOptions``.
+        exclude_splits: split names to skip.
+    """
+
+    INPUTS = {"examples": InputSpec(Examples), "schema": InputSpec(Schema, optional=True)}
+    OUTPUTS = {"statistics": ExampleStatistics}
+    PARAMETERS = {"stats_options": Parameter(object), "exclude_splits": Parameter(list, default=[])}
+
+    def __init__(self, examples, schema=None, stats_options=None, exclude_splits=None):
+        super().__init__(examples=examples, schema=schema, stats_options=stats_options,
+                         exclude_splits=list(exclude_splits or []))
+
+    def Do(self, input_dict, output_dict, exec_properties, ctx):
+        quiet_tensorflow()
+        examples: Examples = input_dict["examples"][0]
+        statistics: ExampleStatistics = output_dict["statistics"][0]
+        options = _options(exec_properties.get("stats_options"), input_dict.get("schema"))
+        splits = [s for s in examples.split_names if s not in exec_properties["exclude_splits"]]
+        for split in splits:
+            os.makedirs(statistics.split_uri(split), exist_ok=True)
+            path = statistics.stats_path(split)
+            if ctx.beam_pipeline_args:
+                ctx.log(f"split {split}: statistics on Beam ({' '.join(ctx.beam_pipeline_args)})")
+                _beam_statistics(split_pattern(examples, split), path, options,
+                                 ctx.beam_pipeline_args)
+            else:
+                stats = statistics_of_table(read_split(examples, split), options)
+                with open(path, "wb") as handle:
+                    handle.write(stats.SerializeToString())
+                ctx.log(f"split {split}: {stats.datasets[0].num_examples:,} examples, "
+                        f"{len(stats.datasets[0].features)} features")
+        statistics.split_names = splits
+
+
+def statistics_of_table(table, options=None):
+    """TFDV statistics of an Arrow table, in memory (same generators as TFDV's own paths)."""
+    from tensorflow_data_validation.statistics import stats_impl
+    from tensorflow_data_validation.statistics import stats_options as stats_options_lib
+    from tfx_bsl.arrow import table_util
+
+    import pyarrow as pa
+
+    batch = table.combine_chunks().to_batches()
+    record_batch = batch[0] if batch else pa.RecordBatch.from_pylist([], schema=table.schema)
+    record_batch = table_util.CanonicalizeRecordBatch(record_batch)
+    return stats_impl.generate_statistics_in_memory(
+        record_batch, options or stats_options_lib.StatsOptions())
+
+
+def _options(stats_options, schema_artifacts):
+    import tensorflow_data_validation as tfdv
+
+    options = copy.copy(stats_options) if stats_options is not None else tfdv.StatsOptions()
+    if schema_artifacts and options.schema is None:
+        options.schema = tfdv.load_schema_text(schema_artifacts[0].schema_path)
+        options.infer_type_from_schema = True
+    return options
+
+
+def _beam_statistics(pattern: str, output_path: str, options, beam_args: list[str]) -> None:
+    import apache_beam as beam
+    import tensorflow_data_validation as tfdv
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from tfx_bsl.arrow import table_util
+
+    with beam.Pipeline(options=PipelineOptions(beam_args)) as pipeline:
+        _ = (pipeline
+             | "Read" >> beam.io.ReadFromParquetBatched(pattern)
+             | "Canonicalize" >> beam.Map(table_util.CanonicalizeRecordBatch)
+             | "Stats" >> tfdv.GenerateStatistics(options)
+             | "Write" >> tfdv.WriteStatisticsToBinaryFile(output_path))

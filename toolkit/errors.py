@@ -1,0 +1,46 @@
+"""Exceptions with one readable message each."""
+from __future__ import annotations
+
+
+class ToolkitError(Exception):
+    """Base class for every error the toolkit raises on purpose."""
+
+
+class ComponentError(ToolkitError):
+    """A component failed; the message names the component and the cause."""
+
+    def __init__(self, component_id: str, message: str, execution_id: int | None = None):
+        self.component_id = component_id
+        self.execution_id = execution_id
+        super().__init__(f"{component_id}: {message}")
+
+
+class InputDataError(ToolkitError):
+    """The input data is malformed; the message names the file, line or column."""
+
+
+class UpstreamNotRunError(ToolkitError):
+    """A component's input comes from a component that has not run in this context."""
+
+
+class WiringError(ToolkitError, TypeError):
+    """A component input is connected to a channel of the wrong artifact type."""
+
+
+class GateError(ToolkitError):
+    """A production gate (validation, blessing) stopped the pipeline."""
+
+
+class ExportError(ToolkitError):
+    """A notebook cannot be exported; the message names the notebook, the cell and the reason."""
+
+    def __init__(self, reason: str, *, path: str | None = None, cell: int | None = None):
+        self.reason = reason
+        self.path = path
+        self.cell = cell
+        where = ", ".join(part for part in (path, f"cell {cell}" if cell is not None else None) if part)
+        super().__init__(f"{where}: {reason}" if where else reason)
+
+
+class ParameterError(ToolkitError):
+    """A parameter value or a parameter declaration does not fit the notebook's parameters."""

@@ -1,0 +1,338 @@
+"""The ML Metadata store: artifacts, executions, events, the pipeline context, cache lookup.
+
+SQLite at ``<pipeline_root>/metadata.sqlite`` by default; any MLMD
+``ConnectionConfig`` (MySQL for shared deployments) can be passed instead.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any, Iterable
+
+from toolkit.artifacts import ARTIFACT_TYPES, Artifact
+from toolkit.errors import ToolkitError
+
+PIPELINE_CONTEXT_TYPE = "pipeline"
+EXECUTION_PROPERTIES = ("component_id", "component_type", "cache_key", "parameters",
+                        "module_fingerprint", "error", "pid", "started_at", "duration_s")
+
+_STATE_NAMES = {0: "UNKNOWN", 1: "NEW", 2: "RUNNING", 3: "COMPLETE", 4: "FAILED",
+                5: "CACHED", 6: "CANCELED"}
+
+
+def sqlite_config(path: str):
+    from ml_metadata.proto import metadata_store_pb2
+
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = path
+    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
+    return config
+
+
+class MetadataStore:
+    """A thin, typed layer over ``ml_metadata.MetadataStore`` for one pipeline."""
+
+    def __init__(self, pipeline_name: str, connection_config: Any):
+        from ml_metadata.metadata_store import metadata_store
+
+        self.pipeline_name = pipeline_name
+        try:
+            self._store = metadata_store.MetadataStore(connection_config,
+                                                       enable_upgrade_migration=True)
+        except Exception as exc:  # MLMD raises its own error types for bad/old databases
+            raise ToolkitError(f"cannot open the metadata store ({_describe(connection_config)}): "
+                               f"{exc}") from None
+        self.location = _describe(connection_config)
+        self._artifact_type_ids: dict[str, int] = {}
+        self._execution_type_ids: dict[str, int] = {}
+        self._context_id = self._ensure_context()
+
+    @property
+    def mlmd(self):
+        """The underlying ``ml_metadata`` store, for users who query it directly."""
+        return self._store
+
+    # -- types ---------------------------------------------------------------
+    def _artifact_type_id(self, cls: type[Artifact]) -> int:
+        from ml_metadata.proto import metadata_store_pb2 as pb
+
+        name = cls.TYPE_NAME
+        if name not in self._artifact_type_ids:
+            kinds = {"string": pb.STRING, "int": pb.INT, "double": pb.DOUBLE}
+            art_type = pb.ArtifactType(name=name)
+            for prop, kind in cls.PROPERTIES.items():
+                art_type.properties[prop] = kinds[kind]
+            self._artifact_type_ids[name] = self._store.put_artifact_type(
+                art_type, can_add_fields=True, can_omit_fields=True)
+        return self._artifact_type_ids[name]
+
+    def _execution_type_id(self, name: str) -> int:
+        from ml_metadata.proto import metadata_store_pb2 as pb
+
+        if name not in self._execution_type_ids:
+            ex_type = pb.ExecutionType(name=name)
+            for prop in EXECUTION_PROPERTIES:
+                ex_type.properties[prop] = pb.STRING
+            self._execution_type_ids[name] = self._store.put_execution_type(
+                ex_type, can_add_fields=True, can_omit_fields=True)
+        return self._execution_type_ids[name]
+
+    def _ensure_context(self) -> int:
+        from ml_metadata.proto import metadata_store_pb2 as pb
+
+        type_id = self._store.put_context_type(pb.ContextType(name=PIPELINE_CONTEXT_TYPE))
+        existing = self._store.get_context_by_type_and_name(PIPELINE_CONTEXT_TYPE,
+                                                            self.pipeline_name)
+        if existing is not None:
+            return existing.id
+        try:
+            [context_id] = self._store.put_contexts(
+                [pb.Context(type_id=type_id, name=self.pipeline_name)])
+        except Exception:  # another process created it first
+            existing = self._store.get_context_by_type_and_name(PIPELINE_CONTEXT_TYPE,
+                                                                self.pipeline_name)
+            if existing is None:
+                raise
+            return existing.id
+        return context_id
+
+    # -- executions ------------------------------------------------------------
+    def start_execution(self, component_type: str, component_id: str, cache_key: str,
+                        parameters: str, module_fingerprint: str,
+                        inputs: dict[str, list[Artifact]]) -> int:
+        """Record a RUNNING execution with its input events; returns its id."""
+        from ml_metadata.proto import metadata_store_pb2 as pb
+
+        execution = pb.Execution(type_id=self._execution_type_id(component_type),
+                                 last_known_state=pb.Execution.RUNNING)
+        props = {"component_id": component_id, "component_type": component_type,
+                 "cache_key": cache_key, "parameters": parameters,
+                 "module_fingerprint": module_fingerprint, "pid": str(os.getpid()),
+                 "started_at": f"{time.time():.3f}"}
+        for key, value in props.items():
+            execution.properties[key].string_value = value
+        pairs = []
+        for key, artifacts in inputs.items():
+            for index, artifact in enumerate(artifacts):
+                pairs.append((self._input_pb(artifact), _event(pb.Event.INPUT, key, index)))
+        execution_id, _, _ = self._store.put_execution(
+            execution, pairs, [self._context_pb()], reuse_context_if_already_exist=True)
+        return execution_id
+
+    def complete_execution(self, execution_id: int, outputs: dict[str, list[Artifact]],
+                           duration_s: float, cached_from: int | None = None) -> None:
+        """Register output artifacts LIVE and mark the execution COMPLETE (or CACHED),
+        all in one MLMD transaction."""
+        from ml_metadata.proto import metadata_store_pb2 as pb
+
+        [execution] = self._store.get_executions_by_id([execution_id])
+        execution.last_known_state = pb.Execution.CACHED if cached_from else pb.Execution.COMPLETE
+        execution.properties["duration_s"].string_value = f"{duration_s:.3f}"
+        if cached_from:
+            execution.custom_properties["cached_from"].int_value = cached_from
+        pairs = []
+        component_id = execution.properties["component_id"].string_value
+        for key, artifacts in outputs.items():
+            for index, artifact in enumerate(artifacts):
+                if artifact.id is not None:
+                    art_pb = self._load_pb_artifact(artifact.id)
+                else:
+                    art_pb = self._to_pb(artifact, key, component_id)
+                pairs.append((art_pb, _event(pb.Event.OUTPUT, key, index)))
+        _, artifact_ids, _ = self._store.put_execution(
+            execution, pairs, [self._context_pb()], reuse_context_if_already_exist=True)
+        flat = [a for arts in outputs.values() for a in arts]
+        for artifact, art_id in zip(flat, artifact_ids):
+            artifact.id = art_id
+            artifact.store_location = self.location
+
+    def fail_execution(self, execution_id: int, message: str) -> None:
+        from ml_metadata.proto import metadata_store_pb2 as pb
+
+        [execution] = self._store.get_executions_by_id([execution_id])
+        execution.last_known_state = pb.Execution.FAILED
+        execution.properties["error"].string_value = message[:4000]
+        self._store.put_executions([execution])
+
+    def executions(self, component_id: str | None = None) -> list[dict[str, Any]]:
+        """Executions of this pipeline, oldest first, as plain dicts."""
+        rows = []
+        for ex in self._store.get_executions_by_context(self._context_id):
+            row = self._execution_dict(ex)
+            if component_id is None or row["component_id"] == component_id:
+                rows.append(row)
+        rows.sort(key=lambda r: r["id"])
+        return rows
+
+    def execution(self, execution_id: int) -> dict[str, Any]:
+        [ex] = self._store.get_executions_by_id([execution_id])
+        return self._execution_dict(ex)
+
+    def find_cached(self, component_id: str, cache_key: str) -> tuple[int, dict[str, list[Artifact]]] | None:
+        """The newest complete execution with this cache key, with its outputs."""
+        candidates = [e for e in self.executions(component_id)
+                      if e["cache_key"] == cache_key and e["state"] in ("COMPLETE",)]
+        for row in reversed(candidates):
+            outputs = self.outputs_of(row["id"])
+            if outputs:
+                return row["id"], outputs
+        return None
+
+    def outputs_of(self, execution_id: int) -> dict[str, list[Artifact]]:
+        return self._artifacts_of(execution_id, output=True)
+
+    def inputs_of(self, execution_id: int) -> dict[str, list[Artifact]]:
+        return self._artifacts_of(execution_id, output=False)
+
+    def _artifacts_of(self, execution_id: int, output: bool) -> dict[str, list[Artifact]]:
+        from ml_metadata.proto import metadata_store_pb2 as pb
+
+        wanted = pb.Event.OUTPUT if output else pb.Event.INPUT
+        events = [e for e in self._store.get_events_by_execution_ids([execution_id])
+                  if e.type == wanted]
+        if not events:
+            return {}
+        by_id = {a.id: a for a in self._store.get_artifacts_by_id([e.artifact_id for e in events])}
+        result: dict[str, list[tuple[int, Artifact]]] = {}
+        for event in events:
+            key = event.path.steps[0].key if event.path.steps else "output"
+            index = event.path.steps[1].index if len(event.path.steps) > 1 else 0
+            result.setdefault(key, []).append((index, self._from_pb(by_id[event.artifact_id])))
+        return {k: [a for _, a in sorted(v, key=lambda t: t[0])] for k, v in result.items()}
+
+    def producer_of(self, artifact_id: int) -> int | None:
+        from ml_metadata.proto import metadata_store_pb2 as pb
+
+        events = [e for e in self._store.get_events_by_artifact_ids([artifact_id])
+                  if e.type == pb.Event.OUTPUT]
+        return min(e.execution_id for e in events) if events else None
+
+    def artifact(self, artifact_id: int) -> Artifact:
+        found = self._store.get_artifacts_by_id([artifact_id])
+        if not found:
+            raise ToolkitError(f"no artifact with id {artifact_id} in the metadata store")
+        return self._from_pb(found[0])
+
+    def artifacts(self, type_name: str | None = None) -> list[Artifact]:
+        arts = self._store.get_artifacts_by_context(self._context_id)
+        out = [self._from_pb(a) for a in arts]
+        return [a for a in out if type_name is None or a.TYPE_NAME == type_name]
+
+    def mark_artifacts_deleted(self, artifacts: Iterable[Artifact]) -> None:
+        """Artifacts whose files are gone or damaged are never offered by the cache again."""
+        from ml_metadata.proto import metadata_store_pb2 as pb
+
+        ids = [a.id for a in artifacts if a.id is not None]
+        if not ids:
+            return
+        found = self._store.get_artifacts_by_id(ids)
+        for art in found:
+            art.state = pb.Artifact.DELETED
+        self._store.put_artifacts(found)
+
+    # -- conversions -----------------------------------------------------------
+    def _context_pb(self):
+        return self._store.get_contexts_by_id([self._context_id])[0]
+
+    def _load_pb_artifact(self, artifact_id: int | None):
+        if artifact_id is None:
+            raise ToolkitError("input artifact has no id: it was never registered")
+        found = self._store.get_artifacts_by_id([artifact_id])
+        if not found:
+            raise ToolkitError(f"artifact #{artifact_id} is not in {self.location}")
+        return found[0]
+
+    def _input_pb(self, artifact: Artifact):
+        """An input from this store as it is; one from another store (another pipeline)
+        is registered here once, by uri, marked as imported."""
+        if getattr(artifact, "store_location", self.location) == self.location:
+            return self._load_pb_artifact(artifact.id)
+        type_id = self._artifact_type_id(type(artifact))
+        for existing in self._store.get_artifacts_by_uri(artifact.uri):
+            if existing.type_id == type_id:
+                return existing
+        art = self._to_pb(artifact, "imported", artifact.producer or "(imported)")
+        art.custom_properties["imported_from"].string_value = (
+            f"{artifact.store_location} artifact #{artifact.id}")
+        [new_id] = self._store.put_artifacts([art])
+        art.id = new_id
+        return art
+
+    def _to_pb(self, artifact: Artifact, output_key: str, component_id: str):
+        from ml_metadata.proto import metadata_store_pb2 as pb
+
+        art = pb.Artifact(type_id=self._artifact_type_id(type(artifact)), uri=artifact.uri,
+                          state=pb.Artifact.LIVE)
+        for key, value in artifact.properties.items():
+            if value is None:
+                continue
+            kind = type(artifact).PROPERTIES.get(key)
+            target = art.properties[key] if kind else art.custom_properties[key]
+            kind = kind or _kind_of(value)
+            if kind == "int":
+                target.int_value = int(value)
+            elif kind == "double":
+                target.double_value = float(value)
+            else:
+                target.string_value = value if isinstance(value, str) else json.dumps(value)
+        art.custom_properties["output_key"].string_value = output_key
+        art.custom_properties["producer_component"].string_value = component_id
+        return art
+
+    def _from_pb(self, art) -> Artifact:
+        type_name = self._store.get_artifact_types_by_id([art.type_id])[0].name
+        cls = ARTIFACT_TYPES.get(type_name)
+        if cls is None:
+            cls = type(type_name, (Artifact,), {"TYPE_NAME": type_name})
+        props: dict[str, Any] = {}
+        for mapping in (art.properties, art.custom_properties):
+            for key, value in mapping.items():
+                which = value.WhichOneof("value")
+                if which is not None:
+                    props[key] = getattr(value, which)
+        producer = props.pop("producer_component", None)
+        props.pop("output_key", None)
+        artifact = cls(uri=art.uri, properties=props, id=art.id, producer=producer)
+        artifact.store_location = self.location
+        artifact.state = _ARTIFACT_STATES.get(art.state, "UNKNOWN")
+        return artifact
+
+    def _execution_dict(self, ex) -> dict[str, Any]:
+        row = {key: ex.properties[key].string_value if key in ex.properties else ""
+               for key in EXECUTION_PROPERTIES}
+        row["id"] = ex.id
+        row["state"] = _STATE_NAMES.get(ex.last_known_state, "UNKNOWN")
+        row["cached_from"] = (ex.custom_properties["cached_from"].int_value
+                              if "cached_from" in ex.custom_properties else None)
+        row["create_time"] = ex.create_time_since_epoch / 1000.0
+        return row
+
+
+_ARTIFACT_STATES = {0: "UNKNOWN", 1: "PENDING", 2: "LIVE", 3: "MARKED_FOR_DELETION",
+                    4: "DELETED", 5: "ABANDONED", 6: "REFERENCE"}
+
+
+def _event(kind, key: str, index: int):
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    event = pb.Event(type=kind)
+    event.path.steps.add().key = key
+    event.path.steps.add().index = index
+    return event
+
+
+def _kind_of(value: Any) -> str:
+    if isinstance(value, bool) or isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "double"
+    return "string"
+
+
+def _describe(config: Any) -> str:
+    if config.HasField("sqlite"):
+        return f"SQLite file {os.path.abspath(config.sqlite.filename_uri)}"
+    if config.HasField("mysql"):
+        return f"MySQL {config.mysql.host}:{config.mysql.port}/{config.mysql.database}"
+    return "in-memory or custom connection"
