@@ -40,3 +40,19 @@ def taxi_pipeline(tmp_path_factory, taxi_dir):
         root=root, context=context, example_gen=example_gen, statistics_gen=statistics_gen,
         schema_gen=schema_gen, validator=validator, components=components,
         first=first, second=second, data_dir=taxi_dir)
+
+
+@pytest.fixture(scope="session")
+def executed_taxi(tmp_path_factory):
+    """The taxi flagship notebook executed headless once (papermill), shared by tests."""
+    import nbformat
+    import papermill
+
+    out_dir = tmp_path_factory.mktemp("taxi_notebook")
+    executed = out_dir / "taxi.ipynb"
+    papermill.execute_notebook(
+        os.path.join(REPO, "notebooks", "taxi.ipynb"), str(executed),
+        cwd=os.path.join(REPO, "notebooks"), kernel_name="python3", progress_bar=False,
+        parameters={"pipeline_root": str(out_dir / "pipeline")})
+    return types.SimpleNamespace(path=str(executed), root=str(out_dir / "pipeline"),
+                                 notebook=nbformat.read(str(executed), as_version=4))

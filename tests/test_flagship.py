@@ -1,0 +1,44 @@
+"""The taxi flagship notebook, executed headless, is a complete offline report."""
+from __future__ import annotations
+
+import re
+
+
+def _outputs(notebook):
+    for index, cell in enumerate(notebook.cells):
+        for output in cell.get("outputs", []):
+            yield index, cell, output
+
+
+def test_runs_end_to_end_without_errors(executed_taxi):
+    errors = [o for _, _, o in _outputs(executed_taxi.notebook) if o.output_type == "error"]
+    assert errors == []
+    assert executed_taxi.notebook.metadata.papermill.exception is None
+
+
+def test_every_view_has_html_and_a_text_fallback(executed_taxi):
+    shown = [(c.source, o) for _, c, o in _outputs(executed_taxi.notebook)
+             if o.output_type in ("display_data", "execute_result")]
+    assert len(shown) >= 6
+    for source, output in shown:
+        assert output.data.get("text/plain"), source
+        assert output.data.get("text/html"), source
+
+
+def test_statistics_view_shows_taxi_features_offline(executed_taxi):
+    html = next(o.data["text/html"] for _, c, o in _outputs(executed_taxi.notebook)
+                if "StatisticsGen(" in c.source and "text/html" in o.get("data", {}))
+    for feature in ("fare", "trip_miles", "payment_type", "company"):
+        assert feature in html
+    # self-contained: nothing is loaded from elsewhere
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
+    assert "<svg" not in html.lower()
+
+
+def test_validation_and_lineage_are_reported(executed_taxi):
+    texts = {c.source.splitlines()[0]: o.data.get("text/plain", "") or o.get("text", "")
+             for _, c, o in _outputs(executed_taxi.notebook) if o.get("data")}
+    anomalies = next(t for s, t in texts.items() if s.startswith("example_validator"))
+    assert "none found" in anomalies.lower()
+    lineage = next(t for s, t in texts.items() if s.startswith("context.lineage"))
+    assert "CsvExampleGen" in lineage and "StatisticsGen" in lineage
