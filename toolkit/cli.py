@@ -1,0 +1,171 @@
+"""The ``toolkit`` command: a thin layer over :mod:`toolkit.exporter` and :mod:`toolkit.runner`.
+
+Exit codes: 0 success; 1 a run failed or an export is stale; 2 a usage or
+validation error (bad arguments, bad parameter values, a notebook that cannot be
+exported). Errors are one line on stderr. Heavy imports (papermill, nbclient,
+IPython) happen inside the commands that need them, so ``toolkit --help`` is fast.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable, Sequence
+
+from toolkit import __version__
+from toolkit.errors import ToolkitError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="toolkit",
+        description="Run ML pipeline notebooks interactively, export them to parameterized pipelines, "
+        "and run the exports headless.",
+    )
+    parser.add_argument("--version", action="version", version=f"toolkit {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for register in (_add_export, _add_run):
+        register(commands)
+    return parser
+
+
+def _add_export(commands: argparse._SubParsersAction) -> None:
+    cmd = commands.add_parser(
+        "export",
+        help="export notebooks to parameterized pipeline notebooks",
+        description="Export each NOTEBOOK to OUTPUT_DIR/<name>.ipynb plus <name>.params.yaml, by static "
+        "analysis only (the notebook's code is never run).",
+    )
+    cmd.add_argument("notebooks", nargs="+", metavar="NOTEBOOK")
+    cmd.add_argument(
+        "-o", "--output-dir", default="export", help="where to write the export (default: export/)"
+    )
+    cmd.add_argument(
+        "--param", action="append", default=None, metavar="NAME",
+        help="move the top-level literal assignment of NAME into the parameters cell (repeatable)",
+    )
+    cmd.add_argument(
+        "--check", action="store_true",
+        help="write nothing; exit 1 if the existing export differs from a fresh one",
+    )
+    cmd.set_defaults(handler=_export)
+
+
+def _add_run(commands: argparse._SubParsersAction) -> None:
+    cmd = commands.add_parser(
+        "run",
+        help="run an exported notebook headless with typed parameters",
+        description="Check parameter values against the notebook's declared types, execute it with "
+        "papermill, and write the executed notebook and summary.json to the run folder.",
+    )
+    cmd.add_argument("notebook", metavar="NOTEBOOK")
+    cmd.add_argument(
+        "-p", "--parameter", action="append", nargs=2, default=[], metavar=("NAME", "VALUE"),
+        help="set a parameter; VALUE is converted by the declared type (repeatable)",
+    )
+    cmd.add_argument("-f", "--parameter-file", metavar="FILE", help="YAML or JSON mapping of values")
+    cmd.add_argument(
+        "-o", "--run-dir", metavar="RUN_DIR", help="run folder (default: runs/<name>/<UTC time>/)"
+    )
+    cmd.add_argument(
+        "--cwd", metavar="DIR",
+        help="working directory of the kernel (default: the source notebook's folder recorded by export, "
+        "else the current directory)",
+    )
+    cmd.add_argument("--timeout", type=float, metavar="SECONDS", help="fail a cell running longer than this")
+    cmd.add_argument("-q", "--quiet", action="store_true", help="no per-cell progress lines")
+    cmd.add_argument(
+        "--help-notebook", action="store_true",
+        help="list the notebook's parameters (name, type, default, help) and exit",
+    )
+    cmd.set_defaults(handler=_run)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from toolkit.exporter import check_export, export_notebook
+
+    status = EXIT_OK
+    for notebook in args.notebooks:
+        if args.check:
+            result = check_export(notebook, args.output_dir, args.param)
+            print(str(result), file=sys.stdout if not result.stale else sys.stderr)
+            status = status if not result.stale else EXIT_FAILED
+            continue
+        exported = export_notebook(notebook, args.output_dir, args.param or ())
+        for note in exported.notes:
+            print(f"note: {_one_line(note)}", file=sys.stderr)
+        state = "wrote" if exported.changed else "unchanged"
+        count = len(exported.parameters)
+        print(f"{state} {exported.notebook} and {exported.schema.name} ({count} parameters)")
+    return status
+
+
+def _run(args: argparse.Namespace) -> int:
+    from toolkit import runner
+
+    if args.help_notebook:
+        print(runner.describe_parameters(args.notebook))
+        return EXIT_OK
+    result = runner.run_notebook(
+        args.notebook,
+        cli_parameters=[tuple(pair) for pair in args.parameter],
+        parameter_file=args.parameter_file,
+        run_dir=args.run_dir,
+        cwd=args.cwd,
+        execution_timeout=args.timeout,
+        progress=None if args.quiet else runner.print_progress,
+    )
+    summary = result.summary
+    print(f"executed notebook: {result.notebook}")
+    print(f"summary: {result.summary_path}")
+    if not result.ok:
+        where = f"cell {summary['failing_cell']['cell']} failed: " if summary.get("failing_cell") else ""
+        print(f"toolkit run: {where}{result.reason}", file=sys.stderr)
+        return EXIT_FAILED
+    print(_describe_success(summary))
+    return EXIT_OK
+
+
+def _describe_success(summary: dict) -> str:
+    executions = summary["executions"]
+    cached = sum(1 for e in executions if e.get("cached"))
+    parts = [
+        f"run succeeded in {summary['duration_s']:.1f}s",
+        f"{len(executions)} executions ({cached} cached)",
+    ]
+    if summary.get("blessing") is not None:
+        parts.append("model blessed" if summary["blessing"] else "model NOT blessed")
+    if summary.get("pushed_version") is not None:
+        parts.append(f"pushed version {summary['pushed_version']}")
+    return ", ".join(parts)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except ToolkitError as exc:
+        print(f"toolkit {args.command}: error: {_one_line(str(exc))}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"toolkit {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _one_line(text: str) -> str:
+    printable = "".join(ch if ch.isprintable() else " " for ch in text)
+    return " ".join(printable.split())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

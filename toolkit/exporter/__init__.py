@@ -1,0 +1,12 @@
+"""Export a finished notebook to a parameterized pipeline notebook that papermill runs.
+
+``export_notebook("notebooks/taxi.ipynb")`` writes ``export/taxi.ipynb`` and
+``export/taxi.params.yaml``; ``check_export`` reports whether they are stale.
+"""
+from __future__ import annotations
+
+from toolkit.errors import ExportError
+from toolkit.exporter.export import CheckResult, ExportResult, check_export, export_notebook
+from toolkit.exporter.parameters import Parameter
+
+__all__ = ["CheckResult", "ExportError", "ExportResult", "Parameter", "check_export", "export_notebook"]

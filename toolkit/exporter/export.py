@@ -1,0 +1,406 @@
+"""Turn a finished notebook into ``export/<name>.ipynb`` plus ``export/<name>.params.yaml``."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from toolkit.errors import ExportError
+from toolkit.exporter import analysis
+from toolkit.exporter.analysis import (
+    PARAMETERS_TAG,
+    SKIP_CELL_MAGIC,
+    SKIP_TAG,
+    CellError,
+    CodeCell,
+    DroppedCode,
+    Note,
+)
+from toolkit.exporter.notebook import (
+    cell_source,
+    cell_tags,
+    display_path,
+    dumps_notebook,
+    project_root,
+    read_notebook,
+    source_sha256,
+    write_atomic,
+)
+from toolkit.exporter.parameters import (
+    DeclarationError,
+    Parameter,
+    comments_by_line,
+    declaration_name,
+    parameter_from_statement,
+)
+from toolkit.exporter.rewrite import (
+    ExportInfo,
+    KeptCell,
+    build_notebook,
+    has_control_characters,
+    parameters_source,
+)
+from toolkit.exporter.schema import dumps_schema, schema_path
+
+
+@dataclass
+class ExportResult:
+    """What an export wrote (or would write): paths, parameters and the notes on dropped code."""
+
+    notebook: Path
+    schema: Path
+    source: str
+    source_sha256: str
+    parameters: list[Parameter]
+    notes: list[str]
+    changed: bool = True
+    notebook_text: str = field(default="", repr=False)
+    schema_text: str = field(default="", repr=False)
+
+    def __str__(self) -> str:
+        count = len(self.parameters)
+        lines = [f"exported {self.source} -> {self.notebook} ({count} parameters; {self.schema})"]
+        lines += [f"note: {note}" for note in self.notes]
+        return "\n".join(lines)
+
+    def _repr_pretty_(self, printer, cycle) -> None:
+        printer.text(str(self))
+
+
+@dataclass
+class CheckResult:
+    """Whether an existing export matches what exporting the notebook now would produce."""
+
+    notebook: Path
+    stale: bool
+    reasons: list[str]
+
+    def __bool__(self) -> bool:
+        return not self.stale
+
+    def __str__(self) -> str:
+        if not self.stale:
+            return f"{self.notebook} is up to date"
+        return f"{self.notebook} is stale: " + "; ".join(self.reasons)
+
+
+def export_notebook(
+    path: str | Path, output_dir: str | Path = "export", params: Iterable[str] = ()
+) -> ExportResult:
+    """Export a notebook to a parameterized pipeline notebook and its parameters file.
+
+    Static analysis only: the notebook's code is parsed, never run. ``params`` names
+    top-level literal assignments to move into the parameters cell. Raises
+    :class:`toolkit.errors.ExportError` naming the cell and the reason when the
+    notebook cannot be exported. Writing is skipped when the files are unchanged.
+    """
+    result = build_export(Path(path), Path(output_dir), params)
+    wrote_notebook = write_atomic(result.notebook, result.notebook_text)
+    wrote_schema = write_atomic(result.schema, result.schema_text)
+    result.changed = wrote_notebook or wrote_schema
+    return result
+
+
+def check_export(
+    path: str | Path, output_dir: str | Path = "export", params: Iterable[str] | None = None
+) -> CheckResult:
+    """Compare ``output_dir/<name>.ipynb`` (and its parameters file) with a fresh export.
+
+    With ``params=None`` the parameters lifted by the previous export (recorded in
+    its metadata) are lifted again.
+    """
+    path, output_dir = Path(path), Path(output_dir)
+    target = output_dir / _export_name(path)
+    existing = _read_text(target)
+    if params is None:
+        params = _recorded_lifted(existing)
+    fresh = build_export(path, output_dir, params)
+    reasons = []
+    if existing is None:
+        reasons.append("it does not exist; run `toolkit export`")
+    else:
+        old_hash = _recorded_hash(existing)
+        if old_hash != fresh.source_sha256:
+            reasons.append(
+                f"{fresh.source} changed since it was exported "
+                f"(source sha256 {(old_hash or 'missing')[:12]}, now {fresh.source_sha256[:12]})"
+            )
+        elif existing != fresh.notebook_text:
+            reasons.append("its content differs from a fresh export (edited by hand or by another version)")
+    schema_text = _read_text(fresh.schema)
+    if schema_text != fresh.schema_text and not reasons:
+        reasons.append(f"{fresh.schema.name} is missing or differs from a fresh export")
+    return CheckResult(target, bool(reasons), reasons)
+
+
+def _export_name(path: Path) -> str:
+    return path.name if path.suffix == ".ipynb" else path.name + ".ipynb"
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (FileNotFoundError, UnicodeDecodeError):
+        return None
+
+
+def _recorded_metadata(text: str | None) -> dict:
+    try:
+        meta = json.loads(text or "").get("metadata", {}).get("toolkit", {})
+    except (ValueError, AttributeError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def _recorded_hash(text: str | None) -> str | None:
+    value = _recorded_metadata(text).get("source_sha256")
+    return value if isinstance(value, str) else None
+
+
+def _recorded_lifted(text: str | None) -> list[str]:
+    names = _recorded_metadata(text).get("lifted_parameters", [])
+    return [name for name in names if isinstance(name, str)] if isinstance(names, list) else []
+
+
+def build_export(path: Path, output_dir: Path, params: Iterable[str] = ()) -> ExportResult:
+    """Analyse ``path`` and render the export in memory (see :func:`export_notebook`)."""
+    base = project_root(path)
+    source = display_path(path, base)
+    try:
+        return _build(path, output_dir, list(dict.fromkeys(params)), base, source)
+    except CellError as exc:
+        raise ExportError(exc.reason, path=source, cell=exc.cell) from None
+
+
+def _build(path: Path, output_dir: Path, lift: list[str], base: Path, source: str) -> ExportResult:
+    nb = read_notebook(path)
+    target = output_dir / _export_name(path)
+    schema_file = schema_path(target)
+    shown_target = display_path(target, base)
+    source_dir = display_path(path.parent, base)
+    for shown in (source, shown_target, source_dir):
+        if has_control_characters(shown):
+            raise CellError(None, f"the path {shown!r} contains control characters")
+    walk = _Walk()
+    for index, cell in enumerate(nb["cells"]):
+        walk.cell(index + 1, cell)
+    if walk.parameters_cell is None and not lift:
+        raise CellError(
+            None,
+            "no cell is tagged 'parameters' and no --param was given: tag the cell that assigns the "
+            "parameters with 'parameters' (papermill's convention) or pass --param NAME",
+        )
+    parameters = list(walk.parameters)
+    for lifted in _lift(walk, lift, {p.name for p in parameters}):
+        parameters.append(lifted)
+    # Required parameters (bare annotations) first: papermill's parameter inspector
+    # reads a bare annotation as the continuation of the assignment above it.
+    parameters.sort(key=lambda p: not p.required)
+    _check_order(walk, parameters)
+    _check_context(walk)
+    analysis.check_interactive_names(walk.code_cells(), walk.dropped, [p.name for p in parameters])
+    _check_round_trip(parameters)
+    info = ExportInfo(
+        source=source,
+        source_sha256=source_sha256(nb),
+        notebook=shown_target,
+        schema=display_path(schema_file, base),
+        parameters=parameters,
+        notes=[str(note) for note in sorted(walk.notes, key=lambda n: n.cell)],
+        lifted=[p.name for p in parameters if p.name in lift],
+        source_dir=source_dir,
+        working_directory=Path(os.path.relpath(path.resolve().parent, target.resolve().parent)).as_posix(),
+    )
+    notebook_text = dumps_notebook(build_notebook(info, walk.kept))
+    schema_text = dumps_schema(
+        parameters, notebook=target.name, source=source, source_sha256=info.source_sha256
+    )
+    return ExportResult(
+        notebook=target,
+        schema=schema_file,
+        source=source,
+        source_sha256=info.source_sha256,
+        parameters=parameters,
+        notes=list(info.notes),
+        notebook_text=notebook_text,
+        schema_text=schema_text,
+    )
+
+
+class _Walk:
+    """Sorts the source cells into the parameters cell, kept cells and dropped code."""
+
+    def __init__(self) -> None:
+        self.kept: list[KeptCell] = []
+        self.code: dict[int, CodeCell] = {}
+        self.dropped: list[DroppedCode] = []
+        self.notes: list[Note] = []
+        self.parameters: list[Parameter] = []
+        self.parameters_cell: int | None = None
+
+    def code_cells(self) -> list[CodeCell]:
+        return [self.code[cell.number] for cell in self.kept if cell.number in self.code]
+
+    def cell(self, number: int, cell: dict) -> None:
+        kind = cell.get("cell_type")
+        tags = cell_tags(cell)
+        text = cell_source(cell)
+        magic = analysis.cell_magic(text) if kind == "code" else None
+        if SKIP_TAG in tags or (magic is not None and magic[0] == SKIP_CELL_MAGIC):
+            if PARAMETERS_TAG in tags:
+                raise CellError(number, "the parameters cell is also marked to be skipped")
+            how = "tagged skip-export" if SKIP_TAG in tags else "%%skip_for_export"
+            self._drop(number, text if kind == "code" else "", how)
+            return
+        if kind != "code":
+            if kind in ("markdown", "raw"):
+                attachments = cell.get("attachments") if kind == "markdown" else None
+                self.kept.append(KeptCell(number, kind, text, tags, cell.get("id"), attachments))
+            return
+        if PARAMETERS_TAG in tags:
+            self._parameters(number, text)
+            return
+        code, notes, dropped = analysis.prepare_code_cell(number, text, tags)
+        self.notes += notes
+        self.dropped += dropped
+        if code is not None:
+            self.code[number] = code
+            self.kept.append(KeptCell(number, "code", code.source, tags, cell.get("id")))
+
+    def _drop(self, number: int, text: str, how: str) -> None:
+        tree = analysis.parse_dropped(text) if text else None
+        description = f"cell {number}, which export drops ({how})"
+        self.dropped.append(DroppedCode(number, description, analysis.bound_names(tree), tree))
+        self.notes.append(Note(number, f"dropped the cell ({how})"))
+
+    def _parameters(self, number: int, text: str) -> None:
+        if self.parameters_cell is not None:
+            raise CellError(
+                number, f"cells {self.parameters_cell} and {number} are both tagged 'parameters'; keep one"
+            )
+        self.parameters_cell = number
+        code = analysis.python_lines(number, text)
+        tree = analysis.parse(number, code)
+        comments = comments_by_line(code)
+        seen: set[str] = set()
+        for stmt in tree.body:
+            try:
+                param = parameter_from_statement(stmt, comments)
+            except DeclarationError as exc:
+                raise CellError(number, f"line {stmt.lineno}: {exc}") from None
+            if param.name in seen:
+                raise CellError(number, f"line {stmt.lineno}: parameter {param.name!r} is assigned twice")
+            seen.add(param.name)
+            self.parameters.append(param)
+
+
+def _lift(walk: _Walk, names: Sequence[str], existing: set[str]) -> list[Parameter]:
+    """Move top-level literal assignments named by --param into the parameters cell."""
+    found: list[tuple[int, int, Parameter]] = []
+    for name in names:
+        if name in existing:
+            continue
+        binders = [cell for cell in walk.code_cells() if _binds(cell, name)]
+        declarations = [
+            (cell, stmt) for cell in binders for stmt in cell.tree.body if declaration_name(stmt) == name
+        ]
+        if not declarations:
+            where = ""
+            if binders:
+                where = f" (cell {binders[0].number} binds it, but not by a top-level assignment)"
+            raise CellError(
+                None, f"--param {name}: no top-level assignment of {name!r} in the exported cells{where}"
+            )
+        binds = sum(_binds(cell, name) for cell in binders)
+        cell, stmt = declarations[0]
+        if binds > 1:
+            cells = ", ".join(str(c.number) for c in binders)
+            raise CellError(
+                cell.number,
+                f"--param {name}: {name!r} is assigned more than once (cells {cells}); "
+                "only a name assigned once can become a parameter",
+            )
+        if cell.line_offset:
+            raise CellError(cell.number, f"--param {name}: the assignment is inside a %% cell magic")
+        try:
+            param = parameter_from_statement(stmt, comments_by_line(cell.code))
+        except DeclarationError as exc:
+            raise CellError(cell.number, f"--param {name}: line {stmt.lineno}: {exc}") from None
+        lines = range(stmt.lineno, (stmt.end_lineno or stmt.lineno) + 1)
+        if any(other is not stmt and _overlaps(other, lines) for other in cell.tree.body):
+            raise CellError(cell.number, f"--param {name}: put the assignment on a line of its own")
+        _remove_lines(walk, cell, lines)
+        walk.notes.append(Note(cell.number, f"moved {name!r} into the parameters cell"))
+        found.append((cell.number, stmt.lineno, param))
+    return [param for _, _, param in sorted(found, key=lambda item: item[:2])]
+
+
+def _binds(cell: CodeCell, name: str) -> int:
+    return sum(1 for event in cell.events if event.kind == "bind" and event.name == name)
+
+
+def _overlaps(stmt: object, lines: range) -> bool:
+    start = getattr(stmt, "lineno", 0)
+    end = getattr(stmt, "end_lineno", start) or start
+    return start <= lines[-1] and end >= lines[0]
+
+
+def _remove_lines(walk: _Walk, cell: CodeCell, lines: range) -> None:
+    kept_lines = [line for index, line in enumerate(cell.source.split("\n"), 1) if index not in lines]
+    text = "\n".join(kept_lines)
+    position = next(i for i, kept in enumerate(walk.kept) if kept.number == cell.number)
+    if not text.strip():
+        del walk.kept[position]
+        del walk.code[cell.number]
+        walk.notes.append(Note(cell.number, "dropped the cell, empty once its parameter moved"))
+        return
+    updated = analysis.finish_cell(cell.number, text, cell.tags)
+    walk.code[cell.number] = updated
+    walk.kept[position].source = updated.source
+
+
+def _check_order(walk: _Walk, parameters: list[Parameter]) -> None:
+    """The export sets parameters first: refuse a cell that assigns one before the parameters cell."""
+    if walk.parameters_cell is None:
+        return
+    names = {p.name for p in parameters}
+    for cell in walk.code_cells():
+        if cell.number > walk.parameters_cell:
+            break
+        for event in cell.events:
+            if event.kind == "bind" and event.name in names:
+                raise CellError(
+                    cell.number,
+                    f"line {event.line + cell.line_offset} assigns parameter {event.name!r} before the "
+                    f"parameters cell (cell {walk.parameters_cell}); the export sets parameters first, "
+                    "so this would override the value passed to the run",
+                )
+
+
+def _check_context(walk: _Walk) -> None:
+    if any(analysis.constructs_interactive_context(cell.tree) for cell in walk.code_cells()):
+        return
+    for code in walk.dropped:
+        if code.tree is not None and analysis.constructs_interactive_context(code.tree):
+            raise CellError(
+                code.cell,
+                "the only InteractiveContext is constructed in this cell, which export drops; "
+                "a pipeline runs its components through `context = InteractiveContext(...)`",
+            )
+    raise CellError(
+        None,
+        "no InteractiveContext is constructed; an exported pipeline runs its components through "
+        "`context = InteractiveContext(...)` in a kept cell",
+    )
+
+
+def _check_round_trip(parameters: list[Parameter]) -> None:
+    """The generated parameters cell must declare exactly ``parameters`` when read back."""
+    code = parameters_source(parameters)
+    tree = analysis.parse(0, code)
+    comments = comments_by_line(code)
+    again = [parameter_from_statement(stmt, comments) for stmt in tree.body]
+    if again != parameters:
+        raise CellError(None, "internal error: the generated parameters cell does not read back the same")

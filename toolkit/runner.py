@@ -1,0 +1,414 @@
+"""Run an exported notebook headless: typed parameters, papermill execution, a run record.
+
+Parameter values are checked against the declared types before a kernel starts
+(papermill itself guesses types from strings), then handed to papermill, whose
+translator writes them into the injected cell as Python literals, so a value can
+never become code. Each run gets a folder (default ``runs/<name>/<UTC time>/``)
+holding the executed notebook, ``summary.json`` and the component log the
+toolkit writes while it runs (``executions.jsonl``, named by ``TOOLKIT_RUN_LOG``).
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Mapping
+
+import toolkit
+from toolkit.errors import ParameterError, ToolkitError
+from toolkit.exporter.parameters import Parameter, one_line, resolve_values
+from toolkit.exporter.schema import find_schema, load_schema, load_values
+
+RUN_LOG_ENV = "TOOLKIT_RUN_LOG"
+MODE_ENV = "TOOLKIT_MODE"
+SUMMARY_NAME = "summary.json"
+RUN_LOG_NAME = "executions.jsonl"
+KERNEL_NAME = "python3"
+
+Progress = Callable[[str], None]
+
+
+class RunError(ToolkitError):
+    """The notebook could not be run (missing file, unreadable notebook)."""
+
+
+@dataclass
+class RunResult:
+    """Outcome of :func:`run_notebook`; ``summary`` is what ``summary.json`` holds."""
+
+    status: str
+    reason: str | None
+    run_dir: Path
+    notebook: Path
+    summary_path: Path
+    summary: dict[str, Any]
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "succeeded"
+
+
+def notebook_parameters(notebook: str | Path) -> tuple[list[Parameter], str]:
+    """The declared parameters of ``notebook`` and where they were read from.
+
+    Reads the sibling ``<name>.params.yaml`` (or ``.json``) written by export, else
+    analyses the notebook's ``parameters`` cell (no code is run either way).
+    """
+    notebook = Path(notebook)
+    if not notebook.is_file():
+        raise RunError(f"{notebook}: no such notebook")
+    schema = find_schema(notebook)
+    if schema is not None:
+        return load_schema(schema), str(schema)
+    return _parameters_from_cell(notebook), f"the parameters cell of {notebook}"
+
+
+def _parameters_from_cell(notebook: Path) -> list[Parameter]:
+    from toolkit.errors import ExportError
+    from toolkit.exporter import analysis
+    from toolkit.exporter.notebook import cell_source, cell_tags, read_notebook
+    from toolkit.exporter.parameters import DeclarationError, comments_by_line, parameter_from_statement
+
+    try:
+        nb = read_notebook(notebook)
+    except ExportError as exc:
+        raise RunError(str(exc)) from None
+    for number, cell in enumerate(nb["cells"], 1):
+        if cell.get("cell_type") == "code" and analysis.PARAMETERS_TAG in cell_tags(cell):
+            code = cell_source(cell)
+            try:
+                tree = analysis.parse(number, code)
+                comments = comments_by_line(code)
+                return [parameter_from_statement(stmt, comments) for stmt in tree.body]
+            except (analysis.CellError, DeclarationError) as exc:
+                raise ParameterError(f"{notebook}, cell {number} (parameters): {exc}") from None
+    return []
+
+
+def describe_parameters(notebook: str | Path) -> str:
+    """A table of the notebook's parameters (name, type, default, help) for ``--help-notebook``."""
+    parameters, origin = notebook_parameters(notebook)
+    if not parameters:
+        return f"{notebook} declares no parameters ({origin})."
+    rows = [("NAME", "TYPE", "DEFAULT", "HELP")]
+    for param in parameters:
+        default = "(required)" if param.required else _shorten(repr(param.default), 40)
+        rows.append((param.name, param.annotation, default, param.help))
+    rows = [tuple(one_line(str(cell)) for cell in row) for row in rows]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    lines = [f"Parameters of {notebook} (from {origin}):"]
+    for row in rows:
+        padded = [cell.ljust(width) for cell, width in zip(row[:3], widths)]
+        lines.append("  " + "  ".join(padded) + "  " + row[3])
+    lines.append("Pass them with -p NAME VALUE (converted by type) or -f values.yaml.")
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def run_notebook(
+    notebook: str | Path,
+    parameters: Mapping[str, Any] | None = None,
+    *,
+    cli_parameters: Iterable[tuple[str, str]] = (),
+    parameter_file: str | Path | None = None,
+    run_dir: str | Path | None = None,
+    cwd: str | Path | None = None,
+    execution_timeout: float | None = None,
+    progress: Progress | None = None,
+) -> RunResult:
+    """Validate parameters, execute ``notebook`` with papermill, and write the run record.
+
+    ``parameters`` holds typed values; ``parameter_file`` a YAML/JSON mapping;
+    ``cli_parameters`` ``(name, text)`` pairs converted by declared type (applied
+    last). Every value is checked before anything runs: a bad one raises
+    :class:`toolkit.errors.ParameterError`. The run folder is ``run_dir``, by
+    default ``runs/<name>/<UTC time>/``. A failing cell does not raise; the
+    returned result has ``status == "failed"`` and a one-line ``reason``.
+    """
+    notebook = Path(notebook)
+    declared, _ = notebook_parameters(notebook)
+    values = dict(load_values(Path(parameter_file))) if parameter_file is not None else {}
+    values.update(parameters or {})
+    overrides, effective = resolve_values(declared, values, cli_parameters)
+    name = notebook.name[: -len(".ipynb")] if notebook.name.endswith(".ipynb") else notebook.stem
+    if cwd is None:
+        cwd = source_directory(notebook)
+    folder = _new_run_dir(Path("runs") / name) if run_dir is None else _given_run_dir(Path(run_dir))
+    folder = folder.resolve()
+    output = folder / f"{name}.ipynb"
+    run_log = folder / RUN_LOG_NAME
+    run_log.touch()
+    started = datetime.now(timezone.utc)
+    clock = time.perf_counter()
+    failure = _execute(notebook.resolve(), output, overrides, run_log, cwd, execution_timeout, progress)
+    duration = round(time.perf_counter() - clock, 3)
+    summary = build_summary(
+        notebook=notebook,
+        output=output,
+        run_log=run_log,
+        parameters=effective,
+        started=started,
+        duration=duration,
+        failure=failure,
+    )
+    summary["working_directory"] = str(Path(cwd).resolve()) if cwd is not None else os.getcwd()
+    summary_path = folder / SUMMARY_NAME
+    summary_path.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return RunResult(summary["status"], summary["reason"], folder, output, summary_path, summary)
+
+
+def source_directory(notebook: Path) -> Path | None:
+    """The source notebook's folder recorded by export (relative paths in the code resolve there)."""
+    try:
+        meta = json.loads(notebook.read_text(encoding="utf-8")).get("metadata", {}).get("toolkit", {})
+        folder = (notebook.parent / meta["working_directory"]).resolve()
+    except (ValueError, KeyError, TypeError, AttributeError, OSError):
+        return None
+    return folder if folder.is_dir() else None
+
+
+def _given_run_dir(folder: Path) -> Path:
+    if (folder / SUMMARY_NAME).exists():
+        raise RunError(f"{folder} already holds a run (summary.json); choose another run folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _new_run_dir(parent: Path) -> Path:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    parent.mkdir(parents=True, exist_ok=True)
+    for attempt in range(1000):
+        candidate = parent / (stamp if attempt == 0 else f"{stamp}-{attempt}")
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            continue
+    raise RunError(f"{parent}: cannot create a new run folder")
+
+
+@dataclass
+class _Failure:
+    reason: str
+    cell: int | None = None
+    source: str | None = None
+    error: str | None = None
+
+
+def _execute(
+    notebook: Path,
+    output: Path,
+    overrides: dict[str, Any],
+    run_log: Path,
+    cwd: str | Path | None,
+    execution_timeout: float | None,
+    progress: Progress | None,
+) -> _Failure | None:
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    hooks = _CellProgress(progress) if progress is not None else None
+    hook_kwargs = {"on_cell_start": hooks.start, "on_cell_executed": hooks.executed} if hooks else {}
+    try:
+        with _kernel_environment(run_log), _papermill_errors_only():
+            papermill.execute_notebook(
+                _literal_path(notebook),
+                _literal_path(output),
+                parameters=overrides,
+                kernel_name=KERNEL_NAME,
+                progress_bar=False,
+                log_output=False,
+                cwd=str(cwd) if cwd is not None else None,
+                execution_timeout=execution_timeout,
+                config=_kernel_config(),
+                **hook_kwargs,
+            )
+    except PapermillExecutionError as exc:
+        return _Failure(
+            reason=_reason(exc.ename, exc.evalue),
+            cell=exc.cell_index + 1,
+            source=_first_line(exc.source),
+            error=exc.ename,
+        )
+    except KeyboardInterrupt:
+        return _Failure(reason="interrupted")
+    except Exception as exc:  # kernel died, timed out or could not start
+        return _Failure(reason=_reason(type(exc).__name__, str(exc)), error=type(exc).__name__,
+                        cell=hooks.current if hooks else None)
+    return None
+
+
+def _kernel_config() -> Any:
+    """Encrypt kernel traffic (CurveZMQ) when the kernel and pyzmq support it."""
+    from traitlets.config import Config
+
+    return Config({"KernelManager": {"transport_encryption": "auto"}})
+
+
+def _literal_path(path: Path) -> str:
+    """papermill formats paths with the parameters (``str.format``); keep braces literal."""
+    return str(path).replace("{", "{{").replace("}", "}}")
+
+
+def _reason(ename: str, evalue: str) -> str:
+    message = one_line(" ".join(str(evalue).split()))
+    if ename == "GateError":
+        return message or ename
+    return f"{ename}: {message}" if message else ename
+
+
+def _first_line(source: str | None, limit: int = 80) -> str:
+    for line in (source or "").splitlines():
+        if line.strip():
+            return _shorten(one_line(line.strip()), limit)
+    return ""
+
+
+@contextmanager
+def _kernel_environment(run_log: Path) -> Iterator[None]:
+    """Kernel sees production mode, the run log path and the same toolkit as this process."""
+    package_root = str(Path(toolkit.__file__).resolve().parent.parent)
+    path = os.environ.get("PYTHONPATH", "")
+    entries = [entry for entry in path.split(os.pathsep) if entry]
+    updates = {
+        RUN_LOG_ENV: str(run_log.resolve()),
+        MODE_ENV: "production",
+        "PYTHONPATH": os.pathsep.join([package_root] + [e for e in entries if e != package_root]),
+    }
+    saved = {key: os.environ.get(key) for key in updates}
+    os.environ.update(updates)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@contextmanager
+def _papermill_errors_only() -> Iterator[None]:
+    """Parameters are validated here already; papermill's own warnings about them only mislead."""
+    import logging
+
+    logger = logging.getLogger("papermill")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+class _CellProgress:
+    """nbclient hooks: one line per code cell with its number, first line and elapsed time."""
+
+    def __init__(self, emit: Progress):
+        self.emit = emit
+        self.started: float | None = None
+        self.current: int | None = None
+
+    def start(self, cell: Any, cell_index: int, **_: Any) -> None:
+        self.current = cell_index + 1
+        self.started = time.perf_counter()
+
+    def executed(self, cell: Any, cell_index: int, execute_reply: Any = None, **_: Any) -> None:
+        elapsed = time.perf_counter() - (self.started or time.perf_counter())
+        status = ((execute_reply or {}).get("content") or {}).get("status", "ok")
+        mark = "" if status == "ok" else "  FAILED"
+        self.emit(f"cell {cell_index + 1:>3}  {elapsed:7.2f}s  {_first_line(cell.get('source'), 70)}{mark}")
+
+
+def read_run_log(path: Path) -> tuple[list[dict[str, Any]], int]:
+    """Records the toolkit appended (one JSON object per line), and how many lines were unreadable."""
+    records, bad = [], 0
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return [], 0
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            bad += 1
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+        else:
+            bad += 1
+    return records, bad
+
+
+def build_summary(
+    *,
+    notebook: Path,
+    output: Path,
+    run_log: Path,
+    parameters: dict[str, Any],
+    started: datetime,
+    duration: float,
+    failure: _Failure | None,
+) -> dict[str, Any]:
+    """The run record: parameters, executions, artifacts, blessing, pushed version, outcome."""
+    records, unreadable = read_run_log(run_log)
+    executions, artifacts = [], []
+    blessing: bool | None = None
+    pushed_version: Any = None
+    for record in records:
+        executions.append({
+            key: record.get(key)
+            for key in ("component_id", "component_type", "execution_id", "cached", "duration_s")
+        })
+        outputs = record.get("outputs") if isinstance(record.get("outputs"), dict) else {}
+        for key, items in outputs.items():
+            for item in items if isinstance(items, list) else []:
+                if not isinstance(item, dict):
+                    continue
+                properties = item.get("properties") if isinstance(item.get("properties"), dict) else {}
+                artifacts.append({
+                    "component_id": record.get("component_id"),
+                    "key": key,
+                    "id": item.get("id"),
+                    "type": item.get("type"),
+                    "uri": item.get("uri"),
+                    "properties": properties,
+                })
+                if item.get("type") == "ModelBlessing" and "blessed" in properties:
+                    blessing = bool(properties["blessed"])
+                if item.get("type") == "PushedModel" and properties.get("pushed_version") is not None:
+                    pushed_version = properties["pushed_version"]
+    summary: dict[str, Any] = {
+        "notebook": str(notebook),
+        "status": "failed" if failure else "succeeded",
+        "reason": failure.reason if failure else None,
+        "failing_cell": None,
+        "parameters": parameters,
+        "started_at": started.isoformat(timespec="seconds"),
+        "duration_s": duration,
+        "executions": executions,
+        "artifacts": artifacts,
+        "blessing": blessing,
+        "pushed_version": pushed_version,
+        "executed_notebook": str(output),
+        "run_log": str(run_log),
+    }
+    if failure and failure.cell is not None:
+        summary["failing_cell"] = {"cell": failure.cell, "source": failure.source, "error": failure.error}
+    if unreadable:
+        summary["run_log_unreadable_lines"] = unreadable
+    return summary
+
+
+def print_progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
