@@ -1,0 +1,281 @@
+"""Offline views of artifacts and results: ``show(obj)`` renders anything the toolkit makes.
+
+Views are self-contained HTML (no scripts needed, no network) plus a plain-text
+form; see :mod:`toolkit.visualize.html` for what survives untrusted notebooks.
+Importing this package does not import TensorFlow, TFDV, Beam or TFMA.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, Callable, Iterable
+
+from toolkit.errors import ToolkitError
+from toolkit.visualize.html import (NOTE, View, esc, escape, fmt_bytes, fmt_num, new_uid,
+                                    plain, root, stack, table, tag, truncate)
+from toolkit.visualize.schema import anomalies_view, load_anomalies, load_schema, schema_view
+from toolkit.visualize.statistics import (load_statistics, show_statistics, statistics_view,
+                                          statistics_view_of)
+
+__all__ = [
+    "View", "anomalies_view", "display_view", "escape", "register_view", "schema_view",
+    "show", "show_statistics", "statistics_view", "statistics_view_of", "truncate", "view_of",
+]
+
+ViewFunction = Callable[[Any], View]
+_VIEWS: dict[str, ViewFunction] = {}
+
+FILES_LISTED = 50
+PREVIEW_ROWS = 5
+PREVIEW_COLUMNS = 30
+
+
+def register_view(type_name: str, fn: ViewFunction) -> ViewFunction:
+    """Render artifacts of ``type_name`` (their ``TYPE_NAME``) with ``fn(artifact) -> View``."""
+    _VIEWS[type_name] = fn
+    return fn
+
+
+def _in_kernel() -> Any:
+    if "IPython" not in sys.modules:
+        return None
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    return shell if shell is not None and hasattr(shell, "kernel") else None
+
+
+def display_view(view: View) -> View:
+    """Display ``view`` in a notebook kernel, or print its text elsewhere; return it."""
+    shell = _in_kernel()
+    if shell is None:
+        print(view.text)
+        return view
+    from IPython.display import display
+
+    view._echo_cell = None
+    display(view)
+    # The returned view is not echoed again if this call ends the cell.
+    view._echo_cell = getattr(shell, "execution_count", None)
+    return view
+
+
+def show(obj: Any) -> View | None:
+    """Display ``obj`` as a view: in a notebook inline, elsewhere as text. Returns the view.
+
+    ``obj`` may be a View, anything with a ``_toolkit_view_()`` method, a
+    statistics/schema/anomalies proto, an artifact, a list of artifacts or a
+    channel (anything with ``.get()`` returning artifacts).
+    """
+    return display_view(view_of(obj))
+
+
+def _proto_view(obj: Any) -> View | None:
+    descriptor = getattr(obj, "DESCRIPTOR", None)
+    full_name = getattr(descriptor, "full_name", "")
+    if full_name in ("tensorflow.metadata.v0.DatasetFeatureStatisticsList",
+                     "tensorflow.metadata.v0.DatasetFeatureStatistics"):
+        return statistics_view({"": obj})
+    if full_name == "tensorflow.metadata.v0.Schema":
+        return schema_view(obj)
+    if full_name == "tensorflow.metadata.v0.Anomalies":
+        return anomalies_view({"": obj})
+    return None
+
+
+def _is_artifact(obj: Any) -> bool:
+    return hasattr(obj, "uri") and (hasattr(obj, "TYPE_NAME") or hasattr(obj, "type_name"))
+
+
+def view_of(obj: Any) -> View:
+    """The view ``show`` would display for ``obj``, without displaying it."""
+    if isinstance(obj, View):
+        return obj
+    maker = getattr(obj, "_toolkit_view_", None)
+    if callable(maker):
+        return maker()
+    proto = _proto_view(obj)
+    if proto is not None:
+        return proto
+    if _is_artifact(obj):
+        return artifact_view(obj)
+    if isinstance(obj, (list, tuple)):
+        return _artifacts_view(obj)
+    getter = getattr(obj, "get", None)
+    if callable(getter) and not isinstance(obj, dict):
+        return _artifacts_view(list(getter()), source=obj)
+    hint = " (for a DataFrame's statistics use toolkit.show_statistics)" \
+        if type(obj).__name__ == "DataFrame" else ""
+    raise ToolkitError(f"cannot show a {type(obj).__name__}: pass an artifact, a channel, a "
+                       f"list of artifacts, a View or a statistics/schema/anomalies proto{hint}")
+
+
+def _artifacts_view(items: Iterable[Any], source: Any = None) -> View:
+    items = list(items)
+    if not items:
+        what = f" in {plain(repr(source), 120)}" if source is not None else ""
+        message = f"No artifacts{what} yet: has the producing component run?"
+        return View(root(tag("div", escape(message), NOTE), new_uid()), message)
+    return stack(view_of(item) for item in items)
+
+
+def _type_name(artifact: Any) -> str:
+    return str(getattr(artifact, "type_name", None) or getattr(artifact, "TYPE_NAME", "Artifact"))
+
+
+def _artifact_header(artifact: Any, compact: bool) -> tuple[str, str]:
+    """Type, id, producer and uri; a muted line when the body view has its own title."""
+    type_name = _type_name(artifact)
+    bits = [f"id {artifact.id}" if getattr(artifact, "id", None) is not None else "",
+            f"from {artifact.producer}" if getattr(artifact, "producer", None) else ""]
+    meta = " · ".join(b for b in bits if b)
+    uri = tag("code", esc(artifact.uri, 500))
+    if compact:
+        html = tag("div", " · ".join(p for p in (esc(type_name, 80), esc(meta, 200), uri) if p),
+                   NOTE + ";margin-bottom:2px")
+    else:
+        html = (tag("div", esc(type_name, 80) + (f' <span style="{NOTE};font-weight:normal">'
+                                                f'{esc(meta, 200)}</span>' if meta else ""),
+                    "font-weight:600;font-size:1.1em")
+                + tag("div", uri, NOTE + ";margin-bottom:4px"))
+    text = f"{plain(type_name, 80)}{' (' + plain(meta, 200) + ')' if meta else ''}: " \
+           f"{plain(artifact.uri, 500)}"
+    return html, text
+
+
+def artifact_view(artifact: Any) -> View:
+    """The registered view for the artifact's type, headed by its type and uri."""
+    fn = _VIEWS.get(_type_name(artifact))
+    if fn is None:
+        body = _generic_view(artifact)
+    else:
+        try:
+            body = fn(artifact)
+        except ToolkitError as exc:
+            body = View(tag("div", esc(str(exc), 1000), NOTE), str(exc))
+    header_html, header_text = _artifact_header(artifact, compact=bool(body.title))
+    html = root(header_html + body.html, new_uid())
+    return View(html, header_text + "\n" + body.text, _type_name(artifact))
+
+
+def _file_listing(folder: str) -> tuple[str, list[str]]:
+    if not os.path.isdir(folder):
+        return tag("div", "The artifact folder does not exist.", NOTE), ["(folder missing)"]
+    entries = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = os.path.join(dirpath, name)
+            try:
+                size = os.path.getsize(path)
+            except OSError:
+                continue
+            entries.append((os.path.relpath(path, folder), size))
+    rows = [[tag("code", esc(rel, 300)), escape(fmt_bytes(size))]
+            for rel, size in entries[:FILES_LISTED]]
+    text = [f"  {plain(rel, 200)}  {fmt_bytes(size)}" for rel, size in entries[:FILES_LISTED]]
+    more = len(entries) - FILES_LISTED
+    html = table(["File", "Size"], rows, numeric=[1]) if rows else tag("div", "No files.", NOTE)
+    if more > 0:
+        html += tag("div", f"… {more:,} more files", NOTE)
+        text.append(f"  … {more:,} more files")
+    return html, text
+
+
+def _properties(artifact: Any) -> tuple[str, list[str]]:
+    props = dict(getattr(artifact, "properties", {}) or {})
+    if not props:
+        return "", []
+    rows = [[tag("b", esc(k, 120)), esc(v, 500)] for k, v in sorted(props.items())]
+    return table(["Property", "Value"], rows), [f"  {plain(k, 60)} = {plain(v, 200)}"
+                                                 for k, v in sorted(props.items())]
+
+
+def _generic_view(artifact: Any) -> View:
+    props_html, props_text = _properties(artifact)
+    files_html, files_text = _file_listing(artifact.uri)
+    return View(props_html + files_html, "\n".join(props_text + files_text))
+
+
+def _example_statistics_view(artifact: Any) -> View:
+    return statistics_view(load_statistics(artifact))
+
+
+def _schema_artifact_view(artifact: Any) -> View:
+    return schema_view(load_schema(artifact))
+
+
+def _anomalies_artifact_view(artifact: Any) -> View:
+    return anomalies_view(load_anomalies(artifact))
+
+
+def _split_names(artifact: Any) -> list[str]:
+    names = list(getattr(artifact, "split_names", []) or [])
+    if names:
+        return names
+    try:
+        return sorted(d[len("Split-"):] for d in os.listdir(artifact.uri)
+                      if d.startswith("Split-"))
+    except OSError:
+        return []
+
+
+def _parquet_files(folder: str) -> list[str]:
+    try:
+        return sorted(os.path.join(folder, f) for f in os.listdir(folder)
+                      if not f.startswith(".") and f.endswith((".parquet", ".pq")))
+    except OSError:
+        return []
+
+
+def _preview(files: list[str]) -> tuple[str, str]:
+    import pyarrow.parquet as pq
+
+    for path in files:
+        parquet = pq.ParquetFile(path)
+        if parquet.metadata.num_rows == 0:
+            continue
+        batch = next(parquet.iter_batches(batch_size=PREVIEW_ROWS))
+        columns = batch.schema.names[:PREVIEW_COLUMNS]
+        rows = batch.to_pylist()[:PREVIEW_ROWS]
+        html_rows = [[esc(row.get(c), 60) if row.get(c) is not None else
+                      tag("span", "null", NOTE) for c in columns] for row in rows]
+        hidden = len(batch.schema.names) - len(columns)
+        note = tag("div", f"… {hidden} more columns", NOTE) if hidden > 0 else ""
+        names = ", ".join(plain(c, 40) for c in batch.schema.names[:10])
+        text = f"    columns: {names}" + (", …" if len(batch.schema.names) > 10 else "")
+        return table([truncate(c, 60) for c in columns], html_rows, nowrap=True) + note, text
+    return tag("div", "No rows.", NOTE), "    (no rows)"
+
+
+def _examples_view(artifact: Any) -> View:
+    """Row counts per split and the first rows of each split (Parquet payloads)."""
+    import pyarrow.parquet as pq
+
+    parts, text = [], []
+    for split in _split_names(artifact):
+        folder = os.path.join(artifact.uri, f"Split-{split}")
+        files = _parquet_files(folder)
+        if not files:
+            listing_html, listing_text = _file_listing(folder)
+            parts.append(tag("div", f"Split {esc(split, 80)}", "font-weight:600") + listing_html)
+            text.append(f"[{plain(split, 40)}]")
+            text.extend(listing_text)
+            continue
+        rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+        preview_html, preview_text = _preview(files)
+        parts.append(tag("div", f"Split {esc(split, 80)} "
+                         + tag("span", f"{fmt_num(rows)} rows in {len(files)} file(s)", NOTE),
+                         "font-weight:600;margin-top:6px") + preview_html)
+        text.append(f"[{plain(split, 40)}] {rows:,} rows")
+        text.append(preview_text)
+    if not parts:
+        files_html, files_text = _file_listing(artifact.uri)
+        return View(files_html, "\n".join(files_text))
+    return View("".join(parts), "\n".join(text))
+
+
+register_view("ExampleStatistics", _example_statistics_view)
+register_view("Schema", _schema_artifact_view)
+register_view("ExampleAnomalies", _anomalies_artifact_view)
+register_view("Examples", _examples_view)
