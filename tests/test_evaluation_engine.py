@@ -1,0 +1,651 @@
+"""The evaluation engine against TFMA 0.47.1 on the taxi and German credit data.
+
+Every supported metric, slice kind (overall, single feature, crossed features,
+feature_values, cross_slicing_specs), threshold list, example weights, baseline
+model diffs, confidence intervals, min_slice_size and threshold validation is
+computed by ``toolkit.evaluate`` and by ``tfma.analyze_raw_data`` on the same
+dataframe and config, and compared value by value *and* encoding by encoding.
+
+Tolerances:
+- counts (example counts, TP/TN/FP/FN) without weights: exact equality;
+- rates, means, calibration, errors, weighted sums: 1e-9 absolute (relative for
+  weighted sums); both sides sum the same float64 numbers in another order;
+- AUC and PR AUC: 1e-9 absolute. TFMA does not compute the exact rank AUC: it
+  puts scores in 10,000 equal buckets, re-bins onto ``num_thresholds``
+  thresholds and integrates the confusion matrices with interpolation. The
+  engine reproduces that estimator, so only float summation order differs.
+  TFMA's own bucketing error (its distance to the exact AUC) is up to half the
+  share of positive/negative pairs that share a bucket;
+  ``test_auc_is_tfmas_bucketed_estimator`` checks the engine stays within it;
+- metrics TFMA computes through tf.keras in float32 (RootMeanSquaredError):
+  1e-6 relative;
+- confidence intervals are random on both sides (20 Poisson-bootstrap samples):
+  same point value, interval widths within a factor of 3.
+
+Documented differences from TFMA: AUC of a single-class slice is NaN with a
+note (TFMA: 0.0); ``MetricsSpec.thresholds`` apply to the named metric (TFMA
+0.47.1 reports "Metric not found." for them).
+
+TFMA runs once per config (session fixtures); each run takes seconds.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from toolkit.evaluation import (
+    EvalConfigError,
+    InvalidValuesError,
+    MissingColumnError,
+    evaluate,
+    write_tfma_artifact,
+)
+from toolkit.errors import ToolkitError
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TAXI_CSV = os.path.join(REPO, "notebooks", "data", "chicago_taxi", "data.csv")
+CREDIT_CSV = os.path.join(REPO, "notebooks", "data", "german_credit", "german.csv")
+
+EXACT = {"example_count", "weighted_example_count", "true_positives", "true_negatives", "false_positives",
+         "false_negatives", "tp", "tn", "fp", "fn"}
+FLOAT32 = {"root_mean_squared_error"}
+AUCS = {"auc", "auc_precision_recall", "auc_majoring"}
+FI_THRESHOLDS = (0.25, 0.5, 0.75)
+HAS_FAIRNESS_PACKAGE = importlib.util.find_spec("fairness_indicators") is not None
+
+
+def _sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+@pytest.fixture(scope="session")
+def taxi() -> pd.DataFrame:
+    df = pd.read_csv(TAXI_CSV)
+    df["label"] = (df["tips"] > 0.2 * df["fare"]).astype(float)
+    credit_card = (df["payment_type"] == "Credit Card").astype(float)
+    hour = df["trip_start_hour"].to_numpy()
+    z = -2.4 + 3.1 * credit_card + 0.015 * df["fare"] - 0.02 * df["trip_miles"] + 0.35 * np.sin(2 * np.pi * hour / 24)
+    df["prediction"] = _sigmoid(z)
+    df["baseline_prediction"] = _sigmoid(-1.6 + 2.0 * credit_card)
+    return df
+
+
+def _fit_logistic(x: np.ndarray, y: np.ndarray, steps: int = 400, rate: float = 0.5) -> np.ndarray:
+    """A deterministic gradient-descent logistic regression (no sklearn)."""
+    x = np.column_stack([np.ones(len(x)), x])
+    w = np.zeros(x.shape[1])
+    for _ in range(steps):
+        w -= rate * x.T @ (_sigmoid(x @ w) - y) / len(y)
+    return w
+
+
+@pytest.fixture(scope="session")
+def credit() -> pd.DataFrame:
+    df = pd.read_csv(CREDIT_CSV)
+    df["label"] = df["risk"].astype(float)
+    df["age_group"] = np.where(df["age"] < 26, "young", "adult")
+    features = np.column_stack([
+        df["credit_amount"], df["duration"], df["age"], (df["sex"] == "male").astype(float),
+        (df["housing"] == "own").astype(float), (df["checking_account"] == "little").astype(float),
+    ]).astype(float)
+    standardized = (features - features.mean(axis=0)) / features.std(axis=0)
+    w = _fit_logistic(standardized, df["label"].to_numpy())
+    df["prediction"] = _sigmoid(np.column_stack([np.ones(len(df)), standardized]) @ w)
+    df["baseline_prediction"] = _sigmoid(0.8 - 0.0001 * df["credit_amount"])
+    df["weight"] = 1.0 + (df["age"] % 3)
+    # A float slicing feature with missing values (rows without a value belong to no slice).
+    df["amount_band"] = np.where(df["credit_amount"] > 12000, np.nan, df["credit_amount"] // 4000)
+    return df
+
+
+@pytest.fixture(scope="session")
+def tfma():
+    import tensorflow_model_analysis
+
+    from toolkit import _quiet
+
+    _quiet.quiet_tensorflow()
+    return tensorflow_model_analysis
+
+
+def _proto(tfma, text: str):
+    from google.protobuf import text_format
+
+    return text_format.Parse(text, tfma.EvalConfig())
+
+
+def run_tfma(tfma, tmp_path_factory, df: pd.DataFrame, text: str):
+    """``tfma.analyze_raw_data`` on ``df``; baseline ModelSpecs kept (see tfma_adapter)."""
+    from toolkit.evaluation.tfma_adapter import keep_baseline_models
+
+    output = str(tmp_path_factory.mktemp("tfma"))
+    with keep_baseline_models():
+        result = tfma.analyze_raw_data(df, _proto(tfma, text), output_path=output)
+    return result, tfma.load_validation_result(output), output
+
+
+# ------------------------------------------------------------------------------ configs
+
+CONFUSION = ["BinaryAccuracy", "Precision", "Recall", "FPR", "FNR", "TPR", "TNR", "FalseDiscoveryRate",
+             "FalseOmissionRate", "PredictedPositiveRate", "Specificity", "MissRate", "FallOut", "NPV",
+             "Prevalence", "F1Score", "BalancedAccuracy", "TruePositives", "TrueNegatives", "FalsePositives",
+             "FalseNegatives", "PPV", "NegativePredictiveValue", "TP", "TN", "FP", "FN"]
+
+
+def _taxi_config(with_fairness: bool) -> str:
+    metrics = [
+        'metrics { class_name: "ExampleCount" }',
+        'metrics { class_name: "WeightedExampleCount" }',
+        'metrics { class_name: "AUC" }',
+        'metrics { class_name: "AUCPrecisionRecall" }',
+        'metrics { class_name: "AUC" config: \'"num_thresholds": 200, "summation_method": "majoring", '
+        '"name": "auc_majoring"\' }',
+        'metrics { class_name: "MeanLabel" }',
+        'metrics { class_name: "MeanPrediction" }',
+        'metrics { class_name: "Calibration" }',
+        'metrics { class_name: "MeanSquaredError" }',
+        'metrics { class_name: "MeanAbsoluteError" }',
+        'metrics { class_name: "RootMeanSquaredError" }',
+    ]
+    for i, name in enumerate(CONFUSION):
+        if name == "BinaryAccuracy":
+            metrics.append('metrics { class_name: "BinaryAccuracy" config: \'"threshold": 0.4\' }')
+        elif i % 3 == 0:
+            metrics.append(f'metrics {{ class_name: "{name}" }}')
+        else:
+            metrics.append(f'metrics {{ class_name: "{name}" config: \'"thresholds": [0.25, 0.5, 0.75]\' }}')
+    if with_fairness:
+        metrics.append('metrics { class_name: "FairnessIndicators" module: '
+                       '"fairness_indicators.fairness_indicators_metrics" '
+                       'config: \'{"thresholds": [0.25, 0.5, 0.75]}\' }')
+    return f"""
+model_specs {{ label_key: "label" prediction_key: "prediction" }}
+slicing_specs {{}}
+slicing_specs {{ feature_keys: "payment_type" }}
+slicing_specs {{ feature_keys: "trip_start_hour" }}
+slicing_specs {{ feature_values {{ key: "payment_type" value: "Cash" }} }}
+slicing_specs {{ feature_values {{ key: "trip_start_hour" value: "7" }} feature_keys: "payment_type" }}
+cross_slicing_specs {{ baseline_spec {{ feature_values {{ key: "payment_type" value: "Credit Card" }} }}
+                      slicing_specs {{ feature_keys: "payment_type" }} }}
+cross_slicing_specs {{ baseline_spec {{}} slicing_specs {{ feature_keys: "trip_start_hour" }} }}
+metrics_specs {{ {' '.join(metrics)} }}
+"""
+
+
+CREDIT_WEIGHTED = """
+model_specs { label_key: "label" prediction_key: "prediction" example_weight_key: "weight" }
+slicing_specs {}
+slicing_specs { feature_keys: "sex" }
+slicing_specs { feature_keys: ["sex", "age_group"] }
+slicing_specs { feature_values { key: "job" value: "2" } }
+slicing_specs { feature_keys: "amount_band" }
+cross_slicing_specs { baseline_spec { feature_keys: "sex" } slicing_specs { feature_keys: "age_group" } }
+metrics_specs {
+  metrics { class_name: "ExampleCount" }
+  metrics { class_name: "WeightedExampleCount" }
+  metrics { class_name: "AUC" }
+  metrics { class_name: "AUCPrecisionRecall" }
+  metrics { class_name: "FPR" config: '"thresholds": [0.3, 0.5, 0.7]' }
+  metrics { class_name: "FNR" config: '"thresholds": [0.5]' }
+  metrics { class_name: "TruePositives" config: '"thresholds": [0.5]' }
+  metrics { class_name: "MeanLabel" }
+  metrics { class_name: "MeanPrediction" }
+  metrics { class_name: "Calibration" }
+  metrics { class_name: "MeanSquaredError" }
+}
+"""
+
+CREDIT_CI = """
+model_specs { label_key: "label" prediction_key: "prediction" }
+slicing_specs {}
+slicing_specs { feature_keys: "sex" }
+slicing_specs { feature_keys: "age_group" }
+metrics_specs {
+  metrics { class_name: "ExampleCount" }
+  metrics { class_name: "AUC" }
+  metrics { class_name: "FPR" config: '"thresholds": [0.5]' }
+  metrics { class_name: "FNR" config: '"thresholds": [0.3, 0.5]' }
+  metrics { class_name: "MeanPrediction" }
+}
+options {
+  compute_confidence_intervals { value: true }
+  confidence_intervals { method: POISSON_BOOTSTRAP }
+  min_slice_size { value: 200 }
+}
+"""
+
+CREDIT_VALIDATION = """
+model_specs { name: "candidate" label_key: "label" prediction_key: "prediction" }
+model_specs { name: "baseline" label_key: "label" prediction_key: "baseline_prediction" is_baseline: true }
+slicing_specs {}
+slicing_specs { feature_keys: "sex" }
+slicing_specs { feature_keys: "age_group" }
+cross_slicing_specs { baseline_spec { feature_keys: "sex" } slicing_specs { feature_keys: "age_group" } }
+metrics_specs {
+  metrics { class_name: "ExampleCount" }
+  metrics {
+    class_name: "AUC"
+    threshold { value_threshold { lower_bound { value: 0.76 } }
+                change_threshold { direction: HIGHER_IS_BETTER absolute { value: 0.05 } } }
+  }
+  metrics {
+    class_name: "FPR" config: '"thresholds": [0.5], "name": "fpr_at_0.5"'
+    per_slice_thresholds { slicing_specs { feature_keys: "sex" }
+                           threshold { value_threshold { upper_bound { value: 0.5 } } } }
+    per_slice_thresholds { slicing_specs { feature_keys: "housing" }
+                           threshold { value_threshold { upper_bound { value: 0.9 } } } }
+    cross_slice_thresholds { cross_slicing_specs { baseline_spec { feature_keys: "sex" }
+                                                   slicing_specs { feature_keys: "age_group" } }
+                             threshold { value_threshold { lower_bound { value: -0.1 } upper_bound { value: 0.1 } } } }
+  }
+  metrics {
+    class_name: "FNR" config: '"thresholds": [0.5]'
+    threshold { change_threshold { direction: LOWER_IS_BETTER relative { value: 0.0 } } }
+  }
+}
+"""
+
+
+@pytest.fixture(scope="session")
+def taxi_runs(tfma, tmp_path_factory, taxi):
+    engine = evaluate(taxi, _taxi_config(with_fairness=True))
+    reference, _, _ = run_tfma(tfma, tmp_path_factory, taxi, _taxi_config(with_fairness=HAS_FAIRNESS_PACKAGE))
+    return engine, reference
+
+
+@pytest.fixture(scope="session")
+def credit_weighted_runs(tfma, tmp_path_factory, credit):
+    return evaluate(credit, CREDIT_WEIGHTED), run_tfma(tfma, tmp_path_factory, credit, CREDIT_WEIGHTED)[0]
+
+
+@pytest.fixture(scope="session")
+def credit_ci_runs(tfma, tmp_path_factory, credit):
+    return evaluate(credit, CREDIT_CI, random_seed=7), run_tfma(tfma, tmp_path_factory, credit, CREDIT_CI)[0]
+
+
+@pytest.fixture(scope="session")
+def credit_validation_runs(tfma, tmp_path_factory, credit):
+    engine = evaluate(credit, CREDIT_VALIDATION)
+    reference, validation, _ = run_tfma(tfma, tmp_path_factory, credit, CREDIT_VALIDATION)
+    return engine, reference, validation
+
+
+# ------------------------------------------------------------------------------ comparison
+
+
+def _number(value) -> float:
+    return float(value) if not isinstance(value, str) else float(value.replace("Infinity", "inf"))
+
+
+def _close(name: str, ours, theirs, weighted: bool) -> bool:
+    a, b = _number(ours), _number(theirs)
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    base = name[:-5] if name.endswith("_diff") else name
+    if base in EXACT and not weighted:
+        return a == b
+    if base in FLOAT32:
+        return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-7)
+    if weighted:
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+    return abs(a - b) <= 1e-9
+
+
+def _single_class_auc(engine, key, name) -> bool:
+    """Slices where the engine reports NaN AUC (undefined) and TFMA reports a number."""
+    if name not in AUCS:
+        return False
+    parts = key if engine_is_cross(key) else (key,)
+    for part in parts:
+        metrics = engine.get_metrics_for_slice(part) or {}
+        value = metrics.get(name, {}).get("doubleValue")
+        if value == "NaN":
+            return True
+    return False
+
+
+def engine_is_cross(key) -> bool:
+    from toolkit.evaluation.slicing import is_cross_key
+
+    return is_cross_key(key)
+
+
+def compare(engine, reference, weighted=False, skip=()):
+    """Same slices, same metric names, same encodings, values within tolerance."""
+    ours = dict(engine.slicing_metrics)
+    theirs = dict(reference.slicing_metrics)
+    assert set(ours) == set(theirs), (set(ours) ^ set(theirs))
+    divergences = []
+    for key, by_output in theirs.items():
+        ref = by_output[""][""]
+        got = ours[key][""][""]
+        assert set(got) - set(skip) == set(ref) - set(skip), (key, set(got) ^ set(ref))
+        for name, ref_value in ref.items():
+            if name in skip:
+                continue
+            value = got[name]
+            assert set(value) == set(ref_value), (key, name, value, ref_value)
+            kind = next(iter(ref_value))
+            if kind == "arrayValue":
+                assert value[kind]["dataType"] == ref_value[kind]["dataType"]
+                assert value[kind]["shape"] == ref_value[kind]["shape"]
+                pairs = list(zip(value[kind]["float64Values"], ref_value[kind]["float64Values"]))
+            elif kind == "boundedValue":
+                pairs = [(value[kind]["value"], ref_value[kind]["value"])]
+            elif kind == "debugMessage":
+                assert value == ref_value
+                continue
+            else:
+                pairs = [(value[kind], ref_value[kind])]
+            for a, b in pairs:
+                if _close(name, a, b, weighted):
+                    continue
+                if _single_class_auc(engine, key, name.removesuffix("_diff")):
+                    divergences.append((key, name, a, b))
+                    continue
+                raise AssertionError(f"{key} {name}: engine {a} vs TFMA {b}")
+    return divergences
+
+
+# ------------------------------------------------------------------------------ parity
+
+
+def test_taxi_parity_every_metric_and_slice_kind(taxi_runs):
+    engine, reference = taxi_runs
+    fairness = {n for n in engine.get_metric_names() if n.startswith("fairness_indicators_metrics/")}
+    skip = () if HAS_FAIRNESS_PACKAGE else fairness
+    divergences = compare(engine, reference, skip=skip)
+    names = set(reference.get_metric_names())
+    assert {"auc", "auc_precision_recall", "auc_majoring", "fpr", "root_mean_squared_error"} <= names
+    kinds = {type(k[0][1]) for k in engine.get_slice_names() if k and not engine_is_cross(k)}
+    assert {str, int} <= kinds  # string and integer slice values
+    assert any(engine_is_cross(k) for k in engine.get_slice_names())
+    # crossed features (feature_values on the hour with feature_keys on the payment type)
+    assert any(len(k) == 2 and not engine_is_cross(k) for k in engine.get_slice_names())
+    # Single-class slices (e.g. the one "Prcard" trip): TFMA says AUC 0.0, the engine NaN.
+    assert divergences, "expected single-class slices in the taxi data"
+    for key, name, ours, theirs in divergences:
+        assert ours == "NaN"
+
+
+def test_fairness_indicators_names_and_values(taxi_runs):
+    engine, reference = taxi_runs
+    overall = engine.get_metrics_for_slice(())
+    expected = [f"fairness_indicators_metrics/{m}@{t:.2f}" for t in FI_THRESHOLDS for m in (
+        "false_positive_rate", "false_negative_rate", "true_positive_rate", "true_negative_rate",
+        "positive_rate", "negative_rate", "false_discovery_rate", "false_omission_rate", "precision", "recall")]
+    assert [n for n in overall if n.startswith("fairness_indicators_metrics/")] == expected
+    # Same confusion matrices as TFMA's standalone metrics at the same thresholds.
+    pairs = {"false_positive_rate": "fpr", "false_negative_rate": "fnr", "true_positive_rate": "tpr",
+             "true_negative_rate": "tnr", "false_discovery_rate": "false_discovery_rate",
+             "false_omission_rate": "false_omission_rate", "precision": "precision", "recall": "recall",
+             "positive_rate": "predicted_positive_rate"}
+    for key in reference.get_slice_names():
+        if engine_is_cross(key):
+            continue
+        ours, theirs = engine.get_metrics_for_slice(key), reference.get_metrics_for_slice(key)
+        for sub, standalone in pairs.items():
+            ref = theirs[standalone]
+            if "arrayValue" in ref:
+                pairs_at = zip(FI_THRESHOLDS, ref["arrayValue"]["float64Values"])
+            else:  # configured with TFMA's default threshold 0.5
+                pairs_at = [(0.5, ref["doubleValue"])]
+            for t, value in pairs_at:
+                got = ours[f"fairness_indicators_metrics/{sub}@{t:.2f}"]["doubleValue"]
+                assert _close(sub, got, value, False), (key, sub, t, got, value)
+
+
+def test_credit_weighted_parity(credit, credit_weighted_runs):
+    engine, reference = credit_weighted_runs
+    compare(engine, reference, weighted=True)
+    overall = engine.get_metrics_for_slice(())
+    assert overall["example_count"]["doubleValue"] == pytest.approx(credit["weight"].sum())  # weighted, as TFMA
+    bands = [k for k in engine.get_slice_names() if k and not engine_is_cross(k) and k[0][0] == "amount_band"]
+    assert bands and all(isinstance(k[0][1], float) for k in bands)
+    assert (("job", 2),) in engine.get_slice_names()  # feature_values "2" on an integer column
+
+
+def test_auc_is_tfmas_bucketed_estimator(taxi, taxi_runs):
+    """Engine AUC = TFMA's bucketed AUC, within its bucketing error of the exact rank AUC."""
+    engine, _ = taxi_runs
+    y, p = taxi["label"].to_numpy(), taxi["prediction"].to_numpy()
+    order = np.argsort(p, kind="mergesort")
+    ranks = pd.Series(p[order]).rank(method="average").to_numpy()
+    n_pos, n_neg = y.sum(), len(y) - y.sum()
+    exact = (ranks[y[order] == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+    bucket = np.floor(p * 10000).astype(int)
+    pos = np.bincount(bucket, weights=y, minlength=10001)
+    neg = np.bincount(bucket, weights=1 - y, minlength=10001)
+    bound = 0.5 * (pos * neg).sum() / (n_pos * n_neg)
+    got = engine.get_metrics_for_slice(())["auc"]["doubleValue"]
+    assert abs(got - exact) <= bound + 1e-12
+
+
+def test_confidence_intervals_and_min_slice_size_match_tfma(credit_ci_runs):
+    engine, reference = credit_ci_runs
+    compare(engine, reference)
+    errors = [k for k, v in engine.slicing_metrics if "__ERROR__" in v[""][""]]
+    assert errors and set(errors) == {k for k, v in reference.slicing_metrics if "__ERROR__" in v[""][""]}
+    ours, theirs = engine.get_metrics_for_slice(()), reference.get_metrics_for_slice(())
+    assert "doubleValue" in ours["example_count"]  # TFMA reports counts without intervals
+    assert "arrayValue" in ours["fnr"]
+    for name in ("auc", "fpr", "mean_prediction"):
+        a, b = ours[name]["boundedValue"], theirs[name]["boundedValue"]
+        assert a["lowerBound"] < a["value"] < a["upperBound"]
+        width, ref_width = a["upperBound"] - a["lowerBound"], b["upperBound"] - b["lowerBound"]
+        assert ref_width / 3 < width < ref_width * 3, (name, width, ref_width)
+    frame = engine.to_dataframe()
+    auc = frame[(frame["slice"] == "Overall") & (frame["metric"] == "auc")].iloc[0]
+    assert auc["lower"] < auc["value"] < auc["upper"]
+    small = frame[frame["below_min_slice_size"]]
+    assert not small.empty and small["value"].isna().all() and (small["slice_size"] < 200).all()
+
+
+def test_jackknife_is_the_default_interval_method(credit):
+    config = CREDIT_CI.replace("confidence_intervals { method: POISSON_BOOTSTRAP }", "")
+    result = evaluate(credit, config, random_seed=1)
+    assert result.eval_config.options.confidence_interval_method == "JACKKNIFE"
+    auc = result.get_metrics_for_slice(())["auc"]["boundedValue"]
+    assert auc["lowerBound"] < auc["value"] < auc["upperBound"]
+
+
+def _failure_set(checks):
+    return {(c[0], c[1], c[2]) for c in checks}
+
+
+def test_validation_matches_tfma(credit_validation_runs):
+    engine, reference, tfma_validation = credit_validation_runs
+    compare(engine, reference)
+    assert "auc_diff" in engine.get_metrics_for_slice(())
+    from tensorflow_model_analysis.slicer import slicer_lib
+
+    theirs = set()
+    for per_slice in tfma_validation.metric_validations_per_slice:
+        key = (slicer_lib.deserialize_cross_slice_key(per_slice.cross_slice_key)
+               if per_slice.HasField("cross_slice_key") else slicer_lib.deserialize_slice_key(per_slice.slice_key))
+        for failure in per_slice.failures:
+            theirs.add((key, failure.metric_key.name, failure.metric_key.is_diff))
+    ours = {(c.slice_key, c.metric_key.name, c.metric_key.is_diff) for c in engine.validation.failures}
+    assert ours == theirs
+    assert engine.blessed is False and tfma_validation.validation_ok is False
+    assert [s.to_dict() for s in engine.validation.missing_slices] == [{"feature_keys": ["housing"]}]
+    assert len(tfma_validation.missing_slices) == 1
+
+
+def test_blessing_pass_fail_and_change_thresholds(credit):
+    base = {
+        "model_specs": [{"label_key": "label", "prediction_key": "prediction"}],
+        "slicing_specs": [{}, {"feature_keys": ["sex"]}],
+        "metrics_specs": [{"metrics": [{"class_name": "AUC", "threshold": {}}]}],
+    }
+
+    def with_threshold(threshold):
+        config = json.loads(json.dumps(base))
+        config["metrics_specs"][0]["metrics"][0]["threshold"] = threshold
+        return config
+
+    passing = evaluate(credit, with_threshold({"value_threshold": {"lower_bound": 0.5}}))
+    assert passing.blessed and not passing.validation.failures and len(passing.validation.checks) == 3
+    failing = evaluate(credit, with_threshold({"value_threshold": {"lower_bound": 0.99}}))
+    assert not failing.blessed
+    assert {c.slice for c in failing.validation.failures} == {"Overall", "sex:female", "sex:male"}
+    assert "needs >= 0.99" in failing.validation.summary()
+
+    change = with_threshold({"change_threshold": {"direction": "HIGHER_IS_BETTER", "absolute": 0.0}})
+    better = evaluate(credit, change, baseline="baseline_prediction")
+    assert better.blessed, better.validation.summary()
+    worse = evaluate(credit.assign(weak=credit["baseline_prediction"], baseline_prediction=credit["prediction"]),
+                     {**change, "model_specs": [{"label_key": "label", "prediction_key": "weak"}]},
+                     baseline="baseline_prediction")
+    assert not worse.blessed and all(c.metric == "auc_diff" for c in worse.validation.failures)
+    other_frame = credit[["prediction"]].assign(prediction=credit["baseline_prediction"])
+    assert evaluate(credit, change, baseline=other_frame).blessed
+    with pytest.raises(EvalConfigError, match="no baseline model"):
+        evaluate(credit, change)
+    assert evaluate(credit, change, rubber_stamp=True).blessed
+    none = evaluate(credit, base | {"metrics_specs": [{"metrics": [{"class_name": "AUC"}]}]})
+    assert not none.blessed and none.validation.missing_thresholds
+
+
+def test_metrics_spec_thresholds_apply_by_name(credit):
+    config = {"metrics_specs": [{"metrics": [{"class_name": "AUC"}],
+                                 "thresholds": {"auc": {"value_threshold": {"lower_bound": 0.5}}}}]}
+    assert evaluate(credit, config).blessed
+
+
+def test_threshold_on_multi_threshold_metric_is_a_clear_error(credit):
+    config = {"metrics_specs": [{"metrics": [{"class_name": "FPR", "config": '"thresholds": [0.3, 0.5]',
+                                              "threshold": {"value_threshold": {"upper_bound": 0.5}}}]}]}
+    with pytest.raises(EvalConfigError, match="one value per threshold"):
+        evaluate(credit, config)
+
+
+def test_load_eval_result_round_trip(tfma, tmp_path, credit):
+    config = CREDIT_VALIDATION + "options { compute_confidence_intervals { value: true } }"
+    result = evaluate(credit, config, random_seed=3)
+    write_tfma_artifact(result, str(tmp_path))
+    loaded = tfma.load_eval_result(str(tmp_path))
+    assert dict(loaded.slicing_metrics) == dict(result.slicing_metrics)
+    assert loaded.config == result.config
+    validation = tfma.load_validation_result(str(tmp_path))
+    assert validation.validation_ok == result.blessed
+    assert len(validation.missing_slices) == 1
+    failed = sum(len(s.failures) for s in validation.metric_validations_per_slice)
+    assert failed == len(result.validation.failures)
+    baseline = tfma.load_eval_result(str(tmp_path), model_name="baseline")
+    assert "auc" in baseline.get_metrics_for_slice(())
+
+
+def test_engine_tfma_and_auto_fallback(credit, tfma):
+    config = {
+        "model_specs": [{"label_key": "label", "prediction_key": "prediction"}],
+        "slicing_specs": [{}, {"feature_keys": ["sex"]}],
+        "metrics_specs": [{"metrics": [{"class_name": "AUC"}, {"class_name": "FPR"},
+                                       {"class_name": "MatthewsCorrelationCoefficient"}]}],
+    }
+    with pytest.warns(UserWarning, match="MatthewsCorrelationCoefficient"):
+        auto = evaluate(credit, config)
+    assert auto.engine == "toolkit+tfma"
+    forced = evaluate(credit, config, engine="tfma")
+    assert forced.engine == "tfma"
+    compare(auto, forced)
+    assert "matthews_correlation_coefficient" in auto.get_metrics_for_slice((("sex", "male"),))
+    with pytest.raises(EvalConfigError, match="MatthewsCorrelationCoefficient"):
+        evaluate(credit, config, engine="toolkit")
+
+
+# ------------------------------------------------------------------------------ bad input
+
+
+def test_missing_label_or_prediction_column_is_named(credit):
+    with pytest.raises(MissingColumnError) as info:
+        evaluate(credit.drop(columns=["label"]), {"metrics_specs": [{"metrics": [{"class_name": "AUC"}]}]})
+    message = str(info.value)
+    assert "'label'" in message and "'prediction'" in message and "available columns" in message
+    assert isinstance(info.value, ToolkitError)
+    with pytest.raises(MissingColumnError, match="'score'"):
+        evaluate(credit, {"model_specs": [{"prediction_key": "score"}]})
+
+
+def test_predictions_outside_unit_interval_and_nan_scores(credit):
+    config = {"metrics_specs": [{"metrics": [{"class_name": "AUC"}]}]}
+    with pytest.raises(InvalidValuesError, match=r"outside \[0, 1\].*sigmoid"):
+        evaluate(credit.assign(prediction=credit["prediction"] * 3), config)
+    with pytest.raises(InvalidValuesError, match="3 missing/NaN"):
+        evaluate(credit.assign(prediction=credit["prediction"].where(credit.index > 2)), config)
+    # Regression metrics accept any real prediction.
+    regression = {"metrics_specs": [{"metrics": [{"class_name": "MeanSquaredError"}]}]}
+    assert evaluate(credit.assign(prediction=credit["prediction"] * 3), regression).get_metrics_for_slice(())
+
+
+def test_unknown_slicing_feature_is_named(credit):
+    with pytest.raises(MissingColumnError, match="slicing feature.*'gender'"):
+        evaluate(credit, {"slicing_specs": [{"feature_keys": ["gender"]}]})
+
+
+def test_empty_and_single_class_slices_are_marked(credit):
+    data = credit.assign(label_group=np.where(credit["label"] > 0, "good", "bad"))
+    result = evaluate(data, {
+        "slicing_specs": [{}, {"feature_values": {"housing": "castle"}}, {"feature_keys": ["label_group"]}],
+        "metrics_specs": [{"metrics": [{"class_name": "ExampleCount"}, {"class_name": "AUC"}]}],
+    })
+    assert (("housing", "castle"),) not in result.get_slice_names()  # as TFMA: no such slice
+    frame = result.to_dataframe()
+    empty = frame[frame["slice"] == "housing:castle"]
+    assert len(empty) and (empty["slice_size"] == 0).all() and empty["note"].str.contains("no rows").all()
+    good = frame[(frame["slice"] == "label_group:good") & (frame["metric"] == "auc")].iloc[0]
+    assert math.isnan(good["value"]) and "no negative labels" in good["note"]
+    assert result.get_metrics_for_slice((("label_group", "bad"),))["auc"] == {"doubleValue": "NaN"}
+
+
+# ------------------------------------------------------------------------------ result API
+
+
+def test_tidy_frame_schema_and_baseline_slice(credit):
+    result = evaluate(credit, {
+        "slicing_specs": [{}, {"feature_keys": ["sex"]}, {"feature_keys": ["sex", "age_group"]}],
+        "metrics_specs": [{"metrics": [{"class_name": "ExampleCount"}, {"class_name": "AUC"},
+                                       {"class_name": "FPR", "config": '"thresholds": [0.3, 0.5]'}]}],
+    })
+    frame = result.to_dataframe()
+    for column in ("slice", "slice_key", "slice_size", "metric", "threshold", "value", "lower", "upper",
+                   "below_min_slice_size"):
+        assert column in frame.columns
+    fpr = frame[(frame["slice"] == "sex:female") & (frame["metric"] == "fpr")]
+    assert fpr["threshold"].tolist() == [0.3, 0.5]
+    assert "age_group:adult × sex:female" in set(frame["slice"])
+    compared = result.against("sex:male").to_dataframe()
+    row = compared[(compared["slice"] == "sex:female") & (compared["metric"] == "fpr")
+                   & (compared["threshold"] == 0.5)].iloc[0]
+    male = frame[(frame["slice"] == "sex:male") & (frame["metric"] == "fpr") & (frame["threshold"] == 0.5)]
+    assert row["baseline_diff"] == pytest.approx(row["value"] - male["value"].iloc[0])
+    assert row["baseline_ratio"] == pytest.approx(row["value"] / male["value"].iloc[0])
+    assert result.against({"sex": "male"}).baseline_slice == (("sex", "male"),)
+    assert pickle.loads(pickle.dumps(result)).slicing_metrics == result.slicing_metrics  # stored by Evaluator
+    with pytest.raises(EvalConfigError, match="not among the evaluated slices"):
+        result.against("sex:unknown")
+
+
+def test_config_forms_agree(credit, tfma):
+    text = 'slicing_specs { feature_keys: "sex" } metrics_specs { metrics { class_name: "AUC" } }'
+    proto = _proto(tfma, text)
+    from google.protobuf import json_format
+
+    forms = [text, proto, json_format.MessageToJson(proto), json_format.MessageToDict(proto)]
+    results = [evaluate(credit, form).slicing_metrics for form in forms]
+    assert all(r == results[0] for r in results)
+
+
+def test_import_does_not_load_tensorflow():
+    code = "import sys, toolkit.evaluation; print('tensorflow' in sys.modules or 'tensorflow_model_analysis' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert out.stdout.strip() == "False"

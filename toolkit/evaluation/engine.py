@@ -1,0 +1,489 @@
+"""``evaluate``: TFMA's model-agnostic evaluation of a dataframe, vectorized.
+
+The engine reads TFMA's EvalConfig, builds every slice once, computes additive
+statistics for all slices and thresholds in one pass per model (``stats.py``),
+derives the metrics (``metrics.py``), diffs against a baseline model, cross-slice
+differences, confidence intervals and threshold checks, and returns an
+:class:`~toolkit.evaluation.result.EvalResult` that reads like TFMA's.
+
+Metrics the engine does not implement are computed by TFMA
+(``tensorflow_model_analysis.analyze_raw_data``) and merged, with a warning that
+names them; ``engine="tfma"`` runs TFMA for everything.
+"""
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from toolkit.evaluation import config as config_mod
+from toolkit.evaluation import metrics as metrics_mod
+from toolkit.evaluation.config import EvalConfig, ModelSpec, load_eval_config
+from toolkit.evaluation.errors import EvalConfigError, InvalidValuesError, MissingColumnError
+from toolkit.evaluation.metrics import ResolvedMetric
+from toolkit.evaluation.result import EvalResult
+from toolkit.evaluation.slicing import SliceSet, build_slices, check_columns
+from toolkit.evaluation.stats import StatsPlan
+from toolkit.evaluation.validation import validate
+from toolkit.evaluation.values import MetricKey, MetricValue, SliceMetrics
+
+logger = logging.getLogger(__name__)
+
+ENGINES = ("auto", "toolkit", "tfma")
+NUM_SAMPLES = 20  # TFMA's _DEFAULT_NUM_BOOTSTRAP_SAMPLES and _DEFAULT_NUM_JACKKNIFE_BUCKETS
+BASELINE_COLUMN = "__toolkit_baseline_prediction__"
+
+
+@dataclass
+class _Planned:
+    """A supported metric for one model and weighting."""
+
+    spec_index: int
+    metric: ResolvedMetric
+    model: ModelSpec
+    weighted: bool
+
+
+def evaluate(
+    dataframe: pd.DataFrame,
+    eval_config: Any,
+    engine: str = "auto",
+    *,
+    baseline: str | pd.DataFrame | None = None,
+    baseline_slice: Any = None,
+    rubber_stamp: bool = False,
+    random_seed: int | None = None,
+) -> EvalResult:
+    """Evaluate predictions in ``dataframe`` per slice, as TFMA would.
+
+    Args:
+      dataframe: one row per example with the label, prediction (and optional
+        example weight) columns named by ``eval_config.model_specs`` (defaults
+        ``label`` and ``prediction``) and the slicing features.
+      eval_config: a ``tfma.EvalConfig``, or its dict / JSON / text-proto form.
+      engine: ``"auto"`` (the vectorized engine; TFMA only for metrics it does not
+        support, with a warning), ``"toolkit"`` (engine only; unsupported metrics
+        raise) or ``"tfma"`` (TFMA's ``analyze_raw_data`` for everything).
+      baseline: predictions of a baseline model, for change thresholds and
+        ``*_diff`` metrics: the name of a column of ``dataframe``, or a dataframe
+        with the same index holding the baseline's predictions under the same
+        prediction column. Equivalent to a second ModelSpec with
+        ``is_baseline: true`` (which the config may also contain directly).
+      baseline_slice: slice that ``to_dataframe()`` compares every slice with
+        (``baseline_diff``/``baseline_ratio``); see :meth:`EvalResult.against`.
+      rubber_stamp: first run without a baseline model: change thresholds are
+        ignored instead of raising, as in TFX.
+      random_seed: seed for the confidence-interval resampling.
+
+    Raises:
+      EvalConfigError, MissingColumnError, InvalidValuesError: with a message that
+        names the config field or column at fault.
+    """
+    if engine not in ENGINES:
+        raise EvalConfigError(f"engine must be one of {ENGINES}, not {engine!r}")
+    if not isinstance(dataframe, pd.DataFrame):
+        raise InvalidValuesError(f"evaluate() needs a pandas DataFrame, not {type(dataframe).__name__}")
+    config = load_eval_config(eval_config)
+    data = dataframe
+    if baseline is not None:
+        config, data = _attach_baseline(config, dataframe, baseline)
+    if config.baseline is None and config_mod.has_change_thresholds(config) and not rubber_stamp:
+        raise EvalConfigError(
+            "the EvalConfig has change thresholds but no baseline model: pass baseline=<column or "
+            "dataframe> or add a model_spec with is_baseline: true (or rubber_stamp=True on a first run)"
+        )
+    _check_model_columns(data, config)
+    check_columns(data, config.all_slicing_specs())
+    planned, unsupported = _plan(config)
+    if engine == "toolkit" and unsupported:
+        raise EvalConfigError(f"the toolkit engine does not support {_describe(unsupported)}; use engine='auto'")
+    if engine == "tfma":
+        from toolkit.evaluation import tfma_adapter
+
+        slices = tfma_adapter.run(data, config, [(s, m) for s, m, _ in _all_metrics(config)])
+        return _finish(config, slices, [], "tfma", baseline_slice, rubber_stamp)
+
+    _check_values(data, planned)
+    slice_set = build_slices(data, config.all_slicing_specs())
+    slices = _compute(data, config, planned, slice_set, random_seed)
+    engine_used = "toolkit"
+    if unsupported:
+        from toolkit.evaluation import tfma_adapter
+
+        message = (f"toolkit.evaluate: {_describe(unsupported)} not supported by the vectorized engine; "
+                   "computing with TFMA (slower)")
+        warnings.warn(message, stacklevel=2)
+        logger.warning(message)
+        extra = tfma_adapter.run(data, config, [(s, m) for s, m, _ in unsupported])
+        _merge(slices, extra)
+        engine_used = "toolkit+tfma"
+    return _finish(config, slices, slice_set.empty, engine_used, baseline_slice, rubber_stamp,
+                   missing_values=slice_set.missing_values)
+
+
+def _describe(unsupported) -> str:
+    return ", ".join(f"{m.class_name}" + (f" ({why})" if why != m.class_name else "") for _, m, why in unsupported)
+
+
+def _attach_baseline(config: EvalConfig, data: pd.DataFrame, baseline) -> tuple[EvalConfig, pd.DataFrame]:
+    if isinstance(baseline, str):
+        if baseline not in data.columns:
+            raise MissingColumnError("baseline prediction", baseline, data.columns)
+        return config_mod.with_baseline_predictions(config, baseline), data
+    if isinstance(baseline, pd.DataFrame):
+        key = config.candidate.prediction_key
+        if key not in baseline.columns:
+            raise MissingColumnError("baseline prediction (in the baseline dataframe)", key, baseline.columns)
+        if len(baseline) != len(data) or not baseline.index.equals(data.index):
+            raise InvalidValuesError(
+                f"the baseline dataframe must have the same rows (index) as the evaluated dataframe: "
+                f"{len(baseline)} rows vs {len(data)}"
+            )
+        data = data.assign(**{BASELINE_COLUMN: baseline[key].to_numpy()})
+        return config_mod.with_baseline_predictions(config, BASELINE_COLUMN), data
+    raise EvalConfigError(f"baseline must be a column name or a DataFrame, not {type(baseline).__name__}")
+
+
+def _check_model_columns(data: pd.DataFrame, config: EvalConfig) -> None:
+    for spec in config.model_specs:
+        model = f" of model {spec.name!r}" if spec.name else ""
+        for role, column in (("label", spec.label_key), ("prediction", spec.prediction_key)):
+            if column not in data.columns:
+                raise MissingColumnError(f"{role}{model} (model_specs.{role}_key)", column, data.columns)
+        if spec.example_weight_key and spec.example_weight_key not in data.columns:
+            raise MissingColumnError(f"example weight{model} (model_specs.example_weight_key)",
+                                     spec.example_weight_key, data.columns)
+
+
+def _all_metrics(config: EvalConfig):
+    for index, spec in enumerate(config.metrics_specs):
+        for metric in spec.metrics:
+            yield index, metric, ""
+
+
+def _weighted_default(config: EvalConfig, spec: config_mod.MetricsSpec) -> bool:
+    models = [m for m in config.model_specs if not spec.model_names or m.name in spec.model_names]
+    return any(m.example_weight_key for m in models)
+
+
+def _plan(config: EvalConfig):
+    planned: list[_Planned] = []
+    unsupported = []
+    array_names: set[str] = set()
+    for index, spec in enumerate(config.metrics_specs):
+        models = [m for m in config.model_specs if not spec.model_names or m.name in spec.model_names]
+        weightings = [(_weighted_default(config, spec) if w is None else w) for w in spec.weighted_options]
+        for metric in spec.metrics:
+            resolved, reason = metrics_mod.resolve(metric)
+            if spec.unsupported_fields:
+                resolved, reason = None, f"metrics_specs.{'/'.join(spec.unsupported_fields)}"
+            if resolved is None:
+                unsupported.append((index, metric, reason))
+                continue
+            if resolved.kind == "confusion" and len(resolved.thresholds) > 1:
+                array_names.add(resolved.name)
+            for model in models:
+                for weighted in weightings:
+                    planned.append(_Planned(index, resolved, model, weighted))
+    for rule in config.threshold_rules():
+        if rule.metric_name in array_names:
+            raise EvalConfigError(
+                f"a threshold is set on {rule.metric_name!r}, which has one value per threshold; "
+                "TFMA cannot validate such a metric: configure a separate metric with a single threshold "
+                f'(e.g. config \'"thresholds": [0.5], "name": "{rule.metric_name}_at_0.5"\') and set the bound there'
+            )
+    return planned, unsupported
+
+
+def _check_values(data: pd.DataFrame, planned: Sequence[_Planned]) -> None:
+    checked: set[tuple[str, bool]] = set()
+    for item in planned:
+        model = item.model
+        binary = item.metric.needs_binary
+        for role, column in (("label", model.label_key), ("prediction", model.prediction_key)):
+            if (column, binary) in checked:
+                continue
+            checked.add((column, binary))
+            values = _numeric(data, column, role)
+            bad = np.isnan(values)
+            if bad.any():
+                raise InvalidValuesError(
+                    f"{role} column {column!r} has {int(bad.sum())} missing/NaN values "
+                    f"(first rows: {list(data.index[bad][:5])}); drop or fill them before evaluating"
+                )
+            if binary:
+                outside = (values < 0) | (values > 1)
+                if outside.any():
+                    raise InvalidValuesError(
+                        f"{role} column {column!r} has {int(outside.sum())} values outside [0, 1] "
+                        f"(e.g. {values[outside][:3].tolist()} in rows {list(data.index[outside][:3])}); "
+                        f"{item.metric.class_name} needs {'probabilities' if role == 'prediction' else 'labels'} "
+                        "in [0, 1]" + (" (apply a sigmoid to raw scores)" if role == "prediction" else "")
+                    )
+        if model.example_weight_key and (model.example_weight_key, None) not in checked:
+            checked.add((model.example_weight_key, None))
+            weights = _numeric(data, model.example_weight_key, "example weight")
+            bad = ~np.isfinite(weights) | (weights < 0)
+            if bad.any():
+                raise InvalidValuesError(
+                    f"example weight column {model.example_weight_key!r} has {int(bad.sum())} negative, "
+                    f"infinite or missing values (rows {list(data.index[bad][:5])})"
+                )
+
+
+def _numeric(data: pd.DataFrame, column: str, role: str) -> np.ndarray:
+    series = data[column]
+    if pd.api.types.is_bool_dtype(series.dtype):
+        return series.to_numpy(dtype=float)
+    if not pd.api.types.is_numeric_dtype(series.dtype):
+        try:
+            return pd.to_numeric(series).to_numpy(dtype=float)
+        except (TypeError, ValueError):
+            raise InvalidValuesError(
+                f"{role} column {column!r} is not numeric (dtype {series.dtype}); "
+                f"first values: {series.head(3).tolist()}"
+            ) from None
+    return series.to_numpy(dtype=float)
+
+
+def _multipliers(n: int, config: EvalConfig, seed: int | None) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    if config.options.confidence_interval_method == "POISSON_BOOTSTRAP":
+        return [rng.poisson(1.0, n).astype(float) for _ in range(NUM_SAMPLES)]
+    bucket = rng.integers(0, NUM_SAMPLES, n)
+    return [(bucket != b).astype(float) for b in range(NUM_SAMPLES)]
+
+
+def _compute(data: pd.DataFrame, config: EvalConfig, planned: Sequence[_Planned], slice_set: SliceSet,
+             seed: int | None) -> list[SliceMetrics]:
+    groups = slice_set.slices
+    ci = config.options.compute_confidence_intervals
+    multipliers = _multipliers(len(data), config, seed) if ci else []
+    # (key) -> (point[G(,m)], samples[R,G(,m)] | None, metric, thresholds, array, tidy name)
+    computed: dict[MetricKey, tuple] = {}
+    order: list[MetricKey] = []
+    by_model: dict[tuple[str, bool], list[_Planned]] = {}
+    for item in planned:
+        by_model.setdefault((item.model.name, item.weighted), []).append(item)
+    specs = {m.name: m for m in config.model_specs}
+    for (model_name, weighted), items in by_model.items():
+        model = specs[model_name]
+        labels = _numeric(data, model.label_key, "label")
+        predictions = _numeric(data, model.prediction_key, "prediction")
+        weights = (_numeric(data, model.example_weight_key, "example weight")
+                   if weighted and model.example_weight_key else np.ones(len(data)))
+        thresholds = sorted({t for i in items if i.metric.kind in ("confusion", "fairness")
+                             for t in i.metric.thresholds})
+        aucs = sorted({i.metric.num_thresholds for i in items if i.metric.kind == "auc"})
+        binary = any(i.metric.needs_binary for i in items)
+        errors = any(i.metric.kind in metrics_mod.REGRESSION_KINDS for i in items)
+        plan = StatsPlan(slice_set.incidence, labels, predictions, weights, thresholds, aucs, binary, errors)
+        point = plan.compute([None])
+        samples = plan.compute(multipliers) if multipliers else None
+        for item in items:
+            for key, entry in _metric_values(item, point, samples, weighted):
+                if key not in computed:
+                    order.append(key)
+                computed[key] = entry
+    _add_model_diffs(config, computed, order)
+    return _assemble(config, groups, computed, order)
+
+
+def _metric_values(item: _Planned, point, samples, weighted: bool):
+    metric = item.metric
+    weighted_flag = bool(weighted)
+    model_name = item.model.name
+
+    def both(fn):
+        return fn(point)[0], (fn(samples) if samples is not None else None)
+
+    if metric.kind in metrics_mod.REGRESSION_KINDS or metric.kind in (
+            "count", "mean_label", "mean_prediction", "calibration"):
+        p, s = both(lambda st: metrics_mod.simple_value(metric.kind, st))
+        yield MetricKey(metric.name, model_name, False, weighted_flag), (p, s, metric, None, False, metric.name)
+    elif metric.kind == "auc":
+        p, s = both(lambda st: metrics_mod.auc_value(metric, st.curves[metric.num_thresholds]))
+        curve = point.curves[metric.num_thresholds]
+        notes = [metrics_mod.undefined_note(metric, pos, neg)
+                 for pos, neg in zip(curve.positives[0], curve.negatives[0])]
+        yield MetricKey(metric.name, model_name, False, weighted_flag), (p, s, metric, None, False, metric.name,
+                                                                          notes)
+    elif metric.kind == "confusion":
+        def values(st):
+            return metric.formula(*metrics_mod.confusion_at(st, metric.thresholds))
+        p, s = both(values)
+        if len(metric.thresholds) == 1:
+            p, s = p[..., 0], (None if s is None else s[..., 0])
+        array = len(metric.thresholds) > 1
+        yield MetricKey(metric.name, model_name, False, weighted_flag), (p, s, metric, metric.thresholds, array,
+                                                                          metric.name)
+    elif metric.kind == "fairness":
+        cm_point = metrics_mod.confusion_at(point, metric.thresholds)
+        cm_samples = metrics_mod.confusion_at(samples, metric.thresholds) if samples is not None else None
+        for i, threshold in enumerate(metric.thresholds):
+            for sub, formula in metrics_mod.FAIRNESS_SUB_METRICS:
+                p = formula(*(m[..., i] for m in cm_point))[0]
+                s = None if cm_samples is None else formula(*(m[..., i] for m in cm_samples))
+                name = metrics_mod.fairness_key(metric.name, sub, threshold, metric.thresholds)
+                yield MetricKey(name, model_name, False, weighted_flag), (p, s, metric, (threshold,), False,
+                                                                          f"{metric.name}/{sub}")
+
+
+def _add_model_diffs(config: EvalConfig, computed: dict, order: list[MetricKey]) -> None:
+    baseline = config.baseline
+    if baseline is None:
+        return
+    for key in list(order):
+        if key.model_name == baseline.name or key.is_diff:
+            continue
+        base = computed.get(key.baseline_key(baseline.name))
+        if base is None:
+            continue
+        p, s, metric, thresholds, array, tidy = computed[key][:6]
+        diff_samples = None if s is None or base[1] is None else s - base[1]
+        diff_key = MetricKey(key.name, key.model_name, True, key.example_weighted)
+        computed[diff_key] = (p - base[0], diff_samples, metric, thresholds, array, tidy)
+        order.append(diff_key)
+
+
+def _interval(config: EvalConfig, point: np.ndarray, samples: np.ndarray):
+    """TFMA's t-distribution summary of the resamples: (mean, std error, lower, upper, dof)."""
+    from scipy import stats as scipy_stats
+
+    n = samples.shape[0]
+    dof = n - 1
+    with np.errstate(invalid="ignore"):
+        if config.options.confidence_interval_method == "POISSON_BOOTSTRAP":
+            mean = samples.mean(axis=0)
+            std_error = samples.std(axis=0, ddof=1)
+        else:
+            pseudo = point * n - samples * (n - 1)
+            std_error = pseudo.std(axis=0, ddof=1) / np.sqrt(n)
+            mean = samples.sum(axis=0) / n
+    t_stat = scipy_stats.t.ppf(1 - 0.05 / 2.0, dof)
+    return mean, std_error, mean - std_error * t_stat, mean + std_error * t_stat, dof
+
+
+def _assemble(config: EvalConfig, groups, computed: dict, order: list[MetricKey]) -> list[SliceMetrics]:
+    ci = config.options.compute_confidence_intervals
+    intervals = {}
+    if ci:
+        for key in order:
+            p, s, metric = computed[key][:3]
+            if s is not None and (metric.compute_ci or key.is_diff):
+                intervals[key] = _interval(config, p, s)
+    min_size = config.options.min_slice_size
+    out: list[SliceMetrics] = []
+    for g in groups:
+        small = bool(g.key) and g.size < min_size
+        sm = SliceMetrics(key=g.key, size=g.size, spec=g.spec.describe(), below_min_slice_size=small)
+        if small:
+            sm.error = _small_slice_message(min_size)
+        else:
+            for key in order:
+                sm.metrics[key] = _slice_value(computed[key], intervals.get(key), g.group)
+        out.append(sm)
+    out.extend(_cross_slices(config, groups, computed, order, intervals))
+    return out
+
+
+def _small_slice_message(min_size: int) -> str:
+    return (f"Example count for this slice key is lower than the minimum required value: {min_size}. "
+            "No data is aggregated for this slice.")
+
+
+def _slice_value(entry, interval, index) -> MetricValue:
+    p, _, metric, thresholds, array, tidy = entry[:6]
+    notes = entry[6] if len(entry) > 6 else None
+    value = p[index]
+    mv = MetricValue(value=value if array else float(value), metric=tidy, thresholds=thresholds, array=array,
+                     note=(notes[index] if notes is not None and 0 <= index < len(notes) else ""))
+    if interval is not None:
+        mean, std_error, lower, upper, dof = interval
+        mv.sample_mean, mv.std_error, mv.dof = _pick(mean, index, array), _pick(std_error, index, array), dof
+        if not array:
+            mv.lower, mv.upper = float(lower[index]), float(upper[index])
+        else:
+            mv.lower, mv.upper = lower[index], upper[index]
+    return mv
+
+
+def _pick(values: np.ndarray, index, array: bool):
+    return values[index] if array else float(values[index])
+
+
+def _cross_slices(config, groups, computed, order, intervals) -> list[SliceMetrics]:
+    out: list[SliceMetrics] = []
+    seen: set[tuple] = set()
+    min_size = config.options.min_slice_size
+    for cross in config.cross_slicing_specs:
+        bases = [g for g in groups if cross.baseline_spec.is_slice_applicable(g.key)]
+        if cross.slicing_specs:
+            comparisons = [g for g in groups if any(s.is_slice_applicable(g.key) for s in cross.slicing_specs)]
+        else:
+            comparisons = [g for g in groups if not cross.baseline_spec.is_slice_applicable(g.key)]
+        for base in bases:
+            for comp in comparisons:
+                key = (base.key, comp.key)
+                if key in seen:
+                    continue
+                seen.add(key)
+                sm = SliceMetrics(key=key, size=None, spec=f"{cross.baseline_spec.describe()} vs "
+                                  f"{comp.spec.describe()}", is_cross=True)
+                small = [g for g in (base, comp) if g.key and g.size < min_size]
+                if small:
+                    sm.below_min_slice_size = True
+                    sm.error = _small_slice_message(min_size)
+                    out.append(sm)
+                    continue
+                for mkey in order:
+                    entry = computed[mkey]
+                    p, s, metric, thresholds, array, tidy = entry[:6]
+                    diff_point = p[base.group] - p[comp.group]
+                    mv = MetricValue(value=diff_point if array else float(diff_point), metric=tidy,
+                                     thresholds=thresholds, array=array)
+                    if mkey in intervals and s is not None:
+                        diff_samples = s[:, base.group] - s[:, comp.group]
+                        mean, std_error, lower, upper, dof = _interval(config, diff_point, diff_samples)
+                        mv.sample_mean, mv.std_error, mv.dof = mean, std_error, dof
+                        mv.lower, mv.upper = (lower, upper) if array else (float(lower), float(upper))
+                        if not array:
+                            mv.sample_mean, mv.std_error = float(mean), float(std_error)
+                    sm.metrics[mkey] = mv
+                out.append(sm)
+    return out
+
+
+def _merge(slices: list[SliceMetrics], extra: list[SliceMetrics]) -> None:
+    """Add metrics computed by TFMA to the engine's slices (same slice keys)."""
+    by_key = {sm.key: sm for sm in slices}
+    for other in extra:
+        mine = by_key.get(other.key)
+        if mine is None:
+            slices.append(other)
+            continue
+        if mine.error:
+            continue
+        for key, value in other.metrics.items():
+            mine.metrics.setdefault(key, value)
+
+
+def _finish(config: EvalConfig, slices: list[SliceMetrics], empty, engine_used: str, baseline_slice,
+            rubber_stamp: bool, missing_values: dict[str, int] | None = None) -> EvalResult:
+    rules = config.threshold_rules()
+    baseline_model = config.baseline.name if config.baseline else None
+    if baseline_model is None:
+        rules = [r for r in rules if not isinstance(r.threshold, config_mod.ChangeThreshold)]
+    weighted = _weighted_default(config, config.metrics_specs[0]) if config.metrics_specs else False
+    for item in empty:
+        slices.append(SliceMetrics(key=item.key, size=0, spec=item.spec.describe(), empty=True,
+                                   error=f"no rows match slicing spec {item.spec.describe()!r}"))
+    validation = validate(slices, rules, config.candidate.name, baseline_model, weighted, rubber_stamp)
+    result = EvalResult(slices, config, validation, engine=engine_used, missing_values=missing_values or {})
+    if baseline_slice is not None:
+        result = result.against(baseline_slice)
+    return result

@@ -1,0 +1,208 @@
+"""EvalResult: TFMA's result interface plus a tidy dataframe, validation and blessing."""
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from toolkit.evaluation.config import EvalConfig
+from toolkit.evaluation.errors import EvalConfigError
+from toolkit.evaluation.slicing import slice_display
+from toolkit.evaluation.validation import Validation
+from toolkit.evaluation.values import MetricKey, SliceMetrics, encode_slice
+
+TIDY_COLUMNS = [
+    "slice", "slice_key", "slice_spec", "is_cross_slice", "slice_size", "model", "metric", "threshold",
+    "value", "lower", "upper", "below_min_slice_size", "note",
+]
+
+
+class EvalResult:
+    """The result of :func:`toolkit.evaluate`.
+
+    Reads like ``tfma.EvalResult``: ``slicing_metrics`` is a list of
+    ``(slice_key, {output_name: {sub_key: {metric_name: value}}})`` with TFMA's
+    keys (``()`` for the overall slice, ``(('sex', 'female'),)`` for a slice,
+    ``((baseline_key), (comparison_key))`` for a cross slice) and TFMA's JSON value
+    encoding (``{'doubleValue': ...}``, ``{'arrayValue': ...}``,
+    ``{'boundedValue': ...}`` with intervals, ``{'__ERROR__': {'debugMessage': ...}}``
+    for slices below ``min_slice_size``). With a baseline model it shows the
+    candidate's metrics and the ``*_diff`` metrics, as ``tfma.load_eval_result`` does.
+
+    Beyond TFMA: :meth:`to_dataframe` (tidy, one row per slice, metric and
+    threshold), :meth:`against` (differences and ratios to a baseline slice),
+    :attr:`validation` and :attr:`blessed`.
+    """
+
+    def __init__(self, slices: Sequence[SliceMetrics], eval_config: EvalConfig, validation: Validation,
+                 engine: str = "toolkit", baseline_slice: tuple | None = None,
+                 missing_values: Mapping[str, int] | None = None):
+        self._slices = list(slices)
+        self.eval_config = eval_config
+        self.validation = validation
+        self.engine = engine
+        self.baseline_slice = baseline_slice
+        self.missing_values = dict(missing_values or {})
+        baseline = eval_config.baseline
+        self._model = eval_config.candidate.name
+        self._baseline_model = baseline.name if baseline else None
+        self.slicing_metrics = [
+            (sm.key, encode_slice(sm, self._model, self._baseline_model)) for sm in self._slices if not sm.empty
+        ]
+
+    # --- TFMA's EvalResult interface -------------------------------------------------
+    @property
+    def config(self) -> Any:
+        """The evaluation's ``tfma.EvalConfig`` (imports TFMA on first use)."""
+        return self.eval_config.to_proto()
+
+    @property
+    def blessed(self) -> bool:
+        """True when every threshold passed on every slice it applies to (TFMA's validation_ok)."""
+        return self.validation.ok
+
+    def get_slice_names(self) -> list:
+        return [key for key, _ in self.slicing_metrics]
+
+    def get_metric_names(self) -> list[str]:
+        names: set[str] = set()
+        for _, by_output in self.slicing_metrics:
+            for by_sub_key in by_output.values():
+                for metrics in by_sub_key.values():
+                    names.update(metrics)
+        return list(names)
+
+    def get_metrics_for_slice(self, slice_name: tuple = (), output_name: str = "", class_id: int | None = None,
+                              k: int | None = None, top_k: int | None = None) -> dict | None:
+        sub_key = _sub_key(class_id, k, top_k)
+        for key, value in self.slicing_metrics:
+            if (not key and not slice_name) or key == slice_name:
+                return value[output_name][sub_key]
+        return None
+
+    def get_metrics_for_all_slices(self, output_name: str = "", class_id: int | None = None,
+                                   k: int | None = None, top_k: int | None = None) -> dict:
+        sub_key = _sub_key(class_id, k, top_k)
+        return {key: dict(value[output_name][sub_key]) for key, value in self.slicing_metrics}
+
+    # --- beyond TFMA ----------------------------------------------------------------
+    @property
+    def slices(self) -> list[SliceMetrics]:
+        """Every slice with its typed metric values (including empty requested slices)."""
+        return list(self._slices)
+
+    def against(self, baseline_slice: Any) -> "EvalResult":
+        """A view of this result whose tidy frame compares every slice with ``baseline_slice``.
+
+        ``baseline_slice`` is a TFMA slice key (``()``, ``(('sex', 'female'),)``), its
+        display string (``"Overall"``, ``"sex:female"``) or a dict ``{"sex": "female"}``.
+        """
+        other = copy.copy(self)
+        other.baseline_slice = self._resolve_slice(baseline_slice)
+        return other
+
+    def to_dataframe(self, baseline_slice: Any = None) -> pd.DataFrame:
+        """Tidy metrics: one row per slice, model, metric and threshold.
+
+        Columns: ``slice`` (display: "Overall", "sex:female", "age_group:young × sex:female",
+        cross slices "A vs B"), ``slice_key`` (TFMA key tuple), ``slice_spec``,
+        ``is_cross_slice``, ``slice_size`` (example count, <NA> for cross slices),
+        ``model``, ``metric`` (TFMA name; for FairnessIndicators
+        ``fairness_indicators_metrics/false_positive_rate`` with the threshold in its own
+        column), ``threshold`` (float, NaN for metrics without one), ``value``, ``lower``
+        and ``upper`` (confidence bounds or NaN), ``below_min_slice_size``, ``note`` (why a
+        value is missing or undefined) and, when a baseline slice is chosen (argument,
+        :meth:`against` or ``evaluate(..., baseline_slice=...)``), ``baseline_slice``,
+        ``baseline_value``, ``baseline_diff`` (value - baseline) and ``baseline_ratio``
+        (value / baseline).
+        """
+        baseline = self.baseline_slice if baseline_slice is None else self._resolve_slice(baseline_slice)
+        template = self._template()
+        rows = []
+        for sm in self._slices:
+            base = {
+                "slice": slice_display(sm.key) if not sm.empty else slice_display(sm.key) or sm.spec,
+                "slice_key": sm.key,
+                "slice_spec": sm.spec,
+                "is_cross_slice": sm.is_cross,
+                "slice_size": pd.NA if sm.size is None else sm.size,
+                "below_min_slice_size": sm.below_min_slice_size,
+            }
+            if sm.error:
+                for key, (tidy, thresholds) in template.items():
+                    for threshold in thresholds or (math.nan,):
+                        rows.append(dict(base, model=key.model_name, metric=_tidy_name(key, tidy),
+                                         threshold=threshold, value=math.nan, lower=math.nan, upper=math.nan,
+                                         note=sm.error))
+                continue
+            for key, mv in sm.metrics.items():
+                for threshold, value, lower, upper in mv.elements():
+                    rows.append(dict(base, model=key.model_name, metric=_tidy_name(key, mv.metric),
+                                     threshold=threshold, value=value, lower=lower, upper=upper,
+                                     note=mv.note or ("undefined" if math.isnan(value) else "")))
+        frame = pd.DataFrame(rows, columns=TIDY_COLUMNS)
+        frame["slice_size"] = frame["slice_size"].astype("Int64")
+        frame["threshold"] = frame["threshold"].astype(float)
+        if baseline is not None:
+            frame = _add_baseline(frame, baseline)
+        return frame
+
+    def _template(self) -> dict[MetricKey, tuple[str, tuple | None]]:
+        template: dict[MetricKey, tuple[str, tuple | None]] = {}
+        for sm in self._slices:
+            for key, mv in sm.metrics.items():
+                template.setdefault(key, (mv.metric, mv.thresholds))
+        return template
+
+    def _resolve_slice(self, slice_ref: Any) -> tuple:
+        keys = [sm.key for sm in self._slices if not sm.empty]
+        if isinstance(slice_ref, Mapping):
+            slice_ref = tuple(sorted(slice_ref.items()))
+        if isinstance(slice_ref, str):
+            for key in keys:
+                if slice_display(key) == slice_ref:
+                    return key
+        elif isinstance(slice_ref, (tuple, list)):
+            wanted = tuple(tuple(p) for p in slice_ref)
+            for key in keys:
+                if key == wanted:
+                    return key
+        shown = ", ".join(slice_display(k) for k in keys[:20])
+        raise EvalConfigError(f"baseline slice {slice_ref!r} is not among the evaluated slices: {shown}")
+
+    def __repr__(self) -> str:
+        n_slices = sum(1 for sm in self._slices if not sm.empty)
+        return (f"<EvalResult: {n_slices} slices, {len(self.get_metric_names())} metrics, engine={self.engine}, "
+                f"{'blessed' if self.blessed else 'not blessed'}>")
+
+
+def _sub_key(class_id, k, top_k) -> str:
+    if class_id is None and k is None and top_k is None:
+        return ""
+    parts = [f"{name}:{value}" for name, value in (("classId", class_id), ("k", k), ("topK", top_k))
+             if value is not None]
+    return " ".join(parts)
+
+
+def _tidy_name(key: MetricKey, tidy: str) -> str:
+    return f"{tidy}_diff" if key.is_diff else tidy
+
+
+def _add_baseline(frame: pd.DataFrame, baseline: tuple) -> pd.DataFrame:
+    ids = ["model", "metric", "threshold"]
+    base = frame[frame["slice_key"].apply(lambda k: k == baseline)][ids + ["value"]].copy()
+    base["threshold"] = base["threshold"].fillna(-np.inf)
+    base = base.drop_duplicates(ids).rename(columns={"value": "baseline_value"})
+    keyed = frame.assign(threshold=frame["threshold"].fillna(-np.inf))
+    merged = keyed.merge(base, on=ids, how="left")
+    merged["threshold"] = frame["threshold"].to_numpy()
+    merged.loc[merged["is_cross_slice"], "baseline_value"] = np.nan
+    values, reference = merged["value"].astype(float), merged["baseline_value"].astype(float)
+    merged["baseline_slice"] = slice_display(baseline)
+    merged["baseline_diff"] = values - reference
+    with np.errstate(divide="ignore", invalid="ignore"):
+        merged["baseline_ratio"] = np.where(reference != 0, values / reference, np.nan)
+    return merged
