@@ -22,7 +22,7 @@ _LAZY = {
     "show_statistics": "toolkit.visualize",
     "evaluate": "toolkit.evaluation",
     "export_notebook": "toolkit.exporter",
-    "component": "toolkit.component",
+    "component": "toolkit.custom",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

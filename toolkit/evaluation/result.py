@@ -53,6 +53,12 @@ class EvalResult:
             (sm.key, encode_slice(sm, self._model, self._baseline_model)) for sm in self._slices if not sm.empty
         ]
 
+    def _toolkit_view_(self):
+        """The per-slice dashboard (``toolkit.show(result)``)."""
+        from toolkit.visualize.evaluation import EvaluationDashboard
+
+        return EvaluationDashboard(self)
+
     # --- TFMA's EvalResult interface -------------------------------------------------
     @property
     def config(self) -> Any:

@@ -116,6 +116,8 @@ def _artifacts_view(items: Iterable[Any], source: Any = None) -> View:
         what = f" in {plain(repr(source), 120)}" if source is not None else ""
         message = f"No artifacts{what} yet: has the producing component run?"
         return View(root(tag("div", escape(message), NOTE), new_uid()), message)
+    if len(items) == 1:
+        return view_of(items[0])
     return stack(view_of(item) for item in items)
 
 
@@ -154,6 +156,8 @@ def artifact_view(artifact: Any) -> View:
         except ToolkitError as exc:
             body = View(tag("div", esc(str(exc), 1000), NOTE), str(exc))
     header_html, header_text = _artifact_header(artifact, compact=bool(body.title))
+    if hasattr(body, "with_header"):  # interactive views (the evaluation dashboard) keep their widget
+        return body.with_header(header_html, header_text)
     html = root(header_html + body.html, new_uid())
     return View(html, header_text + "\n" + body.text, _type_name(artifact))
 
@@ -279,3 +283,5 @@ register_view("ExampleStatistics", _example_statistics_view)
 register_view("Schema", _schema_artifact_view)
 register_view("ExampleAnomalies", _anomalies_artifact_view)
 register_view("Examples", _examples_view)
+
+from toolkit.visualize import evaluation as _evaluation  # noqa: E402,F401  registers ModelEvaluation
