@@ -29,13 +29,15 @@ def main() -> int:
     export_dir = os.path.join(run_dir, "export")
     production_dir = os.path.join(run_dir, "production")
     os.makedirs(interactive_dir)
+    os.environ["TOOLKIT_PUSH_ROOT"] = run_dir  # models are pushed under this run's folder
     toolkit_cmd = [os.path.join(os.path.dirname(sys.executable), "toolkit")]
 
     started = _step("1/3 run notebooks/taxi.ipynb headless (interactive mode)")
     executed = os.path.join(interactive_dir, "taxi.ipynb")
     papermill.execute_notebook(
         NOTEBOOK, executed, cwd=os.path.dirname(NOTEBOOK), kernel_name="python3",
-        parameters={"pipeline_root": os.path.join(interactive_dir, "pipeline")},
+        parameters={"pipeline_root": os.path.join(interactive_dir, "pipeline"),
+                    "serving_dir": os.path.join(interactive_dir, "serving")},
         progress_bar=False)
     html, _ = HTMLExporter().from_notebook_node(nbformat.read(executed, as_version=4))
     report = os.path.join(interactive_dir, "taxi.html")
@@ -52,6 +54,8 @@ def main() -> int:
         "run", os.path.join(export_dir, "taxi.ipynb"),
         "-p", "pipeline_name", "taxi_production",
         "-p", "pipeline_root", os.path.join(production_dir, "pipeline"),
+        "-p", "serving_dir", os.path.join(production_dir, "serving"),
+        "-p", "train_steps", "600",
         "-o", production_dir], cwd=ROOT)
     print(f"   done in {time.perf_counter() - started:.1f} s (exit {run.returncode})")
 
@@ -62,6 +66,7 @@ def main() -> int:
     print(f"  exported pipeline:    {rel(os.path.join(export_dir, 'taxi.ipynb'))}")
     print(f"  production notebook:  {rel(os.path.join(production_dir, 'taxi.ipynb'))}")
     print(f"  production summary:   {rel(os.path.join(production_dir, 'summary.json'))}")
+    print(f"  pushed models:        {rel(os.path.join(production_dir, 'serving'))}")
     return run.returncode
 
 

@@ -7,9 +7,7 @@ import types
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DATA = os.path.join(REPO, "notebooks", "data")
-TAXI_CSV = os.path.join(DATA, "chicago_taxi", "data.csv")
+from datapaths import REPO, TAXI_CSV
 
 
 @pytest.fixture(scope="session")
@@ -50,9 +48,13 @@ def executed_taxi(tmp_path_factory):
 
     out_dir = tmp_path_factory.mktemp("taxi_notebook")
     executed = out_dir / "taxi.ipynb"
+    os.environ["TOOLKIT_PUSH_ROOT"] = str(out_dir)
+    parameters = {"pipeline_root": str(out_dir / "pipeline"),
+                  "serving_dir": str(out_dir / "serving")}
     papermill.execute_notebook(
         os.path.join(REPO, "notebooks", "taxi.ipynb"), str(executed),
         cwd=os.path.join(REPO, "notebooks"), kernel_name="python3", progress_bar=False,
-        parameters={"pipeline_root": str(out_dir / "pipeline")})
+        parameters=parameters)
     return types.SimpleNamespace(path=str(executed), root=str(out_dir / "pipeline"),
+                                 serving=str(out_dir / "serving"), parameters=parameters,
                                  notebook=nbformat.read(str(executed), as_version=4))

@@ -11,7 +11,7 @@ import time
 import pandas as pd
 import pytest
 
-from conftest import REPO, TAXI_CSV
+from datapaths import REPO, TAXI_CSV
 
 
 def _context(tmp_path):

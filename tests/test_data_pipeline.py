@@ -10,7 +10,7 @@ import textwrap
 import pandas as pd
 import pytest
 
-from conftest import REPO, TAXI_CSV
+from datapaths import REPO, TAXI_CSV
 
 
 def test_artifacts_follow_tfx_layout(taxi_pipeline):

@@ -12,6 +12,9 @@ from toolkit import _quiet
 
 _quiet.install()
 
+# Bound eagerly: the submodule toolkit.component would otherwise shadow the decorator.
+from toolkit.custom import component  # noqa: E402
+
 __version__ = "0.1.0"
 
 _LAZY = {
@@ -22,10 +25,9 @@ _LAZY = {
     "show_statistics": "toolkit.visualize",
     "evaluate": "toolkit.evaluation",
     "export_notebook": "toolkit.exporter",
-    "component": "toolkit.custom",
 }
 
-__all__ = sorted(_LAZY) + ["__version__"]
+__all__ = sorted([*_LAZY, "component"]) + ["__version__"]
 
 
 def __getattr__(name: str) -> Any:

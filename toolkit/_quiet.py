@@ -1,4 +1,5 @@
-"""Keep TensorFlow's C++ log noise and known dependency warnings out of notebooks.
+"""Keep TensorFlow's C++ log noise and known dependency warnings out of notebooks;
+pin what ``tf.keras`` means.
 
 TensorFlow prints about ten lines (CUDA stubs, oneDNN, TensorRT) at import. The
 toolkit silences them by default. To get them back, set ``TOOLKIT_VERBOSE=1``
@@ -11,6 +12,11 @@ import warnings
 
 
 def install() -> None:
+    # tf.keras is Keras 2 (the tf_keras package), as in a TFX 1.16 install and as
+    # TFX module files expect; otherwise it would depend on which of TFT (Keras 2)
+    # or TFMA (Keras 3) happened to be imported first. Keras 3 stays `import keras`.
+    # A value set by the user wins.
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     if os.environ.get("TOOLKIT_VERBOSE", "").strip() not in ("", "0", "false", "False"):
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

@@ -1,8 +1,16 @@
 """Standard components, with TFX's names, arguments and output keys."""
+from toolkit.components.bulk_inferrer import BulkInferrer
+from toolkit.components.evaluator import Evaluator
 from toolkit.components.example_gen import CsvExampleGen, ImportExampleGen
-from toolkit.components.statistics_gen import StatisticsGen
-from toolkit.components.schema_gen import ImportSchemaGen, SchemaGen
 from toolkit.components.example_validator import ExampleValidator
+from toolkit.components.infra_validator import InfraValidator
+from toolkit.components.pusher import Pusher
+from toolkit.components.resolver import latest_blessed_model
+from toolkit.components.schema_gen import ImportSchemaGen, SchemaGen
+from toolkit.components.statistics_gen import StatisticsGen
+from toolkit.components.trainer import DataAccessor, FnArgs, Trainer
+from toolkit.components.transform import Transform
 
-__all__ = ["CsvExampleGen", "ImportExampleGen", "StatisticsGen", "SchemaGen",
-           "ImportSchemaGen", "ExampleValidator"]
+__all__ = ["CsvExampleGen", "ImportExampleGen", "StatisticsGen", "SchemaGen", "ImportSchemaGen",
+           "ExampleValidator", "Transform", "Trainer", "FnArgs", "DataAccessor",
+           "latest_blessed_model", "Evaluator", "InfraValidator", "Pusher", "BulkInferrer"]

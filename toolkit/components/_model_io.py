@@ -1,0 +1,125 @@
+"""Shared by the model components: Arrow to tf.Example, SavedModel locations, blessings."""
+from __future__ import annotations
+
+import os
+from typing import Any, Iterable
+
+from toolkit.artifacts import Artifact, InfraBlessing, Model, ModelBlessing
+from toolkit.errors import ToolkitError
+
+#: TFX's folder for the serving SavedModel inside a Model artifact
+SERVING_DIR = "Format-Serving"
+
+
+def serving_model_path(model: Model) -> str:
+    """The SavedModel folder of a Model artifact (TFX's ``Format-Serving`` layout)."""
+    path = os.path.join(model.uri, SERVING_DIR)
+    if os.path.isdir(path):
+        return path
+    if os.path.isfile(os.path.join(model.uri, "saved_model.pb")):
+        return model.uri
+    raise ToolkitError(f"Model #{model.id} at {model.uri} holds no SavedModel "
+                       f"(expected {SERVING_DIR}/saved_model.pb)")
+
+
+def has_saved_model(path: str) -> bool:
+    return any(os.path.isfile(os.path.join(path, name))
+               for name in ("saved_model.pb", "saved_model.pbtxt"))
+
+
+def arrow_types(schema) -> dict[str, Any]:
+    """Feature name -> the Arrow value type tf.Example parsing yields for it."""
+    import pyarrow as pa
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    kinds = {schema_pb2.INT: pa.int64(), schema_pb2.FLOAT: pa.float32(),
+             schema_pb2.BYTES: pa.large_binary()}
+    return {f.name: kinds[f.type] for f in schema.feature if f.type in kinds}
+
+
+def to_list_batch(data, types: dict[str, Any] | None = None, columns: Iterable[str] | None = None):
+    """A RecordBatch of list columns, the form TFXIO and tf.Example use.
+
+    ``data`` is an Arrow Table or RecordBatch with scalar (or list) columns; a null
+    becomes an empty list (a missing feature). ``types`` (from :func:`arrow_types`)
+    casts values to what serving will parse — FLOAT as float32, strings as bytes —
+    so a transform computed here sees exactly what the serving signature sees.
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    names = list(columns) if columns is not None else list(data.schema.names)
+    arrays = []
+    for name in names:
+        column = data.column(name)
+        if isinstance(column, pa.ChunkedArray):
+            column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+        if _is_list(column.type):
+            values = column.flatten()
+            offsets = np.asarray(column.value_lengths().fill_null(0), dtype=np.int64)
+            offsets = np.concatenate([[0], np.cumsum(offsets)])
+        else:
+            valid = np.asarray(column.is_valid())
+            values = column.filter(pa.array(valid)) if not valid.all() else column
+            offsets = np.concatenate([[0], np.cumsum(valid.astype(np.int64))])
+        values = _cast_values(values, (types or {}).get(name), name)
+        arrays.append(pa.LargeListArray.from_arrays(pa.array(offsets, pa.int64()), values))
+    return pa.RecordBatch.from_arrays(arrays, names)
+
+
+def _is_list(arrow_type) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type)
+
+
+def _cast_values(values, target, name: str):
+    import pyarrow as pa
+
+    if target is None:
+        if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+            return values.cast(pa.large_binary())
+        if pa.types.is_floating(values.type):
+            return values.cast(pa.float32())
+        if pa.types.is_integer(values.type) or pa.types.is_boolean(values.type):
+            return values.cast(pa.int64())
+        return values
+    if values.type == target:
+        return values
+    try:
+        if pa.types.is_large_binary(target) and not (
+                pa.types.is_string(values.type) or pa.types.is_large_string(values.type)
+                or pa.types.is_binary(values.type)):
+            values = values.cast(pa.string())
+        return values.cast(target)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise ToolkitError(f"column '{name}' holds {values.type} values that do not convert "
+                           f"to the schema's type ({target}): {str(exc).splitlines()[0]}") from None
+
+
+def serialize_examples(data, schema=None, exclude: Iterable[str] = ()) -> list[bytes]:
+    """Rows of an Arrow table as serialized ``tf.Example`` protos (missing values omitted)."""
+    from tfx_bsl.coders import example_coder
+
+    skip = set(exclude)
+    columns = [n for n in data.schema.names if n not in skip]
+    types = arrow_types(schema) if schema is not None else None
+    batch = to_list_batch(data, types, columns)
+    return example_coder.RecordBatchToExamplesEncoder().encode(batch)
+
+
+def blessing_verdict(model: Model, blessings: dict[str, list[Artifact]]) -> str | None:
+    """None when every blessing given blesses ``model``; otherwise the reason, one line."""
+    for key, arts in blessings.items():
+        for blessing in arts:
+            name = "model_blessing" if isinstance(blessing, ModelBlessing) else (
+                "infra_blessing" if isinstance(blessing, InfraBlessing) else key)
+            if int(blessing.properties.get("blessed", 0) or 0) != 1:
+                reason = blessing.properties.get("reason")
+                return (f"{name} #{blessing.id} from {blessing.producer or 'an import'} does not "
+                        f"bless the model" + (f": {reason}" if reason else ""))
+            current = blessing.properties.get("current_model_id")
+            if current not in (None, "", 0) and model.id is not None and int(current) != model.id:
+                return (f"{name} #{blessing.id} blesses Model #{current}, not this Model "
+                        f"#{model.id}")
+    return None

@@ -1,0 +1,253 @@
+"""Loading user module files and calling the functions they define, with clear errors.
+
+A TFX module file is a plain Python file defining ``preprocessing_fn(inputs)``
+(Transform) or ``run_fn(fn_args)`` (Trainer). Anything that goes wrong in it —
+the file is missing, does not compile, lacks the function, or the function
+raises — becomes one :class:`UserCodeError` line naming the file, the function
+and the line of the module file where it failed. The original exception stays
+chained as ``__cause__`` so the full traceback is recorded with the failed
+execution.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import importlib.util
+import os
+import sys
+import traceback
+import types
+from typing import Any, Callable, Iterator
+
+from toolkit.errors import ToolkitError
+
+
+class UserCodeError(ToolkitError):
+    """User code (a module file, a callable parameter) is missing, broken or raised."""
+
+
+class ModuleFileError(UserCodeError):
+    """A module file does not exist, does not compile, or lacks the function asked for."""
+
+
+def prepare_tensorflow() -> None:
+    """Pin what ``tf.keras`` means before TensorFlow resolves it, as TFX 1.16 does.
+
+    TensorFlow 2.16 binds ``tf.keras`` lazily, on first use, to Keras 3 unless
+    ``TF_USE_LEGACY_KERAS`` is set; importing tensorflow-transform sets it. Left
+    alone, ``tf.keras`` in a module file would depend on which component happened
+    to run first in the kernel. Setting the default here makes ``tf.keras`` Keras 2
+    (the ``tf_keras`` package, what TFX module files and tf.Transform's Keras layer
+    are written for) in every toolkit run; Keras 3 stays available as ``import
+    keras``. A value the user set is never overridden.
+    """
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+
+def resolve_function(*, module_file: str | None, function: Any, name: str,
+                     owner: str) -> tuple[Callable[..., Any], str]:
+    """The user function and a label for messages (``"file.py: name"``).
+
+    ``function`` may be a callable or a dotted import path (``"pkg.mod.fn"``),
+    as TFX accepts; otherwise ``name`` is looked up in ``module_file``.
+    """
+    if function is not None and module_file is not None:
+        raise UserCodeError(f"{owner}: give either module_file or {name}, not both")
+    if callable(function):
+        where = getattr(function, "__code__", None)
+        label = (f"{os.path.basename(where.co_filename)}: {getattr(function, '__name__', name)}"
+                 if where is not None else getattr(function, "__qualname__", name))
+        return function, label
+    if isinstance(function, str):
+        module_name, _, attr = function.rpartition(".")
+        if not module_name:
+            raise UserCodeError(f"{owner}: {name}={function!r} is not a dotted path like "
+                                f"'package.module.{name}'")
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:
+            raise UserCodeError(f"{owner}: cannot import {module_name} for {name}: "
+                                f"{type(exc).__name__}: {_first_line(exc)}") from exc
+        fn = getattr(module, attr, None)
+        if not callable(fn):
+            raise UserCodeError(f"{owner}: {module_name} has no function {attr}")
+        return fn, f"{module_name}: {attr}"
+    if function is not None:
+        raise UserCodeError(f"{owner}: {name} must be a function or a dotted path, "
+                            f"got {type(function).__name__}")
+    if module_file is None:
+        raise UserCodeError(f"{owner}: give module_file (a Python file defining {name}) "
+                            f"or {name}")
+    module = load_module_file(module_file)
+    fn = getattr(module, name, None)
+    base = os.path.basename(module_file)
+    if not callable(fn):
+        defined = sorted(k for k, v in vars(module).items()
+                         if isinstance(v, types.FunctionType) and v.__module__ == module.__name__)
+        hint = (" (trainer_fn, for Estimators, is not supported: define run_fn)"
+                if name == "run_fn" and "trainer_fn" in defined else "")
+        raise ModuleFileError(f"{base}: no function {name} is defined{hint}; "
+                              f"it defines {', '.join(defined) or 'no functions'}")
+    return fn, f"{base}: {name}"
+
+
+def load_module_file(path: str) -> types.ModuleType:
+    """Execute ``path`` as a fresh module (never a stale copy from an earlier run).
+
+    The file's folder is on ``sys.path`` while it runs, so it can import helper
+    modules beside it, as TFX module files often do.
+    """
+    path = os.fspath(path)
+    base = os.path.basename(path)
+    if not os.path.isfile(path):
+        raise ModuleFileError(f"module_file {path} does not exist "
+                              f"(resolved to {os.path.abspath(path)})")
+    with open(path, "rb") as handle:
+        source = handle.read()
+    digest = hashlib.sha256(os.path.abspath(path).encode() + b"\0" + source).hexdigest()[:12]
+    module_name = f"toolkit_user_module_{os.path.splitext(base)[0]}_{digest}"
+    try:
+        code = compile(source, os.path.abspath(path), "exec")
+    except SyntaxError as exc:
+        raise ModuleFileError(f"{base}, line {exc.lineno}: SyntaxError: {exc.msg}") from exc
+    module = types.ModuleType(module_name)
+    module.__file__ = os.path.abspath(path)
+    sys.modules[module_name] = module
+    try:
+        with _module_dir_on_path(path), tfx_names():
+            exec(code, module.__dict__)
+    except Exception as exc:
+        sys.modules.pop(module_name, None)
+        raise ModuleFileError(f"{base}: importing the module raised {type(exc).__name__}: "
+                              f"{_first_line(exc)}{_where(exc, path)}") from exc
+    return module
+
+
+def call_user_function(fn: Callable[..., Any], label: str, /, *args: Any, **kwargs: Any) -> Any:
+    """Call user code; an exception becomes one :class:`UserCodeError` line.
+
+    Our own :class:`ToolkitError` (for example a missing label column detected by
+    the data accessor) keeps its message, prefixed with the label.
+    """
+    try:
+        return fn(*args, **kwargs)
+    except ToolkitError as exc:
+        raise UserCodeError(f"{label}: {exc}") from exc
+    except Exception as exc:
+        raise UserCodeError(describe(exc, label, _source_file(fn))) from exc
+
+
+def describe(exc: BaseException, label: str, source_file: str | None = None) -> str:
+    """``"file.py: fn raised ValueError: message (file.py, line 12, in helper)"``."""
+    return f"{label} raised {type(exc).__name__}: {_first_line(exc)}{_where(exc, source_file)}"
+
+
+def _source_file(fn: Callable[..., Any]) -> str | None:
+    code = getattr(fn, "__code__", None)
+    return code.co_filename if code is not None else None
+
+
+def _where(exc: BaseException, source_file: str | None) -> str:
+    """Where in the user's file it failed: the innermost frame in that file."""
+    if not source_file:
+        return ""
+    target = os.path.abspath(source_file)
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if os.path.abspath(f.filename) == target]
+    if not frames:
+        frames = _frames_from_message(exc, target)
+    if not frames:
+        return ""
+    frame = frames[-1]
+    where = f"{os.path.basename(target)}, line {frame.lineno}"
+    return f" ({where}, in {frame.name})" if frame.name != "<module>" else f" ({where})"
+
+
+def _frames_from_message(exc: BaseException, target: str) -> list[traceback.FrameSummary]:
+    """TensorFlow re-raises errors from traced functions with the user frames in
+    the message text (``File "x.py", line 3, in fn``); recover them from there."""
+    import re
+
+    found = []
+    for match in re.finditer(r'File "([^"]+)", line (\d+), in (\S+)', str(exc)):
+        if os.path.abspath(match.group(1)) == target:
+            found.append(traceback.FrameSummary(match.group(1), int(match.group(2)),
+                                                match.group(3)))
+    return found
+
+
+def _first_line(exc: BaseException, limit: int = 300) -> str:
+    """The informative line of an exception message (TensorFlow's run long)."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return "(no message)"
+    text = lines[0]
+    if text.lower().startswith("in user code") or text.endswith(":"):
+        tail = [line for line in lines if not line.startswith("File ")]
+        text = tail[-1] if tail else text
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@contextlib.contextmanager
+def _module_dir_on_path(path: str) -> Iterator[None]:
+    folder = os.path.dirname(os.path.abspath(path))
+    added = folder not in sys.path
+    if added:
+        sys.path.insert(0, folder)
+    try:
+        yield
+    finally:
+        if added and folder in sys.path:
+            sys.path.remove(folder)
+
+
+@contextlib.contextmanager
+def tfx_names() -> Iterator[None]:
+    """TFX module files import ``tfx`` for type names only (``tfx.components.FnArgs``).
+
+    The ``tfx`` package cannot be installed beside the TFX 1.16 libraries, so while
+    a module file is imported and its function runs, and only if ``tfx`` is not
+    importable, a minimal stand-in provides the names module files use: ``FnArgs``
+    and ``DataAccessor`` under ``tfx.v1.components``, ``tfx.components`` and
+    ``tfx.components.trainer.fn_args_utils``, and ``tfx.v1.utils.parse_pbtxt_file``.
+    """
+    if importlib.util.find_spec("tfx") is not None:
+        yield
+        return
+    from toolkit.components.trainer import DataAccessor, FnArgs
+
+    names = {"FnArgs": FnArgs, "DataAccessor": DataAccessor}
+    tree = ["tfx", "tfx.v1", "tfx.v1.components", "tfx.v1.utils", "tfx.components",
+            "tfx.components.trainer", "tfx.components.trainer.fn_args_utils"]
+    modules = {}
+    for dotted in tree:
+        module = types.ModuleType(dotted)
+        module.__doc__ = "toolkit stand-in for the names TFX module files import"
+        modules[dotted] = module
+    for dotted, module in modules.items():
+        parent, _, child = dotted.rpartition(".")
+        if parent:
+            setattr(modules[parent], child, module)
+    for dotted in ("tfx.v1.components", "tfx.components", "tfx.components.trainer.fn_args_utils"):
+        for key, value in names.items():
+            setattr(modules[dotted], key, value)
+    modules["tfx.v1.utils"].parse_pbtxt_file = _parse_pbtxt_file
+    previous = {k: sys.modules.get(k) for k in modules}
+    sys.modules.update(modules)
+    try:
+        yield
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                sys.modules.pop(key, None)
+            else:
+                sys.modules[key] = value
+
+
+def _parse_pbtxt_file(path: str, message: Any) -> Any:
+    """TFX's ``tfx.utils.parse_pbtxt_file``: a text-format proto file into ``message``."""
+    from google.protobuf import text_format
+
+    with open(path, encoding="utf-8") as handle:
+        return text_format.Parse(handle.read(), message)

@@ -1,0 +1,171 @@
+"""BulkInferrer: batch predictions written beside the input features.
+
+The output is a table per split (``Split-<name>/data.parquet``): every input
+column, then the predictions, so it can go straight to ``toolkit.evaluate`` or
+pandas. Rows go through the model's serving signature (raw serialized examples
+for a model exported with its transform graph), as a server would see them.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from toolkit._quiet import quiet_tensorflow
+from toolkit.artifacts import Examples, InferenceResult, Model, ModelBlessing
+from toolkit.component import BaseComponent, ExecutorContext, InputSpec, Parameter
+from toolkit.components._io import DATA_FILE, read_split
+from toolkit.components._model_io import (blessing_verdict, serialize_examples,
+                                          serving_model_path)
+from toolkit.components._module import prepare_tensorflow
+from toolkit.errors import InputDataError, ToolkitError
+
+BATCH_ROWS = 2048
+
+
+class BulkInferrer(BaseComponent):
+    """Runs a model over Examples and writes ``prediction`` (and ``scores``) columns.
+
+    Args:
+        examples: Examples to predict on (labelled or not).
+        model: the Model.
+        model_blessing: if given and the model is not blessed, nothing is inferred
+            (as in TFX); in production mode the run stops (``gate``).
+        data_spec: ``{"example_splits": ["eval"]}``; every split by default.
+        model_spec: ``{"model_signature_name": ["serving_default"]}``.
+
+    A model output of one value per example becomes the column ``prediction``;
+    several values per example (class scores) become ``scores`` (a list) and
+    ``prediction`` (the index of the highest). Models with several outputs get
+    ``prediction_<output>`` columns instead.
+    """
+
+    INPUTS = {"examples": InputSpec(Examples), "model": InputSpec(Model),
+              "model_blessing": InputSpec(ModelBlessing, optional=True)}
+    OUTPUTS = {"inference_result": InferenceResult}
+    PARAMETERS = {"data_spec": Parameter(dict), "model_spec": Parameter(dict)}
+
+    def __init__(self, examples, model, model_blessing=None, data_spec: dict | None = None,
+                 model_spec: dict | None = None):
+        super().__init__(examples=examples, model=model, model_blessing=model_blessing,
+                         data_spec=data_spec, model_spec=model_spec)
+
+    def Do(self, input_dict, output_dict, exec_properties, ctx: ExecutorContext) -> None:
+        examples: Examples = input_dict["examples"][0]
+        model: Model = input_dict["model"][0]
+        result: InferenceResult = output_dict["inference_result"][0]
+        reason = blessing_verdict(model, {"model_blessing": input_dict.get("model_blessing")
+                                          or []})
+        if reason:
+            result.split_names = []
+            result.properties.update(inferred=0, reason=f"no inference: {reason}")
+            ctx.log(f"no inference: {reason}")
+            return
+        splits = list((exec_properties.get("data_spec") or {}).get("example_splits")
+                      or examples.split_names)
+        for split in splits:
+            if split not in examples.split_names:
+                raise InputDataError(f"data_spec names split {split!r}, but Examples "
+                                     f"#{examples.id} has {', '.join(examples.split_names)}")
+        names = (exec_properties.get("model_spec") or {}).get("model_signature_name") or [
+            "serving_default"]
+        signature_name = names[0] if isinstance(names, (list, tuple)) else names
+        prepare_tensorflow()
+        import tensorflow as tf
+
+        quiet_tensorflow()
+        loaded = tf.saved_model.load(serving_model_path(model))
+        if signature_name not in loaded.signatures:
+            raise ToolkitError(f"Model #{model.id} has no signature {signature_name!r} "
+                               f"(it has {', '.join(loaded.signatures)})")
+        signature = loaded.signatures[signature_name]
+        counts = {}
+        for split in splits:
+            table = read_split(examples, split)
+            predictions = predict(tf, signature, table)
+            for name, column in predictions.items():
+                table = table.append_column(_unique(name, table.column_names), column)
+            _write(result, split, table)
+            counts[split] = table.num_rows
+        result.split_names = splits
+        result.properties.update(inferred=1, signature=signature_name,
+                                 row_counts=json.dumps(counts))
+        ctx.log("predicted " + ", ".join(f"{s}: {n:,} rows" for s, n in counts.items())
+                + f" with {signature_name}")
+
+    def gate(self, outputs, exec_properties) -> str | None:
+        result = outputs["inference_result"][0]
+        if int(result.properties.get("inferred", 1) or 0) == 0:
+            return result.properties.get("reason") or "no inference"
+        return None
+
+
+def predict(tf, signature, table) -> dict[str, Any]:
+    """Prediction columns (Arrow arrays) for every row of ``table``."""
+    import numpy as np
+
+    specs = signature.structured_input_signature[1]
+    serialized = len(specs) == 1 and next(iter(specs.values())).dtype == tf.string and next(
+        iter(specs)) not in table.column_names
+    parts: dict[str, list] = {}
+    for start in range(0, table.num_rows, BATCH_ROWS):
+        rows = table.slice(start, BATCH_ROWS)
+        if serialized:
+            key = next(iter(specs))
+            inputs = {key: tf.constant(serialize_examples(rows))}
+        else:
+            inputs = _feature_inputs(tf, specs, rows)
+        for name, value in signature(**inputs).items():
+            parts.setdefault(name, []).append(np.asarray(value))
+    arrays = {k: np.concatenate(v) for k, v in parts.items()}
+    return _columns(arrays)
+
+
+def _feature_inputs(tf, specs, rows) -> dict[str, Any]:
+    inputs = {}
+    for key, spec in specs.items():
+        if key not in rows.column_names:
+            raise InputDataError(f"the model's signature takes {key!r}, which the examples lack")
+        values = rows.column(key).to_pylist()
+        if spec.dtype == tf.string:
+            values = [b"" if v is None else str(v).encode() for v in values]
+        elif spec.dtype.is_floating:
+            values = [float("nan") if v is None else v for v in values]
+        else:
+            values = [0 if v is None else v for v in values]
+        tensor = tf.constant(values, dtype=spec.dtype)
+        inputs[key] = tf.reshape(tensor, [-1, 1]) if spec.shape.rank == 2 else tensor
+    return inputs
+
+
+def _columns(arrays: dict[str, Any]) -> dict[str, Any]:
+    import numpy as np
+    import pyarrow as pa
+
+    single = len(arrays) == 1
+    out = {}
+    for name, value in arrays.items():
+        prefix = "prediction" if single else f"prediction_{name}"
+        flat = value.reshape(value.shape[0], -1) if value.ndim > 1 else value.reshape(-1, 1)
+        if flat.shape[1] == 1:
+            out[prefix] = pa.array(flat[:, 0])
+        else:
+            out["scores" if single else f"scores_{name}"] = pa.array(list(flat))
+            out[prefix] = pa.array(np.argmax(flat, axis=1))
+    return out
+
+
+def _unique(name: str, existing: list[str]) -> str:
+    candidate, index = name, 1
+    while candidate in existing:
+        candidate = f"{name}_{index}"
+        index += 1
+    return candidate
+
+
+def _write(result: InferenceResult, split: str, table) -> None:
+    import pyarrow.parquet as pq
+
+    folder = result.split_uri(split)
+    os.makedirs(folder, exist_ok=True)
+    pq.write_table(table, os.path.join(folder, DATA_FILE), compression="snappy")

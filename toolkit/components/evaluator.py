@@ -1,0 +1,190 @@
+"""Evaluator: the model's predictions on real examples, sliced metrics, thresholds, blessing.
+
+The model answers through its serving signature (raw serialized examples in), the
+vectorized engine of :mod:`toolkit.evaluation` computes TFMA's metrics per slice,
+and the evaluation artifact holds TFMA's own records, so ``tfma.load_eval_result``
+reads it. A ``blessing`` says whether every threshold passed; a change threshold
+compares the candidate with ``baseline_model`` on the same examples.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from toolkit._quiet import quiet_tensorflow
+from toolkit.artifacts import Examples, Model, ModelBlessing, ModelEvaluation, TransformGraph
+from toolkit.component import BaseComponent, ExecutorContext, InputSpec, Parameter
+from toolkit.components._io import read_split
+from toolkit.components._model_io import serialize_examples, serving_model_path
+from toolkit.components._module import prepare_tensorflow
+from toolkit.errors import InputDataError, ToolkitError
+
+RESULT_FILE = "toolkit_eval_result.pkl"
+
+
+class Evaluator(BaseComponent):
+    """Evaluates ``model`` on ``examples`` with a ``tfma.EvalConfig``.
+
+    Args:
+        examples: raw Examples (the model is called as a server would call it).
+        model: the candidate Model.
+        baseline_model: optional Model to compare with (change thresholds, ``*_diff``
+            metrics); see :class:`toolkit.components.LatestBlessedModelResolver`.
+        eval_config: a ``tfma.EvalConfig`` (or its dict / JSON form). The candidate's
+            ``prediction_key`` names the column the model's predictions go to
+            (``prediction`` by default).
+        transform_graph: optional TransformGraph; when the label (``label_key``) is
+            not a raw column, it is computed by this graph (a label made in
+            ``preprocessing_fn``, as in the taxi example).
+        example_splits: splits to evaluate on (``["eval"]``).
+        engine: ``"auto"``, ``"toolkit"`` or ``"tfma"`` (see :func:`toolkit.evaluate`).
+    """
+
+    INPUTS = {"examples": InputSpec(Examples), "model": InputSpec(Model),
+              "baseline_model": InputSpec(Model, optional=True),
+              "transform_graph": InputSpec(TransformGraph, optional=True)}
+    OUTPUTS = {"evaluation": ModelEvaluation, "blessing": ModelBlessing}
+    PARAMETERS = {"eval_config": Parameter(object, required=True),
+                  "example_splits": Parameter(list, default=["eval"]),
+                  "engine": Parameter(str, default="auto")}
+
+    def __init__(self, examples, model, eval_config, baseline_model=None, transform_graph=None,
+                 example_splits: list[str] | None = None, engine: str = "auto"):
+        super().__init__(examples=examples, model=model, baseline_model=baseline_model,
+                         transform_graph=transform_graph, eval_config=eval_config,
+                         example_splits=list(example_splits or ["eval"]), engine=engine)
+
+    def Do(self, input_dict, output_dict, exec_properties, ctx: ExecutorContext) -> None:
+        import pandas as pd
+
+        from toolkit.evaluation import evaluate, load_eval_config, write_tfma_artifact
+
+        config = load_eval_config(exec_properties["eval_config"])
+        candidate = config.candidate
+        label_key = candidate.label_key or "label"
+        prediction_key = candidate.prediction_key or "prediction"
+        examples: Examples = input_dict["examples"][0]
+        model: Model = input_dict["model"][0]
+        baseline: Model | None = (input_dict.get("baseline_model") or [None])[0]
+        graph = (input_dict.get("transform_graph") or [None])[0]
+        tables = []
+        for split in exec_properties["example_splits"]:
+            if split not in examples.split_names:
+                raise InputDataError(f"example_splits names {split!r}, but Examples "
+                                     f"#{examples.id} has {', '.join(examples.split_names)}")
+            tables.append(read_split(examples, split))
+        import pyarrow as pa
+
+        table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+        ctx.log(f"predicting {table.num_rows:,} examples with Model #{model.id}"
+                + (f" and baseline Model #{baseline.id}" if baseline else ""))
+        frame = table.to_pandas()
+        frame[prediction_key] = _predictions(model, table)
+        baseline_column = None
+        if baseline is not None:
+            baseline_column = f"{prediction_key}__baseline"
+            frame[baseline_column] = _predictions(baseline, table)
+        if label_key not in frame.columns:
+            if graph is None:
+                raise InputDataError(
+                    f"label_key {label_key!r} is not a column of Examples #{examples.id} "
+                    f"(columns: {', '.join(table.column_names)}); give transform_graph= when "
+                    "the label is computed by preprocessing_fn")
+            frame[label_key] = _label_from_transform(graph, table, label_key)
+        result = evaluate(pd.DataFrame(frame), config, engine=exec_properties["engine"],
+                          baseline=baseline_column, rubber_stamp=baseline is None)
+        evaluation: ModelEvaluation = output_dict["evaluation"][0]
+        locations = {candidate.name or "candidate": model.uri}
+        if baseline is not None:
+            locations["baseline"] = baseline.uri
+        write_tfma_artifact(result, evaluation.uri, data_location=examples.uri,
+                            model_locations=locations)
+        _save_result(result, evaluation.uri)
+        blessing: ModelBlessing = output_dict["blessing"][0]
+        blessed = bool(result.blessed)
+        with open(os.path.join(blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"), "w"):
+            pass
+        failures = _failures(result)
+        with open(os.path.join(blessing.uri, "validation.json"), "w") as handle:
+            json.dump({"blessed": blessed, "failures": failures}, handle, indent=1)
+        blessing.properties.update(blessed=int(blessed), current_model_id=model.id or 0)
+        if baseline is not None:
+            blessing.properties["baseline_model_id"] = baseline.id or 0
+        if not blessed:
+            blessing.properties["reason"] = "; ".join(failures[:3]) or "thresholds failed"
+        evaluation.properties.update(blessed=int(blessed), engine=result.engine)
+        ctx.log(f"{'blessed' if blessed else 'NOT blessed'}"
+                + (f": {'; '.join(failures[:3])}" if failures else ""))
+
+
+def load_result(evaluation) -> Any:
+    """The :class:`toolkit.evaluation.EvalResult` an Evaluator stored in its artifact."""
+    import pickle
+
+    path = os.path.join(evaluation.uri, RESULT_FILE)
+    if not os.path.isfile(path):
+        raise ToolkitError(f"ModelEvaluation #{evaluation.id} has no {RESULT_FILE}; "
+                           "read it with tfma.load_eval_result instead")
+    with open(path, "rb") as handle:
+        return pickle.load(handle)
+
+
+def _save_result(result, uri: str) -> None:
+    import pickle
+
+    with open(os.path.join(uri, RESULT_FILE), "wb") as handle:
+        pickle.dump(result, handle)
+
+
+def _failures(result) -> list[str]:
+    """Each failed threshold as one line: metric, slice, value and why."""
+    lines = []
+    for check in result.validation.failures:
+        value = "missing" if check.value is None else f"{check.value:.4g}"
+        why = f" ({check.message})" if check.message else ""
+        lines.append(f"{check.metric} on {check.slice} = {value}{why}")
+    if not result.validation.checks:
+        lines.append("the EvalConfig has no thresholds")
+    return lines
+
+
+def _predictions(model: Model, table):
+    """One score per example from the model's ``serving_default`` (serialized examples)."""
+    prepare_tensorflow()
+    import numpy as np
+    import tensorflow as tf
+
+    from toolkit.components.bulk_inferrer import predict
+
+    quiet_tensorflow()
+    loaded = tf.saved_model.load(serving_model_path(model))
+    if "serving_default" not in loaded.signatures:
+        raise ToolkitError(f"Model #{model.id} has no serving_default signature "
+                           f"(it has {', '.join(loaded.signatures)})")
+    columns = predict(tf, loaded.signatures["serving_default"], table)
+    if "prediction" not in columns:
+        raise ToolkitError(f"Model #{model.id}: serving_default must return one output with one "
+                           f"score per example for evaluation; it returned {sorted(columns)}")
+    return np.asarray(columns["prediction"].to_numpy(zero_copy_only=False), dtype=float)
+
+
+def _label_from_transform(graph: TransformGraph, table, label_key: str):
+    prepare_tensorflow()
+    import numpy as np
+    import tensorflow as tf
+    import tensorflow_transform as tft
+
+    quiet_tensorflow()
+    output = tft.TFTransformOutput(graph.uri)
+    if label_key not in output.transformed_feature_spec():
+        raise InputDataError(f"label_key {label_key!r} is neither a raw column nor an output of "
+                             f"the transform graph ({', '.join(output.transformed_feature_spec())})")
+    raw_spec = output.raw_feature_spec()
+    layer = output.transform_features_layer()
+    values = []
+    for start in range(0, table.num_rows, 4096):
+        rows = table.slice(start, 4096).select([c for c in table.column_names if c in raw_spec])
+        parsed = tf.io.parse_example(tf.constant(serialize_examples(rows)), raw_spec)
+        values.append(np.asarray(layer(parsed)[label_key]).reshape(-1))
+    return np.concatenate(values)

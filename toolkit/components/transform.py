@@ -1,0 +1,332 @@
+"""Transform: tf.Transform analysis on the train split, applied to every split.
+
+The transform graph it writes (tf.Transform's layout: ``transform_fn/``,
+``transformed_metadata/``, plus the raw schema under ``metadata/`` as TFX does)
+is what the trained model's serving signature embeds, so the exact computation
+applied to training data is applied at serving time.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Callable
+
+from toolkit._quiet import quiet_tensorflow
+from toolkit.artifacts import Examples, Schema, TransformGraph
+from toolkit.component import BaseComponent, ExecutorContext, InputSpec, Parameter
+from toolkit.components._io import PAYLOAD_FORMAT, split_pattern
+from toolkit.components._model_io import arrow_types, to_list_batch
+from toolkit.components._module import (UserCodeError, describe, prepare_tensorflow,
+                                        resolve_function)
+from toolkit.errors import InputDataError, ToolkitError
+
+#: used when neither the context nor ``context.run`` gives Beam arguments
+DEFAULT_BEAM_ARGS = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+
+
+class Transform(BaseComponent):
+    """Runs a tf.Transform ``preprocessing_fn`` over Examples with Apache Beam.
+
+    Args:
+        examples: Examples channel (Parquet payload).
+        schema: Schema channel describing the raw features.
+        module_file: Python file defining ``preprocessing_fn(inputs)`` (or
+            ``preprocessing_fn(inputs, custom_config)``), as in TFX.
+        preprocessing_fn: instead of a module file, the function itself or a dotted
+            path to it. A function's own source is part of the cache key; helpers it
+            calls are not, so prefer a module file when they change.
+        splits_config: ``{"analyze": ["train"], "transform": ["train", "eval"]}``;
+            by default analyze ``train`` and transform every split.
+        custom_config: passed to a two-argument ``preprocessing_fn``.
+
+    Outputs ``transform_graph`` and ``transformed_examples`` (Parquet, one column per
+    transformed feature; features of one value per example are scalar columns).
+    Beam runs with the context's ``beam_pipeline_args``; with none it uses the
+    in-memory DirectRunner with one worker, the fastest setting for one machine.
+    """
+
+    INPUTS = {"examples": InputSpec(Examples), "schema": InputSpec(Schema)}
+    OUTPUTS = {"transform_graph": TransformGraph, "transformed_examples": Examples}
+    PARAMETERS = {"module_file": Parameter(str, fingerprint="file"),
+                  "preprocessing_fn": Parameter(object),
+                  "splits_config": Parameter(dict),
+                  "custom_config": Parameter(dict)}
+
+    def __init__(self, examples, schema, module_file: str | None = None,
+                 preprocessing_fn: Callable | str | None = None,
+                 splits_config: dict | None = None, custom_config: dict | None = None):
+        super().__init__(examples=examples, schema=schema,
+                         module_file=None if module_file is None else os.fspath(module_file),
+                         preprocessing_fn=preprocessing_fn, splits_config=splits_config,
+                         custom_config=custom_config)
+
+    def Do(self, input_dict, output_dict, exec_properties, ctx: ExecutorContext) -> None:
+        prepare_tensorflow()
+        examples: Examples = input_dict["examples"][0]
+        schema = input_dict["schema"][0].load()
+        graph: TransformGraph = output_dict["transform_graph"][0]
+        transformed: Examples = output_dict["transformed_examples"][0]
+        fn, label = resolve_function(module_file=exec_properties.get("module_file"),
+                                     function=exec_properties.get("preprocessing_fn"),
+                                     name="preprocessing_fn", owner=self.id)
+        analyze, transform = _splits(exec_properties.get("splits_config"), examples)
+        columns = _columns(examples, analyze + transform)
+        schema = _restrict(schema, columns)
+        user_fn = _guarded(fn, label, exec_properties.get("custom_config"))
+        beam_args = ctx.beam_pipeline_args or DEFAULT_BEAM_ARGS
+        ctx.log(f"analyzing {', '.join(analyze)}; transforming {', '.join(transform)} "
+                f"with {label} on Beam ({' '.join(beam_args)})")
+        try:
+            counts = _run_pipeline(examples, schema, user_fn, analyze, transform, graph.uri,
+                                   transformed, ctx, beam_args)
+        except ToolkitError:
+            raise
+        except Exception as exc:
+            raise _pipeline_error(exc, label) from exc
+        transformed.split_names = transform
+        transformed.properties["payload_format"] = PAYLOAD_FORMAT
+        transformed.properties["row_counts"] = json.dumps(counts)
+        ctx.log("transformed " + ", ".join(f"{s}: {n:,} rows" for s, n in counts.items()))
+
+
+def _splits(config: dict | None, examples: Examples) -> tuple[list[str], list[str]]:
+    names = examples.split_names
+    config = config or {}
+    analyze = list(config.get("analyze") or (["train"] if "train" in names else names[:1]))
+    transform = list(config.get("transform") or names)
+    for split in analyze + transform:
+        if split not in names:
+            raise InputDataError(f"splits_config names split {split!r}, but Examples "
+                                 f"#{examples.id} has {', '.join(names) or 'no splits'}")
+    if not analyze:
+        raise InputDataError("splits_config.analyze is empty: tf.Transform needs data to analyze")
+    return analyze, transform
+
+
+def _columns(examples: Examples, splits: list[str]) -> list[str]:
+    """Columns present in every split used (read from the Parquet footers only)."""
+    import glob
+
+    import pyarrow.parquet as pq
+
+    common: list[str] | None = None
+    for split in dict.fromkeys(splits):
+        files = sorted(glob.glob(split_pattern(examples, split)))
+        if not files:
+            raise InputDataError(f"Examples #{examples.id} split {split!r} has no Parquet files "
+                                 f"under {examples.split_uri(split)}")
+        names = pq.read_schema(files[0]).names
+        common = names if common is None else [n for n in common if n in names]
+    return common or []
+
+
+def _restrict(schema, columns: list[str]):
+    """The schema's features that the data has; others are absent, as TFX would see them."""
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    kept = schema_pb2.Schema()
+    kept.CopyFrom(schema)
+    del kept.feature[:]
+    kept.feature.extend(f for f in schema.feature if f.name in columns)
+    return kept
+
+
+class _Inputs(dict):
+    """The raw-feature dict given to ``preprocessing_fn``: a missing key names what exists."""
+
+    def __missing__(self, key):
+        raise _MissingColumn(key, sorted(self))
+
+
+class _MissingColumn(KeyError):
+    def __init__(self, key, present: list[str]):
+        super().__init__(key)
+        self.key = key
+        self.present = present
+
+
+def _guarded(fn: Callable, label: str, custom_config: dict | None):
+    """Wrap the user's function so its failures read as one line naming file and function."""
+    import inspect
+
+    try:
+        takes_config = len(inspect.signature(fn).parameters) >= 2
+    except (TypeError, ValueError):
+        takes_config = False
+
+    def preprocessing_fn(inputs):
+        wrapped = _Inputs(inputs)
+        try:
+            if takes_config:
+                return fn(wrapped, custom_config or {})
+            return fn(wrapped)
+        except _MissingColumn as exc:
+            raise UserCodeError(
+                f"{label} reads column {exc.key!r}, which the examples do not have "
+                f"(they have {', '.join(exc.present)})") from None
+        except ToolkitError:
+            raise
+        except Exception as exc:
+            raise UserCodeError(describe(exc, label, getattr(getattr(fn, "__code__", None),
+                                                             "co_filename", None))) from exc
+
+    return preprocessing_fn
+
+
+def _run_pipeline(examples: Examples, schema, preprocessing_fn, analyze: list[str],
+                  transform: list[str], graph_dir: str, transformed: Examples,
+                  ctx: ExecutorContext, beam_args: list[str]) -> dict[str, int]:
+    import apache_beam as beam
+    import pyarrow as pa
+    import tensorflow_transform.beam as tft_beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io
+    from tfx_bsl.tfxio import tensor_adapter, tensor_representation_util
+
+    quiet_tensorflow()
+    types = arrow_types(schema)
+    arrow_schema = pa.schema([pa.field(n, pa.large_list(t)) for n, t in types.items()])
+    representations = tensor_representation_util.InferTensorRepresentationsFromSchema(schema)
+    adapter_config = tensor_adapter.TensorAdapterConfig(arrow_schema, representations)
+    columns = list(types)
+
+    def read(pipeline, split: str):
+        return (pipeline
+                | f"Read[{split}]" >> beam.io.ReadFromParquetBatched(
+                    split_pattern(examples, split), columns=columns)
+                | f"ToLists[{split}]" >> beam.Map(to_list_batch, types, columns))
+
+    tmp = os.path.join(ctx.tmp_dir, "tft")
+    with beam.Pipeline(options=PipelineOptions(beam_args)) as pipeline:
+        with tft_beam.Context(temp_dir=tmp):
+            if len(analyze) == 1:
+                analysis_data = read(pipeline, analyze[0])
+            else:
+                analysis_data = ([read(pipeline, s) for s in analyze]
+                                 | "Flatten" >> beam.Flatten())
+            transform_fn = ((analysis_data, adapter_config)
+                            | "Analyze" >> tft_beam.AnalyzeDataset(preprocessing_fn))
+            _ = transform_fn | "WriteTransformFn" >> tft_beam.WriteTransformFn(graph_dir)
+            for split in transform:
+                data = analysis_data if split in analyze and len(analyze) == 1 else read(
+                    pipeline, split)
+                (batches, metadata) = (((data, adapter_config), transform_fn)
+                                       | f"Transform[{split}]" >> tft_beam.TransformDataset(
+                                           output_record_batches=True))
+                scalars = _scalar_features(metadata.dataset_metadata.schema)
+                _ = (batches
+                     | f"Write[{split}]" >> beam.ParDo(
+                         _parquet_writer(transformed.split_uri(split), scalars)))
+    metadata_io.write_metadata(dataset_metadata.DatasetMetadata(schema),
+                               os.path.join(graph_dir, "metadata"))
+    return {split: _row_count(transformed.split_uri(split)) for split in transform}
+
+
+def _scalar_features(schema) -> list[str]:
+    """Transformed features with exactly one value per example: written as scalar columns."""
+    scalars = []
+    for feature in schema.feature:
+        if feature.HasField("shape"):
+            size = 1
+            for dim in feature.shape.dim:
+                size *= dim.size
+            if size == 1:
+                scalars.append(feature.name)
+    return scalars
+
+
+def _make_writer():
+    import apache_beam as beam
+
+    class WriteParquet(beam.DoFn):
+        """Each bundle to its own Parquet file; features of one value become scalar columns."""
+
+        def __init__(self, folder: str, scalars: list[str]):
+            self._folder = folder
+            self._scalars = set(scalars)
+            self._tables: list = []
+
+        def start_bundle(self):
+            self._tables = []
+
+        def process(self, element):
+            batch = element[0] if isinstance(element, tuple) else element
+            self._tables.append(_flatten(batch, self._scalars))
+
+        def finish_bundle(self):
+            import uuid
+
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            if not self._tables:
+                return
+            os.makedirs(self._folder, exist_ok=True)
+            table = pa.Table.from_batches(self._tables)
+            name = f"part-{uuid.uuid4().hex[:12]}.parquet"
+            pq.write_table(table, os.path.join(self._folder, name), compression="snappy")
+            self._tables = []
+
+    return WriteParquet
+
+
+def _parquet_writer(folder: str, scalars: list[str]):
+    return _make_writer()(folder, scalars)
+
+
+def _flatten(batch, scalars: set[str]):
+    import pyarrow as pa
+
+    arrays, names = [], []
+    for name, column in zip(batch.schema.names, batch.columns):
+        if name in scalars:
+            column = column.flatten()
+            if pa.types.is_large_binary(column.type) or pa.types.is_binary(column.type):
+                column = _maybe_text(column)
+        arrays.append(column)
+        names.append(name)
+    return pa.RecordBatch.from_arrays(arrays, names)
+
+
+def _maybe_text(column):
+    """Bytes that are valid UTF-8 become strings (readable in pandas and the views)."""
+    import pyarrow as pa
+
+    try:
+        return column.cast(pa.large_string()).cast(pa.string())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return column
+
+
+def _row_count(folder: str) -> int:
+    import glob
+
+    import pyarrow.parquet as pq
+
+    return sum(pq.ParquetFile(f).metadata.num_rows
+               for f in glob.glob(os.path.join(folder, "*.parquet")))
+
+
+def _pipeline_error(exc: Exception, label: str) -> ToolkitError:
+    """Beam wraps a failure in pages of runner traceback: keep the user's error line."""
+    cause: BaseException | None = exc
+    seen = set()
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, ToolkitError):
+            return cause
+        cause = cause.__cause__ or cause.__context__
+    text = str(exc)
+    marker = "UserCodeError: "
+    if marker in text:
+        line = text[text.rindex(marker) + len(marker):].splitlines()[0]
+        return UserCodeError(line.split(" [while running")[0])
+    import re
+
+    errors = re.findall(r"^\s*(\w+(?:Error|Exception)): (.+)$", text, flags=re.MULTILINE)
+    if errors:
+        kind, message = errors[-1]
+        return ToolkitError(f"tf.Transform with {label} failed: {kind}: "
+                            f"{message.split(' [while running')[0].strip()}")
+    return ToolkitError(f"tf.Transform with {label} failed: {type(exc).__name__}: "
+                        f"{(text.strip().splitlines() or [''])[0]}")
