@@ -322,3 +322,26 @@ def test_import_example_gen_reads_tfrecords(tmp_path):
     stats = StatisticsGen(examples=gen.outputs["examples"])
     context.run(stats)
     assert stats.outputs["statistics"].get()[0].load("train").datasets[0].num_examples == counts["train"]
+
+
+def test_statistics_on_beam_equal_in_memory(taxi_pipeline):
+    """With beam_pipeline_args, StatisticsGen runs as a Beam pipeline with the same result."""
+    from toolkit.components import StatisticsGen
+
+    on_beam = StatisticsGen(examples=taxi_pipeline.example_gen.outputs["examples"]).with_id(
+        "StatisticsGenBeam")
+    result = taxi_pipeline.context.run(
+        on_beam, beam_pipeline_args=["--runner=DirectRunner", "--direct_num_workers=1"])
+    assert not result.cached
+    beam_stats = on_beam.outputs["statistics"].get()[0].load("eval").datasets[0]
+    memory = taxi_pipeline.statistics_gen.outputs["statistics"].get()[0].load("eval").datasets[0]
+    assert beam_stats.num_examples == memory.num_examples
+    by_name = {f.path.step[0]: f for f in memory.features}
+    for feature in beam_stats.features:
+        twin = by_name[feature.path.step[0]]
+        if feature.HasField("num_stats"):
+            assert feature.num_stats.mean == pytest.approx(twin.num_stats.mean, rel=1e-9)
+            assert feature.num_stats.common_stats.num_missing == \
+                twin.num_stats.common_stats.num_missing
+        else:
+            assert feature.string_stats.unique == twin.string_stats.unique

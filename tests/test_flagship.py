@@ -42,3 +42,12 @@ def test_validation_and_lineage_are_reported(executed_taxi):
     assert "none found" in anomalies.lower()
     lineage = next(t for s, t in texts.items() if s.startswith("context.lineage"))
     assert "CsvExampleGen" in lineage and "StatisticsGen" in lineage
+
+
+def test_no_output_loads_anything_from_the_network(executed_taxi):
+    """Not the views, and not a library's own notebook helpers (Beam injects a CDN loader)."""
+    for _, cell, output in _outputs(executed_taxi.notebook):
+        for mime, payload in output.get("data", {}).items():
+            text = payload if isinstance(payload, str) else str(payload)
+            assert not re.search(r"https?://", text) or mime == "text/plain", (cell.source, mime)
+        assert "application/javascript" not in output.get("data", {}), cell.source

@@ -36,3 +36,20 @@ def quiet_tensorflow() -> None:
         if name == "root":
             continue
         logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def offline_beam() -> None:
+    """Stop Apache Beam from injecting a CDN script into the notebook.
+
+    In a notebook kernel, the first Beam pipeline creates Beam's interactive
+    environment, which displays JavaScript that loads jQuery and DataTables from
+    public CDNs. Views of the toolkit must stay offline, so that loader is
+    replaced by a no-op before any pipeline runs.
+    """
+    from apache_beam.runners.interactive import interactive_environment
+
+    interactive_environment.InteractiveEnvironment.load_jquery_with_datatable = _no_cdn
+
+
+def _no_cdn(self) -> None:
+    """Replaces Beam's CDN loader (see :func:`offline_beam`)."""

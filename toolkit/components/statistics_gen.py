@@ -4,7 +4,7 @@ from __future__ import annotations
 import copy
 import os
 
-from toolkit._quiet import quiet_tensorflow
+from toolkit._quiet import offline_beam, quiet_tensorflow
 from toolkit.artifacts import ExampleStatistics, Examples, Schema
 from toolkit.component import BaseComponent, InputSpec, Parameter
 from toolkit.components._io import read_split, split_pattern
@@ -85,9 +85,12 @@ def _beam_statistics(pattern: str, output_path: str, options, beam_args: list[st
     from apache_beam.options.pipeline_options import PipelineOptions
     from tfx_bsl.arrow import table_util
 
+    offline_beam()
+
     with beam.Pipeline(options=PipelineOptions(beam_args)) as pipeline:
         _ = (pipeline
              | "Read" >> beam.io.ReadFromParquetBatched(pattern)
+             | "ToBatches" >> beam.FlatMap(lambda table: table.to_batches())
              | "Canonicalize" >> beam.Map(table_util.CanonicalizeRecordBatch)
              | "Stats" >> tfdv.GenerateStatistics(options)
              | "Write" >> tfdv.WriteStatisticsToBinaryFile(output_path))

@@ -183,6 +183,10 @@ def _run_pipeline(examples: Examples, schema, preprocessing_fn, analyze: list[st
     from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io
     from tfx_bsl.tfxio import tensor_adapter, tensor_representation_util
 
+    from toolkit._quiet import offline_beam
+
+    offline_beam()
+
     quiet_tensorflow()
     types = arrow_types(schema)
     arrow_schema = pa.schema([pa.field(n, pa.large_list(t)) for n, t in types.items()])

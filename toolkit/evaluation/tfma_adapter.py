@@ -115,6 +115,7 @@ def run(data: pd.DataFrame, config: EvalConfig, metrics: Sequence[tuple[int, Met
     from tensorflow_model_analysis.proto import config_pb2
 
     _quiet.quiet_tensorflow()
+    _quiet.offline_beam()
     proto = json_format.ParseDict(tfma_config(config, metrics), config_pb2.EvalConfig())
     thresholds_by_name = _threshold_lists(metrics)
     with tempfile.TemporaryDirectory(prefix="toolkit-tfma-") as output, keep_baseline_models():
