@@ -123,3 +123,16 @@ def blessing_verdict(model: Model, blessings: dict[str, list[Artifact]]) -> str 
                 return (f"{name} #{blessing.id} blesses Model #{current}, not this Model "
                         f"#{model.id}")
     return None
+
+
+def feature_tensor(tf, spec, values: list):
+    """One raw feature as the tensor a signature's ``spec`` takes; missing values become
+    empty strings, NaN or 0 (what a serving client sends for an absent value)."""
+    if spec.dtype == tf.string:
+        values = [b"" if v is None else str(v).encode() for v in values]
+    elif spec.dtype.is_floating:
+        values = [float("nan") if v is None else v for v in values]
+    else:
+        values = [0 if v is None else v for v in values]
+    tensor = tf.constant(values, dtype=spec.dtype)
+    return tf.reshape(tensor, [-1, 1]) if spec.shape.rank == 2 else tensor

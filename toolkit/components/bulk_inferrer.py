@@ -15,8 +15,8 @@ from toolkit._quiet import quiet_tensorflow
 from toolkit.artifacts import Examples, InferenceResult, Model, ModelBlessing
 from toolkit.component import BaseComponent, ExecutorContext, InputSpec, Parameter
 from toolkit.components._io import DATA_FILE, read_split
-from toolkit.components._model_io import (blessing_verdict, serialize_examples,
-                                          serving_model_path)
+from toolkit.components._model_io import (blessing_verdict, feature_tensor,
+                                          serialize_examples, serving_model_path)
 from toolkit.components._module import prepare_tensorflow
 from toolkit.errors import InputDataError, ToolkitError
 
@@ -126,15 +126,7 @@ def _feature_inputs(tf, specs, rows) -> dict[str, Any]:
     for key, spec in specs.items():
         if key not in rows.column_names:
             raise InputDataError(f"the model's signature takes {key!r}, which the examples lack")
-        values = rows.column(key).to_pylist()
-        if spec.dtype == tf.string:
-            values = [b"" if v is None else str(v).encode() for v in values]
-        elif spec.dtype.is_floating:
-            values = [float("nan") if v is None else v for v in values]
-        else:
-            values = [0 if v is None else v for v in values]
-        tensor = tf.constant(values, dtype=spec.dtype)
-        inputs[key] = tf.reshape(tensor, [-1, 1]) if spec.shape.rank == 2 else tensor
+        inputs[key] = feature_tensor(tf, spec, rows.column(key).to_pylist())
     return inputs
 
 

@@ -192,8 +192,6 @@ def _read_header(path: str) -> list[str]:
 
 
 def _read_many(files: list[str], declared: dict[str, str], ctx: ExecutorContext):
-    import pyarrow as pa
-
     header = _read_header(files[0])
     for path in files[1:]:
         other = _read_header(path)

@@ -259,20 +259,10 @@ def _request_builder(tf, signature, request: dict[str, Any]):
         raise _Failure(f"the signature takes {', '.join(absent)}, which the examples lack")
 
     def make(start: int, stop: int):
-        inputs = {}
-        for key, spec in specs.items():
-            values = columns[key][start:stop]
-            if spec.dtype == tf.string:
-                values = [b"" if v is None else str(v).encode() for v in values]
-            elif spec.dtype.is_floating:
-                values = [float("nan") if v is None else v for v in values]
-            else:
-                values = [0 if v is None else v for v in values]
-            tensor = tf.constant(values, dtype=spec.dtype)
-            if spec.shape.rank == 2:
-                tensor = tf.reshape(tensor, [-1, 1])
-            inputs[key] = tensor
-        return inputs
+        from toolkit.components._model_io import feature_tensor
+
+        return {key: feature_tensor(tf, spec, columns[key][start:stop])
+                for key, spec in specs.items()}
 
     return make
 
