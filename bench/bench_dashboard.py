@@ -15,22 +15,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
-from typing import Any, Callable
+from typing import Any
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import REPO, Browser, median_time  # noqa: E402
 sys.path.insert(0, REPO)
 
-
-def _median_time(fn: Callable[[], Any], repeat: int = 5) -> tuple[float, Any]:
-    times, result = [], None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
 
 
 def _frame(slices: int, rows: int, seed: int = 0, shift: float = 0.0) -> Any:
@@ -58,29 +50,6 @@ def _config(ci: bool) -> dict:
     }
 
 
-class _Browser:
-    def __init__(self) -> None:
-        from playwright.sync_api import sync_playwright
-
-        sys.path.insert(0, os.path.join(REPO, "tests", "browser"))
-        from harness import launch_browser
-
-        self._pw = sync_playwright().start()
-        self._browser = launch_browser(self._pw)
-        self._page = self._browser.new_page(viewport={"width": 1400, "height": 900})
-
-    def render_time(self, html: str, repeat: int = 3) -> float:
-        def load() -> None:
-            self._page.set_content(f"<!DOCTYPE html><meta charset='utf-8'><body>{html}</body>",
-                                   wait_until="load")
-            self._page.evaluate("document.body.getBoundingClientRect().height")
-
-        return _median_time(load, repeat)[0]
-
-    def close(self) -> None:
-        self._browser.close()
-        self._pw.stop()
-
 
 def _kb(text: str) -> str:
     return f"{len(text.encode('utf-8')) / 1024:6.1f} KB"
@@ -99,7 +68,7 @@ def main() -> None:
     browser = None
     if not args.no_browser:
         try:
-            browser = _Browser()
+            browser = Browser()
         except Exception as exc:  # Chromium or Playwright missing: Python figures only
             print(f"(no browser timings: {exc})")
     data = _frame(args.slices, args.rows)
@@ -116,21 +85,21 @@ def main() -> None:
                  "two models (paired)": toolkit.evaluate(other, _config(ci), random_seed=0)}
         for name, compare_to in cases.items():
             label = f"{name}{', CI' if ci else ''}"
-            static_s, view = _median_time(lambda: evaluation_view(result, compare_to))
+            static_s, view = median_time(lambda: evaluation_view(result, compare_to))
 
             def interactive() -> Any:
                 board = EvaluationDashboard(result, compare_to)
                 board.widget  # noqa: B018 - builds the ipywidgets
                 return board
 
-            board_s, board = _median_time(interactive)
+            board_s, board = median_time(interactive)
             metrics = [value for _, value in board.controls["metric"].options]
 
             def change() -> None:
                 control = board.controls["metric"]
                 control.value = metrics[(metrics.index(control.value) + 1) % len(metrics)]
 
-            change_s, _ = _median_time(change)
+            change_s, _ = median_time(change)
             shown = f"{browser.render_time(view.html):7.3f} s" if browser else "      –"
             print(f"{label:24} {static_s * 1000:8.1f} ms {board_s * 1000:7.1f} ms "
                   f"{change_s * 1000:5.1f} ms {_kb(view.html)} {_kb(board.chart_html)} "

@@ -11,23 +11,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
-from typing import Any, Callable
+from typing import Any
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import REPO, Browser, median_time  # noqa: E402
 TAXI = os.path.join(REPO, "notebooks", "data", "chicago_taxi", "data.csv")
 sys.path.insert(0, REPO)
 
-
-def _median_time(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
-    times, result = [], None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
 
 
 def _wide_frame(features: int, rows: int) -> Any:
@@ -46,29 +37,6 @@ def _wide_frame(features: int, rows: int) -> Any:
         columns[f"cat_{i:03d}"] = rng.choice(vocabulary, rows)
     return pd.DataFrame(columns)
 
-
-class _Browser:
-    def __init__(self) -> None:
-        from playwright.sync_api import sync_playwright
-
-        sys.path.insert(0, os.path.join(REPO, "tests", "browser"))
-        from harness import launch_browser
-
-        self._pw = sync_playwright().start()
-        self._browser = launch_browser(self._pw)
-        self._page = self._browser.new_page(viewport={"width": 1400, "height": 900})
-
-    def render_time(self, html: str, repeat: int = 3) -> float:
-        def load() -> None:
-            self._page.set_content(f"<!DOCTYPE html><meta charset='utf-8'><body>{html}</body>",
-                                   wait_until="load")
-            self._page.evaluate("document.body.getBoundingClientRect().height")
-
-        return _median_time(load, repeat)[0]
-
-    def close(self) -> None:
-        self._browser.close()
-        self._pw.stop()
 
 
 def main() -> None:
@@ -101,12 +69,12 @@ def main() -> None:
     browser = None
     if not args.no_browser:
         try:
-            browser = _Browser()
+            browser = Browser()
         except Exception as exc:  # Chromium or Playwright missing: Python figures only
             print(f"(no browser timings: {exc})")
     print(f"{'case':34} {'build':>9} {'HTML':>10} {'browser':>9}")
     for name, by_split in cases.items():
-        seconds, view = _median_time(lambda: statistics_view(by_split), repeat=5)
+        seconds, view = median_time(lambda: statistics_view(by_split), repeat=5)
         size = len(view.html.encode("utf-8"))
         shown = f"{browser.render_time(view.html):7.3f} s" if browser else "      –"
         print(f"{name:34} {seconds * 1000:7.1f} ms {size / 1024:7.1f} KB {shown}")
