@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -20,6 +21,8 @@ from toolkit.errors import ComponentError, GateError, ToolkitError
 from toolkit.metadata import MetadataStore, sqlite_config
 
 MANIFEST = ".toolkit-manifest.json"
+#: Bidi overrides and isolates: shown as ``\u202e`` in text so names cannot reorder a line
+_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
 _MODES = ("interactive", "production")
 _mode: str | None = None
 
@@ -80,6 +83,11 @@ class InteractiveContext:
         """The pipeline's metadata store (opened on first use)."""
         if self._store is None:
             self._store = MetadataStore(self.pipeline_name, self.metadata_connection_config)
+            if not self._store.mlmd.get_executions() and _has_artifact_folders(self.pipeline_root):
+                print(f"InteractiveContext: {self._store.location} records no executions, but "
+                      f"{self.pipeline_root} holds artifact folders (the metadata store was "
+                      "deleted or replaced?): they are not reused; components run again",
+                      flush=True)
         return self._store
 
     @property
@@ -127,12 +135,15 @@ class InteractiveContext:
         staging: dict[str, str] = {}
         outputs: dict[str, list[Artifact]] = {}
         finals: dict[str, str] = {}
+        published: set[str] = set()
         try:
             for key, art_type in component.OUTPUTS.items():
                 parent = os.path.join(self.pipeline_root, component.id, key)
                 os.makedirs(parent, exist_ok=True)
+                _check_inside(parent, self.pipeline_root)
                 staging[key] = os.path.join(parent, f".staging-{execution_id}-{os.getpid()}")
                 finals[key] = os.path.join(parent, str(execution_id))
+                _move_aside_unknown(finals[key], component.id, self.store.location)
                 os.makedirs(staging[key])
                 outputs[key] = [art_type(uri=staging[key], producer=component.id)]
             tmp_dir = os.path.join(self.pipeline_root, ".tmp", f"{execution_id}-{os.getpid()}")
@@ -148,15 +159,19 @@ class InteractiveContext:
                 for art in arts:
                     _write_manifest(art.uri)
                 os.replace(staging[key], finals[key])
+                published.add(key)
                 for art in arts:
                     art.uri = finals[key]
             store.complete_execution(execution_id, outputs, time.perf_counter() - started)
         except BaseException as exc:
             message = _one_line(exc)
             for key in component.OUTPUTS:
-                for path in (staging.get(key), finals.get(key)):
+                for path in (staging.get(key), finals.get(key) if key in published else None):
                     if path and os.path.isdir(path):
                         shutil.rmtree(path, ignore_errors=True)
+            if _is_disk_full(exc):
+                message = _disk_full_message(self.pipeline_root, exc)
+                exc = ToolkitError(message)
             try:
                 store.fail_execution(execution_id, message + "\n" + traceback.format_exc()[-3000:])
             except Exception:  # the store itself may be what failed; the original error matters
@@ -193,8 +208,9 @@ class InteractiveContext:
         damaged = [a for arts in outputs.values() for a in arts
                    if getattr(a, "state", "LIVE") != "LIVE" or not _manifest_ok(a.uri)]
         if damaged:
-            print(f"[{component_id}] cached outputs of execution {source_id} are missing or "
-                  f"damaged ({', '.join(a.uri for a in damaged)}); recomputing")
+            print(_visible(f"[{component_id}] cached outputs of execution {source_id} are "
+                           f"missing or damaged ({', '.join(a.uri for a in damaged)}); "
+                           "recomputing"), flush=True)
             self.store.mark_artifacts_deleted(damaged)
             self.store.fail_execution(source_id, "outputs missing or damaged on disk")
             return self._cached_outputs(component_id, cache_key)
@@ -210,11 +226,16 @@ class InteractiveContext:
                 continue
             self.store.fail_execution(row["id"], f"abandoned: process {pid} ended before "
                                                  "the execution finished")
+            shutil.rmtree(os.path.join(self.pipeline_root, ".tmp", f"{row['id']}-{pid}"),
+                          ignore_errors=True)
             component_dir = os.path.join(self.pipeline_root, component_id)
             if os.path.isdir(component_dir):
                 for key in os.listdir(component_dir):
                     stage = os.path.join(component_dir, key, f".staging-{row['id']}-{pid}")
                     shutil.rmtree(stage, ignore_errors=True)
+                    # published on disk but never registered: no artifact points at it
+                    shutil.rmtree(os.path.join(component_dir, key, str(row["id"])),
+                                  ignore_errors=True)
 
     # -- inspecting ---------------------------------------------------------------
     def show(self, item: Any):
@@ -266,7 +287,7 @@ class ExecutionResult:
                     lines.append(f"  {label} {key}: {art.TYPE_NAME} #{art.id} {art.uri}")
         if self.gate_failure:
             lines.append(f"  GATE: {self.gate_failure}")
-        return "\n".join(lines)
+        return _visible("\n".join(lines))
 
     def _toolkit_view_(self):
         from toolkit.visualize.html import View, escape
@@ -319,7 +340,7 @@ class ExecutionsTable(list):
         fmt = "  ".join(f"{{:<{w}}}" for w in widths)
         lines = [fmt.format(*self.COLUMNS)]
         lines += [fmt.format(*(str(r.get(c) or "") for c in self.COLUMNS)) for r in self]
-        return "\n".join(lines)
+        return _visible("\n".join(lines))
 
     def _toolkit_view_(self):
         from toolkit.visualize.html import View, escape
@@ -373,7 +394,7 @@ class Lineage:
             made = (f" <- {ex['component_id']} (execution {ex['id']}, {ex['state'].lower()})"
                     if ex else " (imported)")
             lines.append(f"{pad}{via}{art.TYPE_NAME} #{art.id}{made}  {art.uri}")
-        return "\n".join(lines)
+        return _visible("\n".join(lines))
 
     def _toolkit_view_(self):
         from toolkit.visualize.html import View, escape
@@ -440,6 +461,61 @@ def _manifest_ok(uri: str) -> bool:
     return True
 
 
+def _has_artifact_folders(pipeline_root: str) -> bool:
+    """True when ``<root>/<component>/<key>/<execution id>`` folders exist."""
+    try:
+        components = [d for d in os.scandir(pipeline_root)
+                      if d.is_dir(follow_symlinks=False) and not d.name.startswith(".")]
+        for component in components:
+            for key in os.scandir(component.path):
+                if key.is_dir() and any(e.name.isdigit() for e in os.scandir(key.path)):
+                    return True
+    except OSError:
+        return False
+    return False
+
+
+def _check_inside(path: str, pipeline_root: str) -> None:
+    """Refuse an output folder that a symlink leads out of the pipeline root."""
+    real_root = os.path.realpath(pipeline_root)
+    real = os.path.realpath(path)
+    if os.path.commonpath([real, real_root]) != real_root:
+        raise ToolkitError(f"output folder {path} resolves to {real}, outside the pipeline root "
+                           f"{real_root} (a symlink?); refusing to write there")
+
+
+def _move_aside_unknown(final: str, component_id: str, location: str) -> None:
+    """A folder already at an execution's final place was left by another metadata store
+    (this store just allotted the id): keep it, but out of the way."""
+    if not os.path.lexists(final):
+        return
+    aside = os.path.join(os.path.dirname(final),
+                         f".orphaned-{os.path.basename(final)}-{time.time_ns()}")
+    os.replace(final, aside)
+    print(_visible(f"[{component_id}] {final} is not known to {location} (left by an earlier "
+                   f"metadata store); moved it to {aside}"), flush=True)
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    import errno
+
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(exc)
+    return "No space left on device" in text or "Disk quota exceeded" in text
+
+
+def _disk_full_message(path: str, exc: BaseException) -> str:
+    try:
+        usage = shutil.disk_usage(path)
+        free = f" ({usage.free / 2**20:,.1f} MB free of {usage.total / 2**20:,.1f} MB now)"
+    except OSError:
+        free = ""
+    return (f"no space left on the device holding {path}{free} while writing this execution's "
+            f"outputs; its partial outputs were removed. Free space or choose another "
+            f"pipeline_root ({_one_line(exc)})")
+
+
 def _pid_alive(pid: int) -> bool:
     if pid == os.getpid():
         return True
@@ -468,8 +544,12 @@ def _sha256(text: str) -> str:
 
 def _logger(component_id: str):
     def log(message: str) -> None:
-        print(f"[{component_id}] {message}", flush=True)
+        print(_visible(f"[{component_id}] {message}"), flush=True)
     return log
+
+
+def _visible(text: str) -> str:
+    return _BIDI_CONTROLS.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def _append_run_log(result: ExecutionResult) -> None:

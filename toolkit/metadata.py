@@ -37,12 +37,28 @@ class MetadataStore:
         from ml_metadata.metadata_store import metadata_store
 
         self.pipeline_name = pipeline_name
+        sqlite_path = _sqlite_path(connection_config)
+        damage = _sqlite_damage(sqlite_path) if sqlite_path else None
+        if damage:
+            _start_over(sqlite_path, damage)
+        old_version = _sqlite_schema_version(sqlite_path) if sqlite_path else None
         try:
-            self._store = metadata_store.MetadataStore(connection_config,
-                                                       enable_upgrade_migration=True)
+            store = _with_retry(lambda: metadata_store.MetadataStore(
+                connection_config, enable_upgrade_migration=True))
         except Exception as exc:  # MLMD raises its own error types for bad/old databases
-            raise ToolkitError(f"cannot open the metadata store ({_describe(connection_config)}): "
-                               f"{exc}") from None
+            if sqlite_path and _is_corrupt(exc):
+                _start_over(sqlite_path, _first_line(exc))
+                store = _with_retry(lambda: metadata_store.MetadataStore(
+                    connection_config, enable_upgrade_migration=True))
+            else:
+                raise ToolkitError(f"cannot open the metadata store "
+                                   f"({_describe(connection_config)}): {_first_line(exc)}") from None
+        self._store = _Retrying(store)
+        if old_version is not None:
+            new_version = _sqlite_schema_version(sqlite_path)
+            if new_version is not None and new_version > old_version:
+                print(f"metadata store {sqlite_path}: upgraded from ML Metadata schema version "
+                      f"{old_version} to {new_version}", flush=True)
         self.location = _describe(connection_config)
         self._artifact_type_ids: dict[str, int] = {}
         self._execution_type_ids: dict[str, int] = {}
@@ -51,7 +67,7 @@ class MetadataStore:
     @property
     def mlmd(self):
         """The underlying ``ml_metadata`` store, for users who query it directly."""
-        return self._store
+        return self._store.wrapped
 
     # -- types ---------------------------------------------------------------
     def _artifact_type_id(self, cls: type[Artifact]) -> int:
@@ -336,3 +352,128 @@ def _describe(config: Any) -> str:
     if config.HasField("mysql"):
         return f"MySQL {config.mysql.host}:{config.mysql.port}/{config.mysql.database}"
     return "in-memory or custom connection"
+
+
+# -- SQLite: concurrent use, damaged and old files ---------------------------------------
+#: MLMD messages of SQLite states that clear up when another process finishes its write
+_TRANSIENT = ("database is locked", "database table is locked", "database schema is locked",
+              "database is busy", "subset of tables", "please retry")
+#: SQLite's own words for a file that is not (or no longer) a database
+_CORRUPT = ("file is not a database", "database disk image is malformed",
+            "file is encrypted or is not a database")
+RETRY_SECONDS = 60.0
+
+
+def _first_line(exc: BaseException) -> str:
+    """MLMD's message without the SQL it was running."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    prefix = "Error when executing query: "
+    if text.startswith(prefix):
+        text = text[len(prefix):]
+    return text.split(" query: ")[0]
+
+
+def _is_transient(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return any(marker in text for marker in _TRANSIENT)
+
+
+def _is_corrupt(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return any(marker in text for marker in _CORRUPT)
+
+
+def _with_retry(call, budget: float = RETRY_SECONDS):
+    """Run ``call``, retrying with backoff while SQLite reports another writer (busy/locked)
+    or MLMD a half-created database; other errors propagate at once."""
+    deadline = time.monotonic() + budget
+    delay = 0.02
+    while True:
+        try:
+            return call()
+        except Exception as exc:
+            if not _is_transient(exc) or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 1.0)
+
+
+class _Retrying:
+    """Every call on the wrapped MLMD store retried while SQLite is busy: several
+    processes (runs of one pipeline) share one metadata file."""
+
+    def __init__(self, store: Any):
+        self.wrapped = store
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.wrapped, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return _with_retry(lambda: attr(*args, **kwargs))
+        return call
+
+
+def _sqlite_path(config: Any) -> str | None:
+    if config is None or not config.HasField("sqlite"):
+        return None
+    path = config.sqlite.filename_uri
+    if not path or path.startswith("file:") or path == ":memory:":
+        return None
+    return os.path.abspath(path)
+
+
+def _sqlite_schema_version(path: str) -> int | None:
+    """The MLMD schema version recorded in an existing SQLite store, read without MLMD."""
+    import sqlite3
+
+    if not os.path.isfile(path) or os.path.getsize(path) == 0:
+        return None
+    try:
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            row = connection.execute("SELECT schema_version FROM MLMDEnv").fetchone()
+        finally:
+            connection.close()
+    except sqlite3.Error:
+        return None
+    return int(row[0]) if row and row[0] is not None else None
+
+
+def _sqlite_damage(path: str) -> str | None:
+    """SQLite's verdict on an existing store file when it is damaged (truncated, overwritten),
+    else None. A file busy with another writer is not damaged."""
+    import sqlite3
+
+    if not os.path.isfile(path) or os.path.getsize(path) == 0:
+        return None
+    try:
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        try:
+            verdict = connection.execute("PRAGMA quick_check").fetchone()
+        finally:
+            connection.close()
+    except sqlite3.DatabaseError as exc:
+        return str(exc) if _is_corrupt(exc) else None
+    if verdict and verdict[0] != "ok":
+        return f"integrity check: {verdict[0]}"
+    return None
+
+
+def _start_over(path: str, reason: str) -> None:
+    aside = _quarantine(path)
+    print(f"metadata store {path} is damaged ({reason}); moved it to {aside} and started a "
+          "new store: earlier results are not reused", flush=True)
+
+
+def _quarantine(path: str) -> str:
+    """Move a damaged SQLite file (and its journal) aside, keeping it for inspection."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    aside = f"{path}.corrupt-{stamp}-{os.getpid()}"
+    for suffix in ("", "-journal", "-wal", "-shm"):
+        try:
+            os.replace(path + suffix, aside + suffix)
+        except FileNotFoundError:  # another process moved it first, or no journal
+            pass
+    return aside

@@ -259,7 +259,7 @@ def _literal_path(path: Path) -> str:
 
 
 def _reason(ename: str, evalue: str) -> str:
-    message = one_line(" ".join(str(evalue).split()))
+    message = _visible(one_line(" ".join(str(evalue).split())))
     if ename == "GateError":
         return message or ename
     return f"{ename}: {message}" if message else ename
@@ -268,8 +268,14 @@ def _reason(ename: str, evalue: str) -> str:
 def _first_line(source: str | None, limit: int = 80) -> str:
     for line in (source or "").splitlines():
         if line.strip():
-            return _shorten(one_line(line.strip()), limit)
+            return _shorten(_visible(one_line(line.strip())), limit)
     return ""
+
+
+def _visible(text: str) -> str:
+    """Bidi overrides and isolates as ``\\u202e`` text: a message cannot reorder the line."""
+    return "".join(f"\\u{ord(ch):04x}" if "\u202a" <= ch <= "\u202e" or "\u2066" <= ch <= "\u2069"
+                   else ch for ch in text)
 
 
 @contextmanager

@@ -21,6 +21,11 @@ from toolkit.errors import InputDataError
 
 DEFAULT_OUTPUT_CONFIG = {"split_config": {"splits": [{"name": "train", "hash_buckets": 2},
                                                      {"name": "eval", "hash_buckets": 1}]}}
+#: CSV inputs larger than this in total are read block by block and written split by split
+#: (two passes: column types, then rows), so memory stays bounded whatever the input size.
+#: Smaller inputs are loaded whole, the fastest way. Both give the same splits and types.
+STREAM_BYTES = 256 * 2**20
+STREAM_BLOCK_BYTES = 1 << 24
 
 
 class _ExampleGenBase(BaseComponent):
@@ -99,7 +104,15 @@ class CsvExampleGen(_ExampleGenBase):
     def Do(self, input_dict, output_dict, exec_properties, ctx):
         base = exec_properties["input_base"]
         declared = _schema_types(input_dict.get("schema"))
-        patterns, _ = self._splits(exec_properties)
+        patterns, buckets = self._splits(exec_properties)
+        groups = ({name: _csv_files(base, pattern) for name, pattern in patterns} if patterns
+                  else {None: _csv_files(base, "*.csv")})
+        size = sum(os.path.getsize(f) for files in groups.values() for f in files)
+        if size > STREAM_BYTES:
+            ctx.log(f"{size / 2**20:,.0f} MB of CSV: reading it in blocks of "
+                    f"{STREAM_BLOCK_BYTES / 2**20:g} MB (bounded memory)")
+            _stream_publish(output_dict["examples"][0], groups, buckets, declared, base, ctx)
+            return
         if patterns:
             pattern_tables = {}
             for name, pattern in patterns:
@@ -182,7 +195,11 @@ def _read_header(path: str) -> list[str]:
     except UnicodeDecodeError as exc:
         raise InputDataError(f"{path}, line 1: bytes that are not UTF-8 "
                              f"(at byte {exc.start}); re-encode the file as UTF-8") from None
-    header = next(csv.reader([text]))
+    try:
+        header = next(csv.reader([text]))
+    except csv.Error as exc:
+        raise InputDataError(f"{path}, line 1: cannot read the header ({exc}; a column name "
+                             f"longer than {csv.field_size_limit():,} characters?)") from None
     if any(not h.strip() for h in header):
         raise InputDataError(f"{path}, line 1: the header has an empty column name")
     dupes = sorted({h for h in header if header.count(h) > 1})
@@ -192,6 +209,12 @@ def _read_header(path: str) -> list[str]:
 
 
 def _read_many(files: list[str], declared: dict[str, str], ctx: ExecutorContext):
+    header = _common_header(files, declared, ctx)
+    tables = [_read_csv(path, header, declared) for path in files]
+    return _unify(tables)
+
+
+def _common_header(files: list[str], declared: dict[str, str], ctx: ExecutorContext) -> list[str]:
     header = _read_header(files[0])
     for path in files[1:]:
         other = _read_header(path)
@@ -206,8 +229,7 @@ def _read_many(files: list[str], declared: dict[str, str], ctx: ExecutorContext)
     unknown = sorted(set(declared) - set(header))
     if unknown:
         ctx.log(f"schema declares columns not in the CSV: {unknown}")
-    tables = [_read_csv(path, header, declared) for path in files]
-    return _unify(tables)
+    return header
 
 
 def _read_csv(path: str, header: list[str], declared: dict[str, str]):
@@ -235,8 +257,10 @@ def _read_csv(path: str, header: list[str], declared: dict[str, str]):
     return pa.table(columns, names=names)
 
 
-def _convert(path: str, name: str, column, declared: str | None):
-    """Normalise a column to int64, float64 or string; enforce the declared type."""
+def _convert(path: str, name: str, column, declared: str | None, first_line: int = 2):
+    """Normalise a column to int64, float64 or string; enforce the declared type.
+
+    ``first_line`` is the file line of the column's first value (for messages)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -263,7 +287,7 @@ def _convert(path: str, name: str, column, declared: str | None):
             int(value) if declared == "int" else float(value)
         except ValueError:
             raise InputDataError(
-                f"{path}, line {index + 2}, column '{name}': value {value!r} does not parse "
+                f"{path}, line {index + first_line}, column '{name}': value {value!r} does not parse "
                 f"as {declared.upper()}, the type the schema declares") from None
     raise InputDataError(f"{path}, column '{name}': values do not parse as {declared.upper()}")
 
@@ -305,12 +329,198 @@ def _diagnose(path: str, width: int, exc: Exception) -> InputDataError:
                     "line); re-encode the file as UTF-8")
     with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.reader(handle)
-        for row in reader:
-            if row and len(row) != width:
-                return InputDataError(
-                    f"{path}, line {reader.line_num}: expected {width} fields as in the header, "
-                    f"found {len(row)} (a ragged row)")
+        try:
+            for row in reader:
+                if row and len(row) != width:
+                    return InputDataError(
+                        f"{path}, line {reader.line_num}: expected {width} fields as in the "
+                        f"header, found {len(row)} (a ragged row)")
+        except csv.Error:  # a field beyond the slow scanner's limit: report the fast reader's
+            pass
     return InputDataError(f"{path}: cannot parse the CSV: {str(exc).splitlines()[0]}")
+
+
+# -- CSV in a stream (large inputs) ------------------------------------------------------------
+_TRUE_TEXT = ("1", "True", "TRUE", "true")
+_FALSE_TEXT = ("0", "False", "FALSE", "false")
+
+
+def _stream_publish(examples: Examples, groups: dict[str | None, list[str]],
+                    buckets: list[tuple[str, int]], declared: dict[str, str], base: str,
+                    ctx: ExecutorContext) -> None:
+    """Write the splits block by block: the same rows, types and split assignment as
+    loading the files whole (``_read_many`` then ``_publish``), in bounded memory."""
+    counts: dict[str, int] = {}
+    for group, files in groups.items():
+        header = _common_header(files, declared, ctx)
+        kinds, targets, nullable = _stream_types(files, header, declared)
+        names = [group] if group is not None else [name for name, _ in buckets]
+        schema = _arrow_schema(header, targets)
+        writers = {name: _split_writer(examples, name, schema) for name in names}
+        try:
+            counts.update({name: 0 for name in names})
+            for path in files:
+                for first_line, batch in _text_batches(path, header):
+                    table = _stream_convert(path, batch, header, kinds[path], targets, declared,
+                                            first_line)
+                    parts = ([(group, table)] if group is not None
+                             else _hash_split(table, buckets, nullable))
+                    for name, part in parts:
+                        writers[name].write_table(part)
+                        counts[name] += part.num_rows
+        finally:
+            for writer in writers.values():
+                writer.close()
+        if group is None and sum(counts.values()) == 0:
+            raise InputDataError(f"{base}: the CSV files have a header but no rows")
+    examples.split_names = list(counts)
+    examples.properties["payload_format"] = PAYLOAD_FORMAT
+    examples.properties["row_counts"] = json.dumps(counts)
+    ctx.log("wrote " + ", ".join(f"{n}: {c:,} rows" for n, c in counts.items()))
+
+
+def _text_batches(path: str, header: list[str]):
+    """``(file line of the first row, batch)`` for each block of a CSV file, columns as text."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    line = 2
+    try:
+        reader = pacsv.open_csv(
+            path,
+            read_options=pacsv.ReadOptions(block_size=STREAM_BLOCK_BYTES),
+            parse_options=pacsv.ParseOptions(newlines_in_values=False),
+            convert_options=pacsv.ConvertOptions(
+                strings_can_be_null=True, timestamp_parsers=[],
+                column_types={c: pa.string() for c in header}))
+        for batch in reader:
+            yield line, batch
+            line += batch.num_rows
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        raise _diagnose(path, len(header), exc) from None
+
+
+def _text_kind(column) -> str:
+    """How loading the whole file types this text: null, int, float, bool (kept as the
+    text true/false) or string."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    values = column.drop_null()
+    if len(values) == 0:
+        return "null"
+    for kind, target in (("int", pa.int64()), ("float", pa.float64())):
+        try:
+            values.cast(target)
+            return kind
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+    if pc.all(pc.is_in(values, pa.array(_TRUE_TEXT + _FALSE_TEXT))).as_py():
+        return "bool"
+    return "string"
+
+
+def _merge_kind(a: str, b: str) -> str:
+    if a == b or b == "null":
+        return a
+    if a == "null":
+        return b
+    if {a, b} == {"int", "float"}:
+        return "float"
+    return "string"
+
+
+def _stream_types(files: list[str], header: list[str], declared: dict[str, str]):
+    """First pass: each file's kind of each column, the column types over all files (as
+    ``_unify`` decides them), and the columns missing a value somewhere."""
+    import pyarrow as pa
+
+    kinds: dict[str, dict[str, str]] = {}
+    nullable: set[str] = set()
+    for path in files:
+        found = {c: "null" for c in header}
+        for _, batch in _text_batches(path, header):
+            for name, column in zip(header, batch.columns):
+                if column.null_count:
+                    nullable.add(name)
+                if not declared and found[name] != "string":
+                    found[name] = _merge_kind(found[name], _text_kind(column))
+        kinds[path] = found
+    arrow = {"int": pa.int64(), "float": pa.float64()}
+    targets = {}
+    for name in header:
+        if declared:
+            targets[name] = arrow.get(declared.get(name, "string"), pa.string())
+            continue
+        per_file = {"string" if kinds[p][name] == "bool" else kinds[p][name] for p in files}
+        per_file.discard("null")
+        if per_file == {"int"}:
+            targets[name] = pa.int64()
+        elif per_file and per_file <= {"int", "float"}:
+            targets[name] = pa.float64()
+        else:
+            targets[name] = pa.string()
+    return kinds, targets, nullable
+
+
+def _arrow_schema(header: list[str], targets: dict):
+    import pyarrow as pa
+
+    return pa.schema([pa.field(name, targets[name]) for name in header])
+
+
+def _stream_convert(path: str, batch, header: list[str], kinds: dict[str, str], targets: dict,
+                    declared: dict[str, str], first_line: int):
+    """One block as the whole-file path types it: the file's own kind, then the common type."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    columns = []
+    try:
+        for name, column in zip(header, batch.columns):
+            if declared:
+                column = _convert(path, name, column, declared.get(name), first_line)
+            elif kinds[name] == "int":
+                column = column.cast(pa.int64())
+            elif kinds[name] == "float":
+                column = column.cast(pa.float64())
+            elif kinds[name] == "bool":
+                column = pc.if_else(pc.is_in(column, pa.array(_TRUE_TEXT)), "true", "false")
+            elif kinds[name] == "null":
+                column = pa.nulls(len(column), pa.string())
+            columns.append(column.cast(targets[name]))
+    except pa.ArrowInvalid as exc:
+        raise _diagnose(path, len(header), exc) from None
+    return pa.table(columns, names=header)
+
+
+def _hash_split(table, buckets: list[tuple[str, int]], nullable: set[str]):
+    """Each hash split's rows, assigned as ``_publish`` assigns them in a whole table (an
+    integer column missing a value anywhere is hashed as float, as pandas holds it there)."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
+    hashed = pa.table([c.cast(pa.float64()) if n in nullable and pa.types.is_integer(c.type)
+                       else c for n, c in zip(table.column_names, table.columns)],
+                      names=table.column_names)
+    hashes = pd.util.hash_pandas_object(hashed.to_pandas(), index=False).to_numpy()
+    bucket = hashes % np.uint64(sum(n for _, n in buckets))
+    low = 0
+    for name, count in buckets:
+        mask = (bucket >= low) & (bucket < low + count)
+        low += count
+        yield name, table.filter(pa.array(mask))
+
+
+def _split_writer(examples: Examples, split: str, schema):
+    import pyarrow.parquet as pq
+
+    from toolkit.components._io import DATA_FILE
+
+    folder = examples.split_uri(split)
+    os.makedirs(folder, exist_ok=True)
+    return pq.ParquetWriter(os.path.join(folder, DATA_FILE), schema, compression="snappy")
 
 
 # -- TFRecord ------------------------------------------------------------------------------

@@ -119,6 +119,7 @@ def resolve_destination(destination: str, allowed_root: str | None) -> str:
 def push(source: str, destination: str) -> tuple[int, str]:
     """Copy ``source`` to ``destination/<version>`` atomically; returns (version, path)."""
     os.makedirs(destination, exist_ok=True)
+    _remove_abandoned_copies(destination)
     staging = os.path.join(destination, f".pushing-{os.getpid()}-{time.time_ns()}")
     try:
         shutil.copytree(source, staging)
@@ -137,6 +138,28 @@ def push(source: str, destination: str) -> tuple[int, str]:
     finally:
         if os.path.isdir(staging):
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _remove_abandoned_copies(destination: str) -> None:
+    """Hidden ``.pushing-<pid>-*`` copies of pushes whose process died (killed mid-copy)."""
+    for name in os.listdir(destination):
+        parts = name.split("-")
+        if len(parts) != 3 or parts[0] != ".pushing" or not parts[1].isdigit():
+            continue
+        pid = int(parts[1])
+        if pid == os.getpid() or _alive(pid):
+            continue
+        shutil.rmtree(os.path.join(destination, name), ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def versions(destination: str) -> list[int]:

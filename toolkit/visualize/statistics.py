@@ -35,6 +35,9 @@ CHART_WIDTH = 220
 CHART_HEIGHT = 44
 TOP_VALUES_SHOWN = 6
 RANKED = 10
+#: Features drawn in detail; beyond this a view would weigh megabytes per thousand
+#: features in the notebook. The rankings and counts still cover every feature.
+FEATURES_SHOWN = 500
 #: Distances at or above this are highlighted (TFDV examples use 0.01-0.1 thresholds).
 DISTANCE_ALERT = 0.1
 
@@ -870,13 +873,18 @@ def statistics_view(stats_by_name: Mapping[str, Any]) -> View:
         for i, (label, ds) in enumerate(datasets))
     kinds = {k: [f for f in features if f.kind == k] for k in ("numeric", "categorical", "other")}
     counts = ", ".join(f"{len(v)} {k}" for k, v in kinds.items() if v)
+    shown = {k: [f for f in v if f.order < FEATURES_SHOWN] for k, v in kinds.items()}
     note = tag("div", "Sorting and filtering controls appear where scripts run (a trusted "
                "notebook, exported HTML); the rankings below work everywhere.",
                NOTE, class_="tkv-static-note")
+    if len(features) > FEATURES_SHOWN:
+        note += tag("div", f"Showing the first {FEATURES_SHOWN:,} of {len(features):,} features "
+                    "in detail (the rankings cover all); show the statistics of fewer columns "
+                    "to see the others.", NOTE)
     body = (tag("div", legend, "margin:2px 0")
             + '<div class="tkv-controls"></div>' + note
             + _rankings(features, multi)
-            + tag("div", "".join(_feature_table(k, v, labels) for k, v in kinds.items()),
+            + tag("div", "".join(_feature_table(k, v, labels) for k, v in shown.items()),
                   "max-height:760px;overflow:auto")
             + _script(uid, multi))
     subtitle = f"{len(features)} features ({counts})"
