@@ -357,7 +357,8 @@ def _describe(config: Any) -> str:
 # -- SQLite: concurrent use, damaged and old files ---------------------------------------
 #: MLMD messages of SQLite states that clear up when another process finishes its write
 _TRANSIENT = ("database is locked", "database table is locked", "database schema is locked",
-              "database is busy", "subset of tables", "please retry")
+              "database is busy", "subset of tables", "please retry",
+              "concurrent writes aborted")
 #: SQLite's own words for a file that is not (or no longer) a database
 _CORRUPT = ("file is not a database", "database disk image is malformed",
             "file is encrypted or is not a database")
