@@ -33,8 +33,14 @@ def _start_all(commands: list[list[str]], logs: list[Path], env=None, cwd=REPO):
 
 def _wait_all(procs, logs, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    for proc, log in zip(procs, logs):
-        proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+    try:
+        for proc in procs:
+            proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     for proc, log in zip(procs, logs):
         text = log.read_text(errors="replace")
         assert proc.returncode == 0, f"{log.name} exited {proc.returncode}:\n{tail(log)}"
