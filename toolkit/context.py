@@ -14,6 +14,7 @@ import time
 import traceback
 from typing import Any
 
+from toolkit._process import pid_alive
 from toolkit.artifacts import Artifact
 from toolkit.component import (BaseComponent, Channel, ExecutorContext, canonical_json,
                                encode_parameter)
@@ -222,7 +223,7 @@ class InteractiveContext:
             if row["state"] != "RUNNING":
                 continue
             pid = int(row["pid"] or 0)
-            if pid and _pid_alive(pid):
+            if pid and pid_alive(pid):
                 continue
             self.store.fail_execution(row["id"], f"abandoned: process {pid} ended before "
                                                  "the execution finished")
@@ -514,18 +515,6 @@ def _disk_full_message(path: str, exc: BaseException) -> str:
     return (f"no space left on the device holding {path}{free} while writing this execution's "
             f"outputs; its partial outputs were removed. Free space or choose another "
             f"pipeline_root ({_one_line(exc)})")
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _one_line(exc: BaseException) -> str:

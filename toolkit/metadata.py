@@ -425,18 +425,26 @@ def _sqlite_path(config: Any) -> str | None:
     return os.path.abspath(path)
 
 
-def _sqlite_schema_version(path: str) -> int | None:
-    """The MLMD schema version recorded in an existing SQLite store, read without MLMD."""
+def _query_readonly(path: str, sql: str, timeout: float):
+    """The first row of ``sql`` on an existing SQLite file opened read-only, or None when
+    the file is missing or empty. SQLite errors propagate to the caller."""
     import sqlite3
 
     if not os.path.isfile(path) or os.path.getsize(path) == 0:
         return None
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=timeout)
     try:
-        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
-        try:
-            row = connection.execute("SELECT schema_version FROM MLMDEnv").fetchone()
-        finally:
-            connection.close()
+        return connection.execute(sql).fetchone()
+    finally:
+        connection.close()
+
+
+def _sqlite_schema_version(path: str) -> int | None:
+    """The MLMD schema version recorded in an existing SQLite store, read without MLMD."""
+    import sqlite3
+
+    try:
+        row = _query_readonly(path, "SELECT schema_version FROM MLMDEnv", timeout=5)
     except sqlite3.Error:
         return None
     return int(row[0]) if row and row[0] is not None else None
@@ -447,14 +455,8 @@ def _sqlite_damage(path: str) -> str | None:
     else None. A file busy with another writer is not damaged."""
     import sqlite3
 
-    if not os.path.isfile(path) or os.path.getsize(path) == 0:
-        return None
     try:
-        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
-        try:
-            verdict = connection.execute("PRAGMA quick_check").fetchone()
-        finally:
-            connection.close()
+        verdict = _query_readonly(path, "PRAGMA quick_check", timeout=30)
     except sqlite3.DatabaseError as exc:
         return str(exc) if _is_corrupt(exc) else None
     if verdict and verdict[0] != "ok":

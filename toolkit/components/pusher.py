@@ -14,6 +14,7 @@ import shutil
 import time
 from typing import Any
 
+from toolkit._process import pid_alive
 from toolkit.artifacts import InfraBlessing, Model, ModelBlessing, PushedModel
 from toolkit.component import BaseComponent, ExecutorContext, InputSpec, Parameter
 from toolkit.components._model_io import blessing_verdict, has_saved_model, serving_model_path
@@ -147,19 +148,9 @@ def _remove_abandoned_copies(destination: str) -> None:
         if len(parts) != 3 or parts[0] != ".pushing" or not parts[1].isdigit():
             continue
         pid = int(parts[1])
-        if pid == os.getpid() or _alive(pid):
+        if pid_alive(pid):
             continue
         shutil.rmtree(os.path.join(destination, name), ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def versions(destination: str) -> list[int]:
