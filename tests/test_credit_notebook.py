@@ -13,18 +13,13 @@ import pandas as pd
 import pytest
 
 from datapaths import DATA
+from notebook_checks import assert_ran_clean, assert_views_have_html_and_text
 
 GERMAN = os.path.join(DATA, "german_credit", "german.csv")
 CROSSED = [f"age_group:{age} × sex:{sex}" for age in ("<25", "25-40", ">40")
            for sex in ("female", "male")]
 GROUPS = ["Overall", "sex:female", "sex:male", "age_group:<25", "age_group:25-40",
           "age_group:>40"]
-
-
-def _outputs(notebook):
-    for cell in notebook.cells:
-        for output in cell.get("outputs", []):
-            yield cell, output
 
 
 def _cell_outputs(notebook, first_line: str) -> list:
@@ -102,18 +97,11 @@ def _by_group(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_runs_end_to_end_without_errors(executed_credit):
-    errors = [o for _, o in _outputs(executed_credit.notebook) if o.output_type == "error"]
-    assert errors == []
-    assert executed_credit.notebook.metadata.papermill.exception is None
+    assert_ran_clean(executed_credit.notebook)
 
 
 def test_every_output_has_a_text_fallback_and_views_have_html(executed_credit):
-    shown = [(c.source, o) for c, o in _outputs(executed_credit.notebook)
-             if o.output_type in ("display_data", "execute_result")]
-    assert len(shown) >= 12
-    for source, output in shown:
-        assert output.data.get("text/plain"), source
-        assert output.data.get("text/html"), source
+    assert_views_have_html_and_text(executed_credit.notebook, at_least=12)
 
 
 def test_dashboard_is_static_escaped_and_shows_every_slice(executed_credit):
