@@ -60,17 +60,7 @@ class _ExampleGenBase(BaseComponent):
                 write_split(examples, name, part)
                 counts[name] = part.num_rows
         else:
-            import numpy as np
-            import pandas as pd
-            import pyarrow as pa
-
-            hashes = pd.util.hash_pandas_object(table.to_pandas(), index=False).to_numpy()
-            bucket = hashes % np.uint64(sum(n for _, n in buckets))
-            low = 0
-            for name, count in buckets:
-                mask = (bucket >= low) & (bucket < low + count)
-                low += count
-                part = table.filter(pa.array(mask))
+            for name, part in _hash_split(table, buckets):
                 write_split(examples, name, part)
                 counts[name] = part.num_rows
         examples.split_names = list(counts)
@@ -494,9 +484,11 @@ def _stream_convert(path: str, batch, header: list[str], kinds: dict[str, str], 
     return pa.table(columns, names=header)
 
 
-def _hash_split(table, buckets: list[tuple[str, int]], nullable: set[str]):
-    """Each hash split's rows, assigned as ``_publish`` assigns them in a whole table (an
-    integer column missing a value anywhere is hashed as float, as pandas holds it there)."""
+def _hash_split(table, buckets: list[tuple[str, int]],
+                nullable: set[str] | frozenset[str] = frozenset()):
+    """Each hash split's rows, by a hash of the row's values. A block of a streamed file
+    names in ``nullable`` the integer columns missing a value anywhere in the file: they are
+    hashed as float, as pandas holds them in a whole table, so both paths split alike."""
     import numpy as np
     import pandas as pd
     import pyarrow as pa
