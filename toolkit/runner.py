@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import toolkit
+from toolkit._scoped import temporarily
 from toolkit.errors import ParameterError, ToolkitError
 from toolkit.exporter.parameters import Parameter, one_line, resolve_values
 from toolkit.exporter.schema import find_schema, load_schema, load_values
@@ -289,16 +290,8 @@ def _kernel_environment(run_log: Path) -> Iterator[None]:
         MODE_ENV: "production",
         "PYTHONPATH": os.pathsep.join([package_root] + [e for e in entries if e != package_root]),
     }
-    saved = {key: os.environ.get(key) for key in updates}
-    os.environ.update(updates)
-    try:
+    with temporarily(os.environ, updates):
         yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @contextmanager

@@ -20,6 +20,7 @@ import traceback
 import types
 from typing import Any, Callable, Iterator
 
+from toolkit._scoped import temporarily
 from toolkit.errors import ToolkitError
 
 
@@ -233,16 +234,8 @@ def tfx_names() -> Iterator[None]:
         for key, value in names.items():
             setattr(modules[dotted], key, value)
     modules["tfx.v1.utils"].parse_pbtxt_file = _parse_pbtxt_file
-    previous = {k: sys.modules.get(k) for k in modules}
-    sys.modules.update(modules)
-    try:
+    with temporarily(sys.modules, modules):
         yield
-    finally:
-        for key, value in previous.items():
-            if value is None:
-                sys.modules.pop(key, None)
-            else:
-                sys.modules[key] = value
 
 
 def _parse_pbtxt_file(path: str, message: Any) -> Any:
