@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -15,6 +14,7 @@ import traceback
 from typing import Any
 
 from toolkit._process import pid_alive
+from toolkit._text import show_controls
 from toolkit.artifacts import Artifact
 from toolkit.component import (BaseComponent, Channel, ExecutorContext, canonical_json,
                                encode_parameter)
@@ -22,8 +22,6 @@ from toolkit.errors import ComponentError, GateError, ToolkitError
 from toolkit.metadata import MetadataStore, sqlite_config
 
 MANIFEST = ".toolkit-manifest.json"
-#: Bidi overrides and isolates: shown as ``\u202e`` in text so names cannot reorder a line
-_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
 _MODES = ("interactive", "production")
 _mode: str | None = None
 
@@ -209,9 +207,9 @@ class InteractiveContext:
         damaged = [a for arts in outputs.values() for a in arts
                    if getattr(a, "state", "LIVE") != "LIVE" or not _manifest_ok(a.uri)]
         if damaged:
-            print(_visible(f"[{component_id}] cached outputs of execution {source_id} are "
-                           f"missing or damaged ({', '.join(a.uri for a in damaged)}); "
-                           "recomputing"), flush=True)
+            print(show_controls(f"[{component_id}] cached outputs of execution {source_id} are "
+                                f"missing or damaged ({', '.join(a.uri for a in damaged)}); "
+                                "recomputing"), flush=True)
             self.store.mark_artifacts_deleted(damaged)
             self.store.fail_execution(source_id, "outputs missing or damaged on disk")
             return self._cached_outputs(component_id, cache_key)
@@ -288,7 +286,7 @@ class ExecutionResult:
                     lines.append(f"  {label} {key}: {art.TYPE_NAME} #{art.id} {art.uri}")
         if self.gate_failure:
             lines.append(f"  GATE: {self.gate_failure}")
-        return _visible("\n".join(lines))
+        return show_controls("\n".join(lines))
 
     def _toolkit_view_(self):
         from toolkit.visualize.html import View, escape
@@ -341,7 +339,7 @@ class ExecutionsTable(list):
         fmt = "  ".join(f"{{:<{w}}}" for w in widths)
         lines = [fmt.format(*self.COLUMNS)]
         lines += [fmt.format(*(str(r.get(c) or "") for c in self.COLUMNS)) for r in self]
-        return _visible("\n".join(lines))
+        return show_controls("\n".join(lines))
 
     def _toolkit_view_(self):
         from toolkit.visualize.html import View, escape
@@ -395,7 +393,7 @@ class Lineage:
             made = (f" <- {ex['component_id']} (execution {ex['id']}, {ex['state'].lower()})"
                     if ex else " (imported)")
             lines.append(f"{pad}{via}{art.TYPE_NAME} #{art.id}{made}  {art.uri}")
-        return _visible("\n".join(lines))
+        return show_controls("\n".join(lines))
 
     def _toolkit_view_(self):
         from toolkit.visualize.html import View, escape
@@ -493,8 +491,8 @@ def _move_aside_unknown(final: str, component_id: str, location: str) -> None:
     aside = os.path.join(os.path.dirname(final),
                          f".orphaned-{os.path.basename(final)}-{time.time_ns()}")
     os.replace(final, aside)
-    print(_visible(f"[{component_id}] {final} is not known to {location} (left by an earlier "
-                   f"metadata store); moved it to {aside}"), flush=True)
+    print(show_controls(f"[{component_id}] {final} is not known to {location} (left by an "
+                        f"earlier metadata store); moved it to {aside}"), flush=True)
 
 
 def _is_disk_full(exc: BaseException) -> bool:
@@ -533,12 +531,8 @@ def _sha256(text: str) -> str:
 
 def _logger(component_id: str):
     def log(message: str) -> None:
-        print(_visible(f"[{component_id}] {message}"), flush=True)
+        print(show_controls(f"[{component_id}] {message}"), flush=True)
     return log
-
-
-def _visible(text: str) -> str:
-    return _BIDI_CONTROLS.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def _append_run_log(result: ExecutionResult) -> None:

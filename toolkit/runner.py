@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import toolkit
 from toolkit._scoped import temporarily
+from toolkit._text import show_controls
 from toolkit.errors import ParameterError, ToolkitError
 from toolkit.exporter.parameters import Parameter, one_line, resolve_values
 from toolkit.exporter.schema import find_schema, load_schema, load_values
@@ -260,7 +261,7 @@ def _literal_path(path: Path) -> str:
 
 
 def _reason(ename: str, evalue: str) -> str:
-    message = _visible(one_line(" ".join(str(evalue).split())))
+    message = show_controls(one_line(" ".join(str(evalue).split())))
     if ename == "GateError":
         return message or ename
     return f"{ename}: {message}" if message else ename
@@ -269,14 +270,8 @@ def _reason(ename: str, evalue: str) -> str:
 def _first_line(source: str | None, limit: int = 80) -> str:
     for line in (source or "").splitlines():
         if line.strip():
-            return _shorten(_visible(one_line(line.strip())), limit)
+            return _shorten(show_controls(one_line(line.strip())), limit)
     return ""
-
-
-def _visible(text: str) -> str:
-    """Bidi overrides and isolates as ``\\u202e`` text: a message cannot reorder the line."""
-    return "".join(f"\\u{ord(ch):04x}" if "\u202a" <= ch <= "\u202e" or "\u2066" <= ch <= "\u2069"
-                   else ch for ch in text)
 
 
 @contextmanager

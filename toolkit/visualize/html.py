@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import html as _html
 import math
-import re
 import secrets
 import sys
 from typing import Any, Iterable
 
-#: Bidi override/embedding (U+202A..U+202E) and isolate (U+2066..U+2069) controls.
-#: Rendered as visible ``\\u202e``-style text so data cannot reorder what surrounds it.
-_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+from toolkit._text import show_controls
 
 #: Colours of datasets (splits) drawn side by side; mid-tones that read on light
 #: and dark notebook themes alike.
@@ -40,7 +37,7 @@ def escape(value: Any) -> str:
     the text around it.
     """
     text = _html.escape(value if isinstance(value, str) else str(value), quote=True)
-    return _BIDI_CONTROLS.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return show_controls(text)
 
 
 def truncate(text: Any, n: int = 200) -> str:
@@ -58,7 +55,7 @@ def esc(value: Any, n: int = 200) -> str:
 
 def plain(value: Any, n: int = 200) -> str:
     """Truncate and neutralise bidi controls: the form data takes in ``text/plain``."""
-    return _BIDI_CONTROLS.sub(lambda m: f"\\u{ord(m.group()):04x}", truncate(value, n))
+    return show_controls(truncate(value, n))
 
 
 def fmt_num(value: float | int | None) -> str:
