@@ -82,7 +82,7 @@ class InteractiveContext:
         """The pipeline's metadata store (opened on first use)."""
         if self._store is None:
             self._store = MetadataStore(self.pipeline_name, self.metadata_connection_config)
-            if not self._store.mlmd.get_executions() and _has_artifact_folders(self.pipeline_root):
+            if _has_artifact_folders(self.pipeline_root) and not self._store.has_executions():
                 print(f"InteractiveContext: {self._store.location} records no executions, but "
                       f"{self.pipeline_root} holds artifact folders (the metadata store was "
                       "deleted or replaced?): they are not reused; components run again",
@@ -145,7 +145,7 @@ class InteractiveContext:
                 _move_aside_unknown(finals[key], component.id, self.store.location)
                 os.makedirs(staging[key])
                 outputs[key] = [art_type(uri=staging[key], producer=component.id)]
-            tmp_dir = os.path.join(self.pipeline_root, ".tmp", f"{execution_id}-{os.getpid()}")
+            tmp_dir = self._scratch_dir(execution_id, os.getpid())
             os.makedirs(tmp_dir, exist_ok=True)
             ctx = ExecutorContext(
                 component_id=component.id, pipeline_root=self.pipeline_root,
@@ -181,8 +181,7 @@ class InteractiveContext:
                 raise ComponentError(component.id, str(exc), execution_id) from None
             raise ComponentError(component.id, message, execution_id) from exc
         finally:
-            shutil.rmtree(os.path.join(self.pipeline_root, ".tmp", f"{execution_id}-{os.getpid()}"),
-                          ignore_errors=True)
+            shutil.rmtree(self._scratch_dir(execution_id, os.getpid()), ignore_errors=True)
         return self._finish(component, execution_id, inputs, outputs, False, started,
                             component.exec_properties)
 
@@ -215,6 +214,10 @@ class InteractiveContext:
             return self._cached_outputs(component_id, cache_key)
         return hit
 
+    def _scratch_dir(self, execution_id: int, pid: int) -> str:
+        """The executor's scratch folder (``ExecutorContext.tmp_dir``) for one execution."""
+        return os.path.join(self.pipeline_root, ".tmp", f"{execution_id}-{pid}")
+
     def _reap_abandoned(self, component_id: str) -> None:
         """Executions whose process died mid-run: mark them failed, remove their staging."""
         for row in self.store.executions(component_id):
@@ -225,8 +228,7 @@ class InteractiveContext:
                 continue
             self.store.fail_execution(row["id"], f"abandoned: process {pid} ended before "
                                                  "the execution finished")
-            shutil.rmtree(os.path.join(self.pipeline_root, ".tmp", f"{row['id']}-{pid}"),
-                          ignore_errors=True)
+            shutil.rmtree(self._scratch_dir(row["id"], pid), ignore_errors=True)
             component_dir = os.path.join(self.pipeline_root, component_id)
             if os.path.isdir(component_dir):
                 for key in os.listdir(component_dir):

@@ -42,14 +42,17 @@ class MetadataStore:
         if damage:
             _start_over(sqlite_path, damage)
         old_version = _sqlite_schema_version(sqlite_path) if sqlite_path else None
-        try:
-            store = _with_retry(lambda: metadata_store.MetadataStore(
+
+        def open_store():
+            return _with_retry(lambda: metadata_store.MetadataStore(
                 connection_config, enable_upgrade_migration=True))
+
+        try:
+            store = open_store()
         except Exception as exc:  # MLMD raises its own error types for bad/old databases
             if sqlite_path and _is_corrupt(exc):
                 _start_over(sqlite_path, _first_line(exc))
-                store = _with_retry(lambda: metadata_store.MetadataStore(
-                    connection_config, enable_upgrade_migration=True))
+                store = open_store()
             else:
                 raise ToolkitError(f"cannot open the metadata store "
                                    f"({_describe(connection_config)}): {_first_line(exc)}") from None
@@ -63,6 +66,13 @@ class MetadataStore:
         self._artifact_type_ids: dict[str, int] = {}
         self._execution_type_ids: dict[str, int] = {}
         self._context_id = self._ensure_context()
+
+    def has_executions(self) -> bool:
+        """Whether the store records any execution at all (of any pipeline)."""
+        from ml_metadata.metadata_store import metadata_store
+
+        return bool(self._store.get_executions(
+            list_options=metadata_store.ListOptions(limit=1)))
 
     @property
     def mlmd(self):
