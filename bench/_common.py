@@ -1,4 +1,5 @@
-"""Helpers shared by the benchmarks: median timing and a headless Chromium page."""
+"""Helpers shared by the benchmarks: the repository root (put first on sys.path, so the
+benchmarks import this checkout's ``toolkit``), median timing and a headless Chromium page."""
 from __future__ import annotations
 
 import os
@@ -7,7 +8,8 @@ import sys
 import time
 from typing import Any, Callable
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+sys.path.insert(0, REPO)
 
 
 def median_time(fn: Callable[[], Any], repeat: int = 5) -> tuple[float, Any]:

@@ -20,8 +20,7 @@ import time
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import REPO, Browser, median_time  # noqa: E402
-sys.path.insert(0, REPO)
+from _common import Browser, median_time  # noqa: E402
 
 
 

@@ -28,8 +28,7 @@ import time
 import numpy as np
 import pandas as pd
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
+from _common import REPO
 
 TAXI_CSV = os.path.join(REPO, "notebooks", "data", "chicago_taxi", "data.csv")
 TOLERANCES = {"count": 0.0, "rate": 1e-9, "auc": 1e-9}

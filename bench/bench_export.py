@@ -27,13 +27,13 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-FIXTURES = REPO / "tests" / "fixtures" / "notebooks"
+from _common import REPO, median_time
+
+FIXTURES = Path(REPO, "tests", "fixtures", "notebooks")
 
 
 def export_targets() -> list[tuple[Path, list[str]]]:
-    flagships = sorted((REPO / "notebooks").glob("*.ipynb"))
+    flagships = sorted(Path(REPO, "notebooks").glob("*.ipynb"))
     if flagships:
         return [(path, []) for path in flagships]
     return [(FIXTURES / "pipeline.ipynb", ["batch_size"]), (FIXTURES / "exportable_runnable.ipynb", [])]
@@ -46,16 +46,13 @@ def bench_export(repeat: int) -> list[dict]:
             cold = _cold_export(path, params, Path(tmp) / "cold")
             from toolkit.exporter.export import build_export
 
-            times = []
-            for _ in range(max(repeat, 5)):
-                start = time.perf_counter()
-                build_export(path, Path(tmp) / "warm", params)
-                times.append(time.perf_counter() - start)
+            warm, _ = median_time(lambda: build_export(path, Path(tmp) / "warm", params),
+                                  repeat=max(repeat, 5))
             rows.append({
                 "notebook": str(path.relative_to(REPO)),
                 "cells": _cell_count(path),
                 "first_export_s": round(cold, 3),
-                "warm_export_s": round(statistics.median(times), 4),
+                "warm_export_s": round(warm, 4),
             })
     return rows
 
@@ -66,7 +63,7 @@ def _cold_export(path: Path, params: list[str], out: Path) -> float:
         "from toolkit.exporter import export_notebook; "
         "export_notebook(sys.argv[2], sys.argv[3], sys.argv[4:]); print(time.perf_counter() - start)"
     )
-    proc = subprocess.run([sys.executable, "-c", code, str(REPO), str(path), str(out), *params],
+    proc = subprocess.run([sys.executable, "-c", code, REPO, str(path), str(out), *params],
                           capture_output=True, text=True, check=True)
     return float(proc.stdout.strip().splitlines()[-1])
 
@@ -79,7 +76,7 @@ def run_target(explicit: str | None, workdir: Path) -> Path:
     """The notebook to run: --run-notebook, else a fresh export of the first flagship notebook."""
     if explicit:
         return Path(explicit).resolve()
-    flagships = sorted((REPO / "notebooks").glob("*.ipynb"))
+    flagships = sorted(Path(REPO, "notebooks").glob("*.ipynb"))
     if flagships and _production_mode_available():
         from toolkit.exporter import export_notebook
 
@@ -168,7 +165,7 @@ def _cli_wall(notebook: Path, params: dict) -> float:
 
 
 def _pythonpath() -> str:
-    return os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    return os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")]))
 
 
 def main() -> None:

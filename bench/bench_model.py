@@ -29,11 +29,11 @@ import threading
 import time
 from typing import Any
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from _common import REPO
+
 DATA = os.path.join(REPO, "notebooks", "data", "chicago_taxi")
 TRANSFORM_MODULE = os.path.join(REPO, "notebooks", "taxi_transform.py")
 TRAINER_MODULE = os.path.join(REPO, "notebooks", "taxi_trainer.py")
-sys.path.insert(0, REPO)
 
 
 class PeakMemory:

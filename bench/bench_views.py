@@ -17,7 +17,6 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import REPO, Browser, median_time  # noqa: E402
 TAXI = os.path.join(REPO, "notebooks", "data", "chicago_taxi", "data.csv")
-sys.path.insert(0, REPO)
 
 
 
