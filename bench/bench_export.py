@@ -77,19 +77,11 @@ def run_target(explicit: str | None, workdir: Path) -> Path:
     if explicit:
         return Path(explicit).resolve()
     flagships = sorted(Path(REPO, "notebooks").glob("*.ipynb"))
-    if flagships and _production_mode_available():
+    if flagships:
         from toolkit.exporter import export_notebook
 
         return export_notebook(flagships[0], workdir / "export").notebook
     return FIXTURES / "runnable.ipynb"
-
-
-def _production_mode_available() -> bool:
-    try:
-        import toolkit.context as context
-    except Exception:
-        return False
-    return hasattr(context, "set_mode")
 
 
 def bench_run(notebook: Path, repeat: int, work: Path) -> dict:
