@@ -99,7 +99,6 @@ def bench_run(notebook: Path, repeat: int, work: Path) -> dict:
 
     declared = {p.name for p in runner.notebook_parameters(notebook)[0]}
     cwd = runner.source_directory(notebook) or work
-    env = {"TOOLKIT_MODE": "production", "PYTHONPATH": _pythonpath()}
     baseline, ours = [], []
     root = None
     for index in range(repeat):
@@ -109,13 +108,11 @@ def bench_run(notebook: Path, repeat: int, work: Path) -> dict:
         nb = load_notebook_node(str(notebook))
         if params:
             nb = parameterize_notebook(nb, params, kernel_name="python3")
-        os.environ.update(env, TOOLKIT_RUN_LOG=str(work / f"nbclient-{index}.jsonl"))
-        start = time.perf_counter()
-        NotebookClient(nb, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}).execute()
-        nbformat.write(nb, work / f"nbclient-{index}.ipynb")
-        baseline.append(time.perf_counter() - start)
-        for key in ("TOOLKIT_RUN_LOG", "TOOLKIT_MODE"):
-            os.environ.pop(key, None)
+        with runner._kernel_environment(work / f"nbclient-{index}.jsonl"):
+            start = time.perf_counter()
+            NotebookClient(nb, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}).execute()
+            nbformat.write(nb, work / f"nbclient-{index}.ipynb")
+            baseline.append(time.perf_counter() - start)
 
         root = str(work / f"toolkit-root-{index}")
         params = {"pipeline_root": root} if "pipeline_root" in declared else {}
