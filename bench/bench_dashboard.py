@@ -23,7 +23,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import Browser, median_time  # noqa: E402
 
 
-
 def _frame(slices: int, rows: int, seed: int = 0, shift: float = 0.0) -> Any:
     import numpy as np
     import pandas as pd
@@ -47,7 +46,6 @@ def _config(ci: bool) -> dict:
         ]}],
         "options": {"compute_confidence_intervals": ci, "min_slice_size": 400},
     }
-
 
 
 def _kb(text: str) -> str:

@@ -19,7 +19,6 @@ from _common import REPO, Browser, median_time  # noqa: E402
 TAXI = os.path.join(REPO, "notebooks", "data", "chicago_taxi", "data.csv")
 
 
-
 def _wide_frame(features: int, rows: int) -> Any:
     import numpy as np
     import pandas as pd
@@ -35,7 +34,6 @@ def _wide_frame(features: int, rows: int) -> Any:
         vocabulary = np.array([f"value_{k}" for k in range(3 + i * 7 % 200)])
         columns[f"cat_{i:03d}"] = rng.choice(vocabulary, rows)
     return pd.DataFrame(columns)
-
 
 
 def main() -> None:
