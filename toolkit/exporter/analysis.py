@@ -75,7 +75,6 @@ class CodeCell:
     tags: tuple[str, ...]
     tree: ast.Module
     code: str
-    kept_ipython: bool = False
     line_offset: int = 0
 
     @cached_property
@@ -167,7 +166,7 @@ def prepare_code_cell(
 def finish_cell(number: int, source: str, tags: tuple[str, ...]) -> CodeCell:
     """Parse a cell whose remaining IPython syntax is all kept."""
     code = python_lines(number, source)
-    return CodeCell(number, source, tags, parse(number, code), code, kept_ipython=code is not source)
+    return CodeCell(number, source, tags, parse(number, code), code)
 
 
 def _prepare_cell_magic(
@@ -178,7 +177,7 @@ def _prepare_cell_magic(
     if name in KEPT_CELL_MAGICS:
         if name not in _PYTHON_BODY_CELL_MAGICS:
             empty = ast.Module(body=[], type_ignores=[])
-            return CodeCell(number, source, tags, empty, "", True, line_offset=offset), [], []
+            return CodeCell(number, source, tags, empty, "", line_offset=offset), [], []
         kept_body, notes, dropped = _strip_line_magics(number, body, line_offset=offset)
         code = python_lines(number, kept_body, offset)
         tree = parse(number, code, line_offset=offset)
@@ -186,7 +185,7 @@ def _prepare_cell_magic(
             target = ast.Name(id=args.split()[-1], ctx=ast.Store(), lineno=1, col_offset=0)
             tree.body.append(ast.Assign(targets=[target], value=ast.Constant(None), lineno=1, col_offset=0))
         kept = source[: len(source) - len(body)] + kept_body
-        return CodeCell(number, kept, tags, tree, code, True, line_offset=offset), notes, dropped
+        return CodeCell(number, kept, tags, tree, code, line_offset=offset), notes, dropped
     description = f"`%%{name}` cell magic ({_DROP_REASONS.get(name, _reason(name))})"
     tree = _try_parse(ipython_to_python(body)) if name in _PYTHON_BODY_CELL_MAGICS else None
     where = f"cell {number}, which export drops ({description})"
