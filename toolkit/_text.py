@@ -12,3 +12,8 @@ def show_controls(text: str) -> str:
     """Bidi controls as visible ``\\u202e``-style text, so that a value taken from data
     cannot reorder the line, log or view around it."""
     return _BIDI_CONTROLS.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, ending in ``...`` when cut."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."

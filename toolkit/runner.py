@@ -21,10 +21,10 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import toolkit
 from toolkit._scoped import temporarily
-from toolkit._text import show_controls
+from toolkit._text import shorten, show_controls
 from toolkit.errors import ParameterError, ToolkitError
 from toolkit.exporter.parameters import Parameter, one_line, resolve_values
-from toolkit.exporter.schema import find_schema, load_schema, load_values
+from toolkit.exporter.schema import find_schema, load_schema, load_values, notebook_stem
 
 RUN_LOG_ENV = "TOOLKIT_RUN_LOG"
 MODE_ENV = "TOOLKIT_MODE"
@@ -73,8 +73,8 @@ def notebook_parameters(notebook: str | Path) -> tuple[list[Parameter], str]:
 def _parameters_from_cell(notebook: Path) -> list[Parameter]:
     from toolkit.errors import ExportError
     from toolkit.exporter import analysis
+    from toolkit.exporter.export import parameters_in_cell
     from toolkit.exporter.notebook import cell_source, cell_tags, read_notebook
-    from toolkit.exporter.parameters import DeclarationError, comments_by_line, parameter_from_statement
 
     try:
         nb = read_notebook(notebook)
@@ -82,12 +82,9 @@ def _parameters_from_cell(notebook: Path) -> list[Parameter]:
         raise RunError(str(exc)) from None
     for number, cell in enumerate(nb["cells"], 1):
         if cell.get("cell_type") == "code" and analysis.PARAMETERS_TAG in cell_tags(cell):
-            code = cell_source(cell)
             try:
-                tree = analysis.parse(number, code)
-                comments = comments_by_line(code)
-                return [parameter_from_statement(stmt, comments) for stmt in tree.body]
-            except (analysis.CellError, DeclarationError) as exc:
+                return parameters_in_cell(number, cell_source(cell))
+            except analysis.CellError as exc:
                 raise ParameterError(f"{notebook}, cell {number} (parameters): {exc}") from None
     return []
 
@@ -99,7 +96,7 @@ def describe_parameters(notebook: str | Path) -> str:
         return f"{notebook} declares no parameters ({origin})."
     rows = [("NAME", "TYPE", "DEFAULT", "HELP")]
     for param in parameters:
-        default = "(required)" if param.required else _shorten(repr(param.default), 40)
+        default = "(required)" if param.required else shorten(repr(param.default), 40)
         rows.append((param.name, param.annotation, default, param.help))
     rows = [tuple(one_line(str(cell)) for cell in row) for row in rows]
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
@@ -109,10 +106,6 @@ def describe_parameters(notebook: str | Path) -> str:
         lines.append("  " + "  ".join(padded) + "  " + row[3])
     lines.append("Pass them with -p NAME VALUE (converted by type) or -f values.yaml.")
     return "\n".join(line.rstrip() for line in lines)
-
-
-def _shorten(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def run_notebook(
@@ -140,7 +133,7 @@ def run_notebook(
     values = dict(load_values(Path(parameter_file))) if parameter_file is not None else {}
     values.update(parameters or {})
     overrides, effective = resolve_values(declared, values, cli_parameters)
-    name = notebook.name[: -len(".ipynb")] if notebook.name.endswith(".ipynb") else notebook.stem
+    name = notebook_stem(notebook)
     if cwd is None:
         cwd = source_directory(notebook)
     folder = _new_run_dir(Path("runs") / name) if run_dir is None else _given_run_dir(Path(run_dir))
@@ -169,10 +162,12 @@ def run_notebook(
 
 def source_directory(notebook: Path) -> Path | None:
     """The source notebook's folder recorded by export (relative paths in the code resolve there)."""
+    from toolkit.exporter.notebook import recorded_metadata
+
     try:
-        meta = json.loads(notebook.read_text(encoding="utf-8")).get("metadata", {}).get("toolkit", {})
+        meta = recorded_metadata(notebook.read_text(encoding="utf-8"))
         folder = (notebook.parent / meta["working_directory"]).resolve()
-    except (ValueError, KeyError, TypeError, AttributeError, OSError):
+    except (ValueError, KeyError, TypeError, OSError):
         return None
     return folder if folder.is_dir() else None
 
@@ -270,7 +265,7 @@ def _reason(ename: str, evalue: str) -> str:
 def _first_line(source: str | None, limit: int = 80) -> str:
     for line in (source or "").splitlines():
         if line.strip():
-            return _shorten(show_controls(one_line(line.strip())), limit)
+            return shorten(show_controls(one_line(line.strip())), limit)
     return ""
 
 

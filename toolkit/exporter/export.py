@@ -1,7 +1,6 @@
 """Turn a finished notebook into ``export/<name>.ipynb`` plus ``export/<name>.params.yaml``."""
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from toolkit.exporter.notebook import (
     dumps_notebook,
     project_root,
     read_notebook,
+    recorded_metadata,
     source_sha256,
     write_atomic,
 )
@@ -114,14 +114,15 @@ def check_export(
     path, output_dir = Path(path), Path(output_dir)
     target = output_dir / _export_name(path)
     existing = _read_text(target)
+    recorded = recorded_metadata(existing)
     if params is None:
-        params = _recorded_lifted(existing)
+        params = _recorded_lifted(recorded)
     fresh = build_export(path, output_dir, params)
     reasons = []
     if existing is None:
         reasons.append("it does not exist; run `toolkit export`")
     else:
-        old_hash = _recorded_hash(existing)
+        old_hash = _recorded_hash(recorded)
         if old_hash != fresh.source_sha256:
             reasons.append(
                 f"{fresh.source} changed since it was exported "
@@ -146,21 +147,13 @@ def _read_text(path: Path) -> str | None:
         return None
 
 
-def _recorded_metadata(text: str | None) -> dict:
-    try:
-        meta = json.loads(text or "").get("metadata", {}).get("toolkit", {})
-    except (ValueError, AttributeError):
-        return {}
-    return meta if isinstance(meta, dict) else {}
-
-
-def _recorded_hash(text: str | None) -> str | None:
-    value = _recorded_metadata(text).get("source_sha256")
+def _recorded_hash(meta: dict) -> str | None:
+    value = meta.get("source_sha256")
     return value if isinstance(value, str) else None
 
 
-def _recorded_lifted(text: str | None) -> list[str]:
-    names = _recorded_metadata(text).get("lifted_parameters", [])
+def _recorded_lifted(meta: dict) -> list[str]:
+    names = meta.get("lifted_parameters", [])
     return [name for name in names if isinstance(name, str)] if isinstance(names, list) else []
 
 
@@ -281,19 +274,28 @@ class _Walk:
                 number, f"cells {self.parameters_cell} and {number} are both tagged 'parameters'; keep one"
             )
         self.parameters_cell = number
-        code = analysis.python_lines(number, text)
-        tree = analysis.parse(number, code)
-        comments = comments_by_line(code)
-        seen: set[str] = set()
-        for stmt in tree.body:
-            try:
-                param = parameter_from_statement(stmt, comments)
-            except DeclarationError as exc:
-                raise CellError(number, f"line {stmt.lineno}: {exc}") from None
-            if param.name in seen:
-                raise CellError(number, f"line {stmt.lineno}: parameter {param.name!r} is assigned twice")
-            seen.add(param.name)
-            self.parameters.append(param)
+        self.parameters.extend(parameters_in_cell(number, text))
+
+
+def parameters_in_cell(number: int, text: str) -> list[Parameter]:
+    """The parameters a ``parameters`` cell declares, one per top-level assignment.
+
+    Raises :class:`CellError` (naming the line) for anything but annotated literal
+    assignments, and for a name assigned twice.
+    """
+    code = analysis.python_lines(number, text)
+    tree = analysis.parse(number, code)
+    comments = comments_by_line(code)
+    parameters: list[Parameter] = []
+    for stmt in tree.body:
+        try:
+            param = parameter_from_statement(stmt, comments)
+        except DeclarationError as exc:
+            raise CellError(number, f"line {stmt.lineno}: {exc}") from None
+        if any(p.name == param.name for p in parameters):
+            raise CellError(number, f"line {stmt.lineno}: parameter {param.name!r} is assigned twice")
+        parameters.append(param)
+    return parameters
 
 
 def _lift(walk: _Walk, names: Sequence[str], existing: set[str]) -> list[Parameter]:
@@ -398,9 +400,5 @@ def _check_context(walk: _Walk) -> None:
 
 def _check_round_trip(parameters: list[Parameter]) -> None:
     """The generated parameters cell must declare exactly ``parameters`` when read back."""
-    code = parameters_source(parameters)
-    tree = analysis.parse(0, code)
-    comments = comments_by_line(code)
-    again = [parameter_from_statement(stmt, comments) for stmt in tree.body]
-    if again != parameters:
+    if parameters_in_cell(0, parameters_source(parameters)) != parameters:
         raise CellError(None, "internal error: the generated parameters cell does not read back the same")

@@ -53,6 +53,16 @@ def _upgrade(text: str, path: Path) -> dict[str, Any]:
         raise ExportError(f"cannot be read as an nbformat 4 notebook ({exc})", path=str(path)) from None
 
 
+def recorded_metadata(text: str | None) -> dict[str, Any]:
+    """What export recorded in an exported notebook's ``metadata.toolkit`` (source hash,
+    lifted parameters, working directory); empty when ``text`` is not such a notebook."""
+    try:
+        meta = json.loads(text or "").get("metadata", {}).get("toolkit", {})
+    except (ValueError, AttributeError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
 def cell_source(cell: dict[str, Any]) -> str:
     """A cell's source as one string, with Windows line endings normalized."""
     source = cell.get("source", "")

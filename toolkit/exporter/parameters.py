@@ -17,6 +17,7 @@ import unicodedata
 from dataclasses import dataclass, replace
 from typing import Any, Iterable
 
+from toolkit._text import shorten
 from toolkit.errors import ParameterError
 
 TYPES: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool, "list": list, "dict": dict}
@@ -285,8 +286,7 @@ def _literal(node: ast.expr, name: str) -> Any:
 
 
 def _snippet(node: ast.AST, limit: int = 60) -> str:
-    text = ast.unparse(node)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return shorten(ast.unparse(node), limit)
 
 
 def _annotation_type(node: ast.expr, name: str) -> tuple[str, bool]:

@@ -13,6 +13,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from toolkit._text import shorten
 from toolkit.exporter.notebook import split_lines
 from toolkit.exporter.parameters import Parameter, one_line
 
@@ -111,17 +112,13 @@ def header_source(info: ExportInfo) -> str:
     if info.parameters:
         lines += ["", "| parameter | type | default | help |", "|---|---|---|---|"]
         for param in info.parameters:
-            default = "required" if param.required else _shorten(repr(param.default))
+            default = "required" if param.required else shorten(repr(param.default), 60)
             cells = [param.name, param.annotation, default, param.help]
             lines.append("| " + " | ".join(escape_markdown(cell) for cell in cells) + " |")
     if info.notes:
         lines += ["", "Changed by the export:", ""]
         lines += [f"- {escape_markdown(note)}" for note in info.notes]
     return "\n".join(lines)
-
-
-def _shorten(text: str, limit: int = 60) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def build_notebook(info: ExportInfo, cells: Sequence[KeptCell]) -> dict[str, Any]:

@@ -19,19 +19,20 @@ _HEADER = "# Parameters of the sibling exported notebook, written by `toolkit ex
 
 def schema_path(notebook: Path) -> Path:
     """Where export writes the parameters file for ``notebook``."""
-    return notebook.with_name(_stem(notebook) + SCHEMA_SUFFIXES[0])
+    return notebook.with_name(notebook_stem(notebook) + SCHEMA_SUFFIXES[0])
 
 
 def find_schema(notebook: Path) -> Path | None:
     """The existing parameters file beside ``notebook``, if any."""
     for suffix in SCHEMA_SUFFIXES:
-        candidate = notebook.with_name(_stem(notebook) + suffix)
+        candidate = notebook.with_name(notebook_stem(notebook) + suffix)
         if candidate.is_file():
             return candidate
     return None
 
 
-def _stem(notebook: Path) -> str:
+def notebook_stem(notebook: Path) -> str:
+    """A notebook's name without ``.ipynb``."""
     return notebook.name[: -len(".ipynb")] if notebook.name.endswith(".ipynb") else notebook.stem
 
 
