@@ -13,9 +13,12 @@ import warnings
 
 def install() -> None:
     # tf.keras is Keras 2 (the tf_keras package), as in a TFX 1.16 install and as
-    # TFX module files expect; otherwise it would depend on which of TFT (Keras 2)
-    # or TFMA (Keras 3) happened to be imported first. Keras 3 stays `import keras`.
-    # A value set by the user wins.
+    # TFX module files and tf.Transform's Keras layer expect. TensorFlow 2.16 binds
+    # tf.keras lazily, on first use, to Keras 3 unless TF_USE_LEGACY_KERAS is set
+    # (importing tensorflow-transform sets it), so otherwise it would depend on
+    # which of TFT (Keras 2) or TFMA (Keras 3) happened to be imported first in the
+    # kernel. Set here, at `import toolkit`, it holds for every component run.
+    # Keras 3 stays `import keras`. A value set by the user wins.
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     if os.environ.get("TOOLKIT_VERBOSE", "").strip() not in ("", "0", "false", "False"):
         return

@@ -32,20 +32,6 @@ class ModuleFileError(UserCodeError):
     """A module file does not exist, does not compile, or lacks the function asked for."""
 
 
-def prepare_tensorflow() -> None:
-    """Pin what ``tf.keras`` means before TensorFlow resolves it, as TFX 1.16 does.
-
-    TensorFlow 2.16 binds ``tf.keras`` lazily, on first use, to Keras 3 unless
-    ``TF_USE_LEGACY_KERAS`` is set; importing tensorflow-transform sets it. Left
-    alone, ``tf.keras`` in a module file would depend on which component happened
-    to run first in the kernel. Setting the default here makes ``tf.keras`` Keras 2
-    (the ``tf_keras`` package, what TFX module files and tf.Transform's Keras layer
-    are written for) in every toolkit run; Keras 3 stays available as ``import
-    keras``. A value the user set is never overridden.
-    """
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
-
 def resolve_function(*, module_file: str | None, function: Any, name: str,
                      owner: str) -> tuple[Callable[..., Any], str]:
     """The user function and a label for messages (``"file.py: name"``).

@@ -17,7 +17,6 @@ from toolkit.component import BaseComponent, ExecutorContext, InputSpec, Paramet
 from toolkit.components._io import DATA_FILE, read_split
 from toolkit.components._model_io import (blessing_verdict, feature_tensor,
                                           serialize_examples, serving_model_path)
-from toolkit.components._module import prepare_tensorflow
 from toolkit.errors import InputDataError, ToolkitError
 
 BATCH_ROWS = 2048
@@ -70,7 +69,6 @@ class BulkInferrer(BaseComponent):
         names = (exec_properties.get("model_spec") or {}).get("model_signature_name") or [
             "serving_default"]
         signature_name = names[0] if isinstance(names, (list, tuple)) else names
-        prepare_tensorflow()
         import tensorflow as tf
 
         quiet_tensorflow()

@@ -17,7 +17,6 @@ from toolkit.artifacts import Examples, Model, ModelBlessing, ModelEvaluation, T
 from toolkit.component import BaseComponent, ExecutorContext, InputSpec, Parameter
 from toolkit.components._io import read_split
 from toolkit.components._model_io import serialize_examples, serving_model_path
-from toolkit.components._module import prepare_tensorflow
 from toolkit.errors import InputDataError, ToolkitError
 
 RESULT_FILE = "toolkit_eval_result.pkl"
@@ -151,7 +150,6 @@ def _failures(result) -> list[str]:
 
 def _predictions(model: Model, table):
     """One score per example from the model's ``serving_default`` (serialized examples)."""
-    prepare_tensorflow()
     import numpy as np
     import tensorflow as tf
 
@@ -170,7 +168,6 @@ def _predictions(model: Model, table):
 
 
 def _label_from_transform(graph: TransformGraph, table, label_key: str):
-    prepare_tensorflow()
     import numpy as np
     import tensorflow as tf
     import tensorflow_transform as tft

@@ -18,8 +18,8 @@ from toolkit._quiet import quiet_tensorflow
 from toolkit.artifacts import Examples, Model, ModelRun, Schema, TransformGraph
 from toolkit.component import BaseComponent, ExecutorContext, InputSpec, Parameter
 from toolkit.components._model_io import SERVING_DIR, arrow_types, has_saved_model, to_list_batch
-from toolkit.components._module import (UserCodeError, call_user_function, prepare_tensorflow,
-                                        resolve_function, tfx_names)
+from toolkit.components._module import (UserCodeError, call_user_function, resolve_function,
+                                        tfx_names)
 from toolkit.errors import InputDataError
 
 #: at most this many rows are kept in memory (serialized) between epochs
@@ -157,7 +157,6 @@ class Trainer(BaseComponent):
                          run_fn=run_fn, base_model=base_model)
 
     def Do(self, input_dict, output_dict, exec_properties, ctx: ExecutorContext) -> None:
-        prepare_tensorflow()
         fn, label = resolve_function(module_file=exec_properties.get("module_file"),
                                      function=exec_properties.get("run_fn"),
                                      name="run_fn", owner=self.id)

@@ -16,8 +16,7 @@ from toolkit.artifacts import Examples, Schema, TransformGraph
 from toolkit.component import BaseComponent, ExecutorContext, InputSpec, Parameter
 from toolkit.components._io import PAYLOAD_FORMAT, split_pattern
 from toolkit.components._model_io import arrow_types, to_list_batch
-from toolkit.components._module import (UserCodeError, describe, prepare_tensorflow,
-                                        resolve_function)
+from toolkit.components._module import UserCodeError, describe, resolve_function
 from toolkit.errors import InputDataError, ToolkitError
 
 #: used when neither the context nor ``context.run`` gives Beam arguments
@@ -61,7 +60,6 @@ class Transform(BaseComponent):
                          custom_config=custom_config)
 
     def Do(self, input_dict, output_dict, exec_properties, ctx: ExecutorContext) -> None:
-        prepare_tensorflow()
         examples: Examples = input_dict["examples"][0]
         schema = input_dict["schema"][0].load()
         graph: TransformGraph = output_dict["transform_graph"][0]
