@@ -10,12 +10,17 @@ PAYLOAD_FORMAT = "FORMAT_PARQUET"
 DATA_FILE = "data.parquet"
 
 
+def split_file(artifact, split: str) -> str:
+    """The split's payload file (``Split-<name>/data.parquet``); its folder is created."""
+    folder = artifact.split_uri(split)
+    os.makedirs(folder, exist_ok=True)
+    return os.path.join(folder, DATA_FILE)
+
+
 def write_split(examples: Examples, split: str, table) -> None:
     import pyarrow.parquet as pq
 
-    folder = examples.split_uri(split)
-    os.makedirs(folder, exist_ok=True)
-    pq.write_table(table, os.path.join(folder, DATA_FILE), compression="snappy")
+    pq.write_table(table, split_file(examples, split), compression="snappy")
 
 
 def read_split(examples: Examples, split: str, columns: list[str] | None = None):

@@ -8,13 +8,12 @@ for a model exported with its transform graph), as a server would see them.
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 from toolkit._quiet import quiet_tensorflow
 from toolkit.artifacts import Examples, InferenceResult, Model, ModelBlessing
 from toolkit.component import BaseComponent, ExecutorContext, InputSpec, Parameter
-from toolkit.components._io import DATA_FILE, read_split
+from toolkit.components._io import read_split, write_split
 from toolkit.components._model_io import (blessing_verdict, feature_tensor,
                                           serialize_examples, serving_model_path)
 from toolkit.errors import InputDataError, ToolkitError
@@ -83,7 +82,7 @@ class BulkInferrer(BaseComponent):
             predictions = predict(tf, signature, table)
             for name, column in predictions.items():
                 table = table.append_column(_unique(name, table.column_names), column)
-            _write(result, split, table)
+            write_split(result, split, table)
             counts[split] = table.num_rows
         result.split_names = splits
         result.properties.update(inferred=1, signature=signature_name,
@@ -151,11 +150,3 @@ def _unique(name: str, existing: list[str]) -> str:
         candidate = f"{name}_{index}"
         index += 1
     return candidate
-
-
-def _write(result: InferenceResult, split: str, table) -> None:
-    import pyarrow.parquet as pq
-
-    folder = result.split_uri(split)
-    os.makedirs(folder, exist_ok=True)
-    pq.write_table(table, os.path.join(folder, DATA_FILE), compression="snappy")

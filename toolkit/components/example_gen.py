@@ -16,7 +16,7 @@ from typing import Any
 
 from toolkit.artifacts import Examples, Schema
 from toolkit.component import BaseComponent, ExecutorContext, InputSpec, Parameter
-from toolkit.components._io import PAYLOAD_FORMAT, write_split
+from toolkit.components._io import PAYLOAD_FORMAT, split_file, write_split
 from toolkit.errors import InputDataError
 
 DEFAULT_OUTPUT_CONFIG = {"split_config": {"splits": [{"name": "train", "hash_buckets": 2},
@@ -508,11 +508,7 @@ def _hash_split(table, buckets: list[tuple[str, int]],
 def _split_writer(examples: Examples, split: str, schema):
     import pyarrow.parquet as pq
 
-    from toolkit.components._io import DATA_FILE
-
-    folder = examples.split_uri(split)
-    os.makedirs(folder, exist_ok=True)
-    return pq.ParquetWriter(os.path.join(folder, DATA_FILE), schema, compression="snappy")
+    return pq.ParquetWriter(split_file(examples, split), schema, compression="snappy")
 
 
 # -- TFRecord ------------------------------------------------------------------------------
