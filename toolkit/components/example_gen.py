@@ -51,9 +51,8 @@ class _ExampleGenBase(BaseComponent):
             raise InputDataError(f"{self.id}: split names must be unique simple names, got {names}")
         return (patterns or None), buckets
 
-    def _publish(self, examples: Examples, table, exec_properties: dict[str, Any],
+    def _publish(self, examples: Examples, table, buckets: list[tuple[str, int]],
                  pattern_tables: dict[str, Any] | None, ctx: ExecutorContext) -> None:
-        _, buckets = self._splits(exec_properties)
         counts = {}
         if pattern_tables is not None:
             for name, part in pattern_tables.items():
@@ -104,18 +103,15 @@ class CsvExampleGen(_ExampleGenBase):
             _stream_publish(output_dict["examples"][0], groups, buckets, declared, base, ctx)
             return
         if patterns:
-            pattern_tables = {}
-            for name, pattern in patterns:
-                files = _csv_files(base, pattern)
-                pattern_tables[name] = _read_many(files, declared, ctx)
+            pattern_tables = {name: _read_many(files, declared, ctx)
+                              for name, files in groups.items()}
             table = None
         else:
-            files = _csv_files(base, "*.csv")
-            table = _read_many(files, declared, ctx)
+            table = _read_many(groups[None], declared, ctx)
             pattern_tables = None
         if table is not None and table.num_rows == 0:
             raise InputDataError(f"{base}: the CSV files have a header but no rows")
-        self._publish(output_dict["examples"][0], table, exec_properties, pattern_tables, ctx)
+        self._publish(output_dict["examples"][0], table, buckets, pattern_tables, ctx)
 
 
 class ImportExampleGen(_ExampleGenBase):
@@ -131,7 +127,7 @@ class ImportExampleGen(_ExampleGenBase):
 
     def Do(self, input_dict, output_dict, exec_properties, ctx):
         base = exec_properties["input_base"]
-        patterns, _ = self._splits(exec_properties)
+        patterns, buckets = self._splits(exec_properties)
         if patterns:
             pattern_tables = {name: _read_tfrecords(_data_files(base, pattern, "TFRecord"))
                               for name, pattern in patterns}
@@ -139,7 +135,7 @@ class ImportExampleGen(_ExampleGenBase):
         else:
             table = _read_tfrecords(_data_files(base, "*", "TFRecord"))
             pattern_tables = None
-        self._publish(output_dict["examples"][0], table, exec_properties, pattern_tables, ctx)
+        self._publish(output_dict["examples"][0], table, buckets, pattern_tables, ctx)
 
 
 # -- CSV ---------------------------------------------------------------------------------
