@@ -25,6 +25,7 @@ DEFAULT_OUTPUT_CONFIG = {"split_config": {"splits": [{"name": "train", "hash_buc
 #: (two passes: column types, then rows), so memory stays bounded whatever the input size.
 #: Smaller inputs are loaded whole, the fastest way. Both give the same splits and types.
 STREAM_BYTES = 256 * 2**20
+#: block size of the CSV reader, whole-file and streamed alike
 STREAM_BLOCK_BYTES = 1 << 24
 
 
@@ -223,14 +224,7 @@ def _read_csv(path: str, header: list[str], declared: dict[str, str]):
     import pyarrow.csv as pacsv
 
     try:
-        table = pacsv.read_csv(
-            path,
-            read_options=pacsv.ReadOptions(block_size=1 << 24),
-            parse_options=pacsv.ParseOptions(newlines_in_values=False),
-            convert_options=pacsv.ConvertOptions(
-                strings_can_be_null=True, timestamp_parsers=[],
-                column_types={c: pa.string() for c in header}
-                if declared else None))
+        table = pacsv.read_csv(path, **_csv_options(header, as_text=bool(declared)))
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         raise _diagnose(path, len(header), exc) from None
     columns, names = [], []
@@ -241,6 +235,18 @@ def _read_csv(path: str, header: list[str], declared: dict[str, str]):
     except pa.ArrowInvalid as exc:
         raise _diagnose(path, len(header), exc) from None
     return pa.table(columns, names=names)
+
+
+def _csv_options(header: list[str], as_text: bool) -> dict[str, Any]:
+    """The pyarrow.csv options both readers use; ``as_text`` reads every column as text."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    return {"read_options": pacsv.ReadOptions(block_size=STREAM_BLOCK_BYTES),
+            "parse_options": pacsv.ParseOptions(newlines_in_values=False),
+            "convert_options": pacsv.ConvertOptions(
+                strings_can_be_null=True, timestamp_parsers=[],
+                column_types={c: pa.string() for c in header} if as_text else None)}
 
 
 def _convert(path: str, name: str, column, declared: str | None, first_line: int = 2):
@@ -287,19 +293,25 @@ def _unify(tables):
     import pyarrow as pa
 
     names = tables[0].column_names
-    targets = {}
-    for name in names:
-        kinds = {str(t.schema.field(name).type) for t in tables} - {"null"}
-        if not kinds:
-            targets[name] = pa.string()
-        elif kinds <= {"int64"}:
-            targets[name] = pa.int64()
-        elif kinds <= {"int64", "double"}:
-            targets[name] = pa.float64()
-        else:
-            targets[name] = pa.string()
+    kind = {"null": "null", "int64": "int", "double": "float"}
+    targets = {name: _widen({kind.get(str(t.schema.field(name).type), "string") for t in tables})
+               for name in names}
     return pa.concat_tables([pa.table([t.column(n).cast(targets[n]) for n in names], names=names)
                              for t in tables])
+
+
+def _widen(kinds: set[str]):
+    """A column's type over all files from each file's kind of it (``null``, ``int``,
+    ``float``, or another for text): int64 if all are int, float64 if all are int or
+    float, otherwise string (also when every file has it empty)."""
+    import pyarrow as pa
+
+    kinds = kinds - {"null"}
+    if kinds == {"int"}:
+        return pa.int64()
+    if kinds and kinds <= {"int", "float"}:
+        return pa.float64()
+    return pa.string()
 
 
 def _diagnose(path: str, width: int, exc: Exception) -> InputDataError:
@@ -372,13 +384,7 @@ def _text_batches(path: str, header: list[str]):
 
     line = 2
     try:
-        reader = pacsv.open_csv(
-            path,
-            read_options=pacsv.ReadOptions(block_size=STREAM_BLOCK_BYTES),
-            parse_options=pacsv.ParseOptions(newlines_in_values=False),
-            convert_options=pacsv.ConvertOptions(
-                strings_can_be_null=True, timestamp_parsers=[],
-                column_types={c: pa.string() for c in header}))
+        reader = pacsv.open_csv(path, **_csv_options(header, as_text=True))
         for batch in reader:
             yield line, batch
             line += batch.num_rows
@@ -438,14 +444,7 @@ def _stream_types(files: list[str], header: list[str], declared: dict[str, str])
         if declared:
             targets[name] = arrow.get(declared.get(name, "string"), pa.string())
             continue
-        per_file = {"string" if kinds[p][name] == "bool" else kinds[p][name] for p in files}
-        per_file.discard("null")
-        if per_file == {"int"}:
-            targets[name] = pa.int64()
-        elif per_file and per_file <= {"int", "float"}:
-            targets[name] = pa.float64()
-        else:
-            targets[name] = pa.string()
+        targets[name] = _widen({kinds[p][name] for p in files})  # bool is text: string
     return kinds, targets, nullable
 
 
