@@ -22,6 +22,34 @@ def serving_model_path(model: Model) -> str:
                        f"(expected {SERVING_DIR}/saved_model.pb)")
 
 
+def load_signature(model: Model, name: str, what: str | None = None):
+    """``(loaded SavedModel, its signature name)`` of a Model artifact; keep the loaded
+    object while calling the signature (it owns the variables).
+
+    A missing signature raises "Model #id has no <what> (it has ...)", ``what`` being
+    ``signature 'name'`` unless given.
+    """
+    import tensorflow as tf
+
+    from toolkit._quiet import quiet_tensorflow
+
+    quiet_tensorflow()
+    loaded = tf.saved_model.load(serving_model_path(model))
+    if name not in loaded.signatures:
+        raise ToolkitError(f"Model #{model.id} has no {what or f'signature {name!r}'} "
+                           f"(it has {', '.join(loaded.signatures)})")
+    return loaded, loaded.signatures[name]
+
+
+def serialized_input(tf, specs, columns) -> str | None:
+    """The input name when a signature takes serialized tf.Examples (its one input is a
+    string that is not a feature column); None when it takes one tensor per feature."""
+    if len(specs) == 1 and next(iter(specs.values())).dtype == tf.string and next(
+            iter(specs)) not in columns:
+        return next(iter(specs))
+    return None
+
+
 def has_saved_model(path: str) -> bool:
     return any(os.path.isfile(os.path.join(path, name))
                for name in ("saved_model.pb", "saved_model.pbtxt"))

@@ -10,13 +10,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from toolkit._quiet import quiet_tensorflow
 from toolkit.artifacts import Examples, InferenceResult, Model, ModelBlessing
 from toolkit.component import BaseComponent, ExecutorContext, InputSpec, Parameter
 from toolkit.components._io import read_split, write_split
-from toolkit.components._model_io import (blessing_verdict, feature_tensor,
-                                          serialize_examples, serving_model_path)
-from toolkit.errors import InputDataError, ToolkitError
+from toolkit.components._model_io import (blessing_verdict, feature_tensor, load_signature,
+                                          serialize_examples, serialized_input)
+from toolkit.errors import InputDataError
 
 BATCH_ROWS = 2048
 
@@ -70,12 +69,7 @@ class BulkInferrer(BaseComponent):
         signature_name = names[0] if isinstance(names, (list, tuple)) else names
         import tensorflow as tf
 
-        quiet_tensorflow()
-        loaded = tf.saved_model.load(serving_model_path(model))
-        if signature_name not in loaded.signatures:
-            raise ToolkitError(f"Model #{model.id} has no signature {signature_name!r} "
-                               f"(it has {', '.join(loaded.signatures)})")
-        signature = loaded.signatures[signature_name]
+        loaded, signature = load_signature(model, signature_name)
         counts = {}
         for split in splits:
             table = read_split(examples, split)
@@ -102,13 +96,11 @@ def predict(tf, signature, table) -> dict[str, Any]:
     import numpy as np
 
     specs = signature.structured_input_signature[1]
-    serialized = len(specs) == 1 and next(iter(specs.values())).dtype == tf.string and next(
-        iter(specs)) not in table.column_names
+    key = serialized_input(tf, specs, table.column_names)
     parts: dict[str, list] = {}
     for start in range(0, table.num_rows, BATCH_ROWS):
         rows = table.slice(start, BATCH_ROWS)
-        if serialized:
-            key = next(iter(specs))
+        if key is not None:
             inputs = {key: tf.constant(serialize_examples(rows))}
         else:
             inputs = _feature_inputs(tf, specs, rows)

@@ -16,7 +16,7 @@ from toolkit._quiet import quiet_tensorflow
 from toolkit.artifacts import Examples, Model, ModelBlessing, ModelEvaluation, TransformGraph
 from toolkit.component import BaseComponent, ExecutorContext, InputSpec, Parameter
 from toolkit.components._io import read_split
-from toolkit.components._model_io import serialize_examples, serving_model_path
+from toolkit.components._model_io import load_signature, serialize_examples
 from toolkit.errors import InputDataError, ToolkitError
 
 RESULT_FILE = "toolkit_eval_result.pkl"
@@ -155,12 +155,9 @@ def _predictions(model: Model, table):
 
     from toolkit.components.bulk_inferrer import predict
 
-    quiet_tensorflow()
-    loaded = tf.saved_model.load(serving_model_path(model))
-    if "serving_default" not in loaded.signatures:
-        raise ToolkitError(f"Model #{model.id} has no serving_default signature "
-                           f"(it has {', '.join(loaded.signatures)})")
-    columns = predict(tf, loaded.signatures["serving_default"], table)
+    loaded, signature = load_signature(model, "serving_default",
+                                       what="serving_default signature")
+    columns = predict(tf, signature, table)
     if "prediction" not in columns:
         raise ToolkitError(f"Model #{model.id}: serving_default must return one output with one "
                            f"score per example for evaluation; it returned {sorted(columns)}")

@@ -22,7 +22,8 @@ import toolkit
 from toolkit.artifacts import Examples, InfraBlessing, Model
 from toolkit.component import BaseComponent, ExecutorContext, InputSpec, Parameter
 from toolkit.components._io import read_split
-from toolkit.components._model_io import has_saved_model, serialize_examples, serving_model_path
+from toolkit.components._model_io import (has_saved_model, serialize_examples, serialized_input,
+                                          serving_model_path)
 from toolkit.errors import ToolkitError
 
 RESULT_FILE = "infra_validation.json"
@@ -248,9 +249,8 @@ def _call(signature, inputs: dict[str, Any], name: str, what: str) -> tuple[Any,
 def _request_builder(tf, signature, request: dict[str, Any]):
     """Inputs for rows [start, stop): serialized examples, or one tensor per feature."""
     specs = signature.structured_input_signature[1]
-    if len(specs) == 1 and next(iter(specs.values())).dtype == tf.string and next(
-            iter(specs)) not in request["columns"]:
-        key = next(iter(specs))
+    key = serialized_input(tf, specs, request["columns"])
+    if key is not None:
         examples = request["examples"]
         return lambda start, stop: {key: tf.constant(examples[start:stop])}
     columns = request["columns"]
