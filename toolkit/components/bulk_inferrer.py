@@ -12,7 +12,7 @@ from typing import Any
 
 from toolkit.artifacts import Examples, InferenceResult, Model, ModelBlessing
 from toolkit.component import BaseComponent, ExecutorContext, InputSpec, Parameter
-from toolkit.components._io import read_split, write_split
+from toolkit.components._io import check_splits, read_split, write_split
 from toolkit.components._model_io import (blessing_verdict, feature_tensor, load_signature,
                                           serialize_examples, serialized_input)
 from toolkit.errors import InputDataError
@@ -60,10 +60,7 @@ class BulkInferrer(BaseComponent):
             return
         splits = list((exec_properties.get("data_spec") or {}).get("example_splits")
                       or examples.split_names)
-        for split in splits:
-            if split not in examples.split_names:
-                raise InputDataError(f"data_spec names split {split!r}, but Examples "
-                                     f"#{examples.id} has {', '.join(examples.split_names)}")
+        check_splits(examples, splits, "data_spec names split")
         names = (exec_properties.get("model_spec") or {}).get("model_signature_name") or [
             "serving_default"]
         signature_name = names[0] if isinstance(names, (list, tuple)) else names

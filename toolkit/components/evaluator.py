@@ -15,7 +15,7 @@ from typing import Any
 from toolkit._quiet import quiet_tensorflow
 from toolkit.artifacts import Examples, Model, ModelBlessing, ModelEvaluation, TransformGraph
 from toolkit.component import BaseComponent, ExecutorContext, InputSpec, Parameter
-from toolkit.components._io import read_split
+from toolkit.components._io import check_splits, read_split
 from toolkit.components._model_io import load_signature, serialize_examples
 from toolkit.errors import InputDataError, ToolkitError
 
@@ -69,9 +69,7 @@ class Evaluator(BaseComponent):
         graph = (input_dict.get("transform_graph") or [None])[0]
         tables = []
         for split in exec_properties["example_splits"]:
-            if split not in examples.split_names:
-                raise InputDataError(f"example_splits names {split!r}, but Examples "
-                                     f"#{examples.id} has {', '.join(examples.split_names)}")
+            check_splits(examples, [split], "example_splits names")
             tables.append(read_split(examples, split))
         import pyarrow as pa
 

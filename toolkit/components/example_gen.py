@@ -10,13 +10,12 @@ import codecs
 import csv
 import fnmatch
 import glob
-import json
 import os
 from typing import Any
 
 from toolkit.artifacts import Examples, Schema
 from toolkit.component import BaseComponent, ExecutorContext, InputSpec, Parameter
-from toolkit.components._io import PAYLOAD_FORMAT, split_file, write_split
+from toolkit.components._io import record_splits, split_file, write_split
 from toolkit.errors import InputDataError
 
 DEFAULT_OUTPUT_CONFIG = {"split_config": {"splits": [{"name": "train", "hash_buckets": 2},
@@ -63,10 +62,7 @@ class _ExampleGenBase(BaseComponent):
             for name, part in _hash_split(table, buckets):
                 write_split(examples, name, part)
                 counts[name] = part.num_rows
-        examples.split_names = list(counts)
-        examples.properties["payload_format"] = PAYLOAD_FORMAT
-        examples.properties["row_counts"] = json.dumps(counts)
-        ctx.log("wrote " + ", ".join(f"{n}: {c:,} rows" for n, c in counts.items()))
+        record_splits(examples, counts, ctx, "wrote")
 
 
 class CsvExampleGen(_ExampleGenBase):
@@ -371,10 +367,7 @@ def _stream_publish(examples: Examples, groups: dict[str | None, list[str]],
                 writer.close()
         if group is None and sum(counts.values()) == 0:
             raise InputDataError(f"{base}: the CSV files have a header but no rows")
-    examples.split_names = list(counts)
-    examples.properties["payload_format"] = PAYLOAD_FORMAT
-    examples.properties["row_counts"] = json.dumps(counts)
-    ctx.log("wrote " + ", ".join(f"{n}: {c:,} rows" for n, c in counts.items()))
+    record_splits(examples, counts, ctx, "wrote")
 
 
 def _text_batches(path: str, header: list[str]):

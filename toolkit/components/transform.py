@@ -7,14 +7,13 @@ applied to training data is applied at serving time.
 """
 from __future__ import annotations
 
-import json
 import os
 from typing import Callable
 
 from toolkit._quiet import quiet_tensorflow
 from toolkit.artifacts import Examples, Schema, TransformGraph
 from toolkit.component import BaseComponent, ExecutorContext, InputSpec, Parameter
-from toolkit.components._io import PAYLOAD_FORMAT, split_pattern
+from toolkit.components._io import check_splits, record_splits, split_pattern
 from toolkit.components._model_io import arrow_types, to_list_batch
 from toolkit.components._module import UserCodeError, describe, resolve_function
 from toolkit.errors import InputDataError, ToolkitError
@@ -81,10 +80,7 @@ class Transform(BaseComponent):
             raise
         except Exception as exc:
             raise _pipeline_error(exc, label) from exc
-        transformed.split_names = transform
-        transformed.properties["payload_format"] = PAYLOAD_FORMAT
-        transformed.properties["row_counts"] = json.dumps(counts)
-        ctx.log("transformed " + ", ".join(f"{s}: {n:,} rows" for s, n in counts.items()))
+        record_splits(transformed, counts, ctx, "transformed", names=transform)
 
 
 def _splits(config: dict | None, examples: Examples) -> tuple[list[str], list[str]]:
@@ -92,10 +88,7 @@ def _splits(config: dict | None, examples: Examples) -> tuple[list[str], list[st
     config = config or {}
     analyze = list(config.get("analyze") or (["train"] if "train" in names else names[:1]))
     transform = list(config.get("transform") or names)
-    for split in analyze + transform:
-        if split not in names:
-            raise InputDataError(f"splits_config names split {split!r}, but Examples "
-                                 f"#{examples.id} has {', '.join(names) or 'no splits'}")
+    check_splits(examples, analyze + transform, "splits_config names split", none="no splits")
     if not analyze:
         raise InputDataError("splits_config.analyze is empty: tf.Transform needs data to analyze")
     return analyze, transform
