@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import os
 import sys
 import typing
 from typing import Any, Callable, Generic, TypeVar
@@ -62,7 +61,6 @@ class _FunctionComponent(BaseComponent):
 
     _fn: Callable[..., None] | None = None
     _order: tuple[str, ...] = ()
-    _outputs_order: tuple[str, ...] = ()
 
     def __init__(self, *args: Any, **kwargs: Any):
         if len(args) > len(self._order):
@@ -79,7 +77,7 @@ class _FunctionComponent(BaseComponent):
         super().__init__(**kwargs)
 
     def Do(self, input_dict, output_dict, exec_properties, ctx) -> None:
-        from toolkit.components._module import UserCodeError, call_user_function
+        from toolkit.components._module import UserCodeError, call_user_function, function_label
 
         fn = type(self)._fn
         kwargs: dict[str, Any] = {}
@@ -90,8 +88,7 @@ class _FunctionComponent(BaseComponent):
             kwargs[key] = output_dict[key][0]
         for key in self.PARAMETERS:
             kwargs[key] = exec_properties.get(key)
-        code = fn.__code__
-        label = f"{_basename(code.co_filename)}: {fn.__name__}"
+        label = function_label(fn)
         returned = call_user_function(fn, label, **kwargs)
         if returned is not None:
             raise UserCodeError(f"{label} returned a {type(returned).__name__}; a component "
@@ -217,7 +214,3 @@ def _check_type(owner: str, key: str, value: Any, expected: type) -> None:
     if not ok:
         raise TypeError(f"{owner}: parameter {key!r} must be {expected.__name__}, "
                         f"got {type(value).__name__} {value!r}")
-
-
-def _basename(path: str) -> str:
-    return os.path.basename(path)

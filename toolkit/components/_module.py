@@ -42,10 +42,7 @@ def resolve_function(*, module_file: str | None, function: Any, name: str,
     if function is not None and module_file is not None:
         raise UserCodeError(f"{owner}: give either module_file or {name}, not both")
     if callable(function):
-        where = getattr(function, "__code__", None)
-        label = (f"{os.path.basename(where.co_filename)}: {getattr(function, '__name__', name)}"
-                 if where is not None else getattr(function, "__qualname__", name))
-        return function, label
+        return function, function_label(function, name)
     if isinstance(function, str):
         module_name, _, attr = function.rpartition(".")
         if not module_name:
@@ -77,6 +74,15 @@ def resolve_function(*, module_file: str | None, function: Any, name: str,
         raise ModuleFileError(f"{base}: no function {name} is defined{hint}; "
                               f"it defines {', '.join(defined) or 'no functions'}")
     return fn, f"{base}: {name}"
+
+
+def function_label(fn: Callable[..., Any], name: str | None = None) -> str:
+    """``"file.py: fn"`` for a function; the qualified name of another callable
+    (``name`` stands in for a missing ``__name__`` or ``__qualname__``)."""
+    where = getattr(fn, "__code__", None)
+    if where is None:
+        return getattr(fn, "__qualname__", name)
+    return f"{os.path.basename(where.co_filename)}: {getattr(fn, '__name__', name)}"
 
 
 def load_module_file(path: str) -> types.ModuleType:

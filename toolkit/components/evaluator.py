@@ -55,8 +55,6 @@ class Evaluator(BaseComponent):
                          example_splits=list(example_splits or ["eval"]), engine=engine)
 
     def Do(self, input_dict, output_dict, exec_properties, ctx: ExecutorContext) -> None:
-        import pandas as pd
-
         from toolkit.evaluation import evaluate, load_eval_config, write_tfma_artifact
 
         config = load_eval_config(exec_properties["eval_config"])
@@ -89,7 +87,7 @@ class Evaluator(BaseComponent):
                     f"(columns: {', '.join(table.column_names)}); give transform_graph= when "
                     "the label is computed by preprocessing_fn")
             frame[label_key] = _label_from_transform(graph, table, label_key)
-        result = evaluate(pd.DataFrame(frame), config, engine=exec_properties["engine"],
+        result = evaluate(frame, config, engine=exec_properties["engine"],
                           baseline=baseline_column, rubber_stamp=baseline is None)
         evaluation: ModelEvaluation = output_dict["evaluation"][0]
         locations = {candidate.name or "candidate": model.uri}

@@ -22,8 +22,8 @@ import toolkit
 from toolkit.artifacts import Examples, InfraBlessing, Model
 from toolkit.component import BaseComponent, ExecutorContext, InputSpec, Parameter
 from toolkit.components._io import read_split
-from toolkit.components._model_io import (has_saved_model, serialize_examples, serialized_input,
-                                          serving_model_path)
+from toolkit.components._model_io import (feature_tensor, has_saved_model, serialize_examples,
+                                          serialized_input, serving_model_path)
 from toolkit.errors import ToolkitError
 
 RESULT_FILE = "infra_validation.json"
@@ -259,8 +259,6 @@ def _request_builder(tf, signature, request: dict[str, Any]):
         raise _Failure(f"the signature takes {', '.join(absent)}, which the examples lack")
 
     def make(start: int, stop: int):
-        from toolkit.components._model_io import feature_tensor
-
         return {key: feature_tensor(tf, spec, columns[key][start:stop])
                 for key, spec in specs.items()}
 

@@ -203,7 +203,7 @@ class Trainer(BaseComponent):
                 + (". With Keras 3 use model.export(fn_args.serving_model_dir) or "
                    "tf.saved_model.save" if any(f.endswith(".keras") for f in found.split(", "))
                    else ""))
-        signatures = _signatures(tf, serving_dir)
+        signatures = _signatures(serving_dir)
         model.properties["signatures"] = json.dumps(signatures)
         ctx.log(f"trained in {time.perf_counter() - started:.1f} s; SavedModel signatures: "
                 f"{', '.join(signatures) or 'none'}")
@@ -251,7 +251,7 @@ def _keras_flavour(tf) -> str:
     return f"Keras {keras.__version__}"
 
 
-def _signatures(tf, path: str) -> list[str]:
+def _signatures(path: str) -> list[str]:
     from tensorflow.python.saved_model import loader_impl
 
     try:

@@ -10,12 +10,12 @@ from __future__ import annotations
 import os
 from typing import Callable
 
-from toolkit._quiet import quiet_tensorflow
+from toolkit._quiet import offline_beam, quiet_tensorflow
 from toolkit.artifacts import Examples, Schema, TransformGraph
 from toolkit.component import BaseComponent, ExecutorContext, InputSpec, Parameter
 from toolkit.components._io import check_splits, record_splits, split_pattern
 from toolkit.components._model_io import arrow_types, to_list_batch
-from toolkit.components._module import UserCodeError, describe, resolve_function
+from toolkit.components._module import UserCodeError, _source_file, describe, resolve_function
 from toolkit.errors import InputDataError, ToolkitError
 
 #: used when neither the context nor ``context.run`` gives Beam arguments
@@ -158,8 +158,7 @@ def _guarded(fn: Callable, label: str, custom_config: dict | None):
         except ToolkitError:
             raise
         except Exception as exc:
-            raise UserCodeError(describe(exc, label, getattr(getattr(fn, "__code__", None),
-                                                             "co_filename", None))) from exc
+            raise UserCodeError(describe(exc, label, _source_file(fn))) from exc
 
     return preprocessing_fn
 
@@ -173,8 +172,6 @@ def _run_pipeline(examples: Examples, schema, preprocessing_fn, analyze: list[st
     from apache_beam.options.pipeline_options import PipelineOptions
     from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io
     from tfx_bsl.tfxio import tensor_adapter, tensor_representation_util
-
-    from toolkit._quiet import offline_beam
 
     offline_beam()
 
