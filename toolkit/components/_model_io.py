@@ -44,10 +44,10 @@ def load_signature(model: Model, name: str, what: str | None = None):
 def serialized_input(tf, specs, columns) -> str | None:
     """The input name when a signature takes serialized tf.Examples (its one input is a
     string that is not a feature column); None when it takes one tensor per feature."""
-    if len(specs) == 1 and next(iter(specs.values())).dtype == tf.string and next(
-            iter(specs)) not in columns:
-        return next(iter(specs))
-    return None
+    if len(specs) != 1:
+        return None
+    ((key, spec),) = specs.items()
+    return key if spec.dtype == tf.string and key not in columns else None
 
 
 def has_saved_model(path: str) -> bool:
