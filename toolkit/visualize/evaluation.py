@@ -315,6 +315,14 @@ class _Data:
                         if not (m.endswith("_diff") and m[:-len("_diff")] in every)]
         if not self.metrics:
             raise ToolkitError("the evaluation has no metrics to show")
+        self._full_table: str | None = None
+
+    @property
+    def full_table(self) -> str:
+        """The all-slices table (it depends only on the data: built once, on first use)."""
+        if self._full_table is None:
+            self._full_table = _full_table(self)
+        return self._full_table
 
     def thresholds(self, metric: str) -> list[float]:
         found: list[float] = []
@@ -834,10 +842,16 @@ def _live_rules(uid: str) -> str:
             f"overflow-x:auto !important}}</style>")
 
 
-def _static_html(data: _Data, choice: Choice, uid: str, header: str = "") -> str:
-    """``header`` and the chart (both hidden where the live widget shows them), then the table."""
-    chart = f'<div class="{_static_class(uid)}">{header}{_chart_html(data, choice)}</div>'
-    return root(chart + _full_table(data), uid)
+def _static_html(data: _Data, choice: Choice, uid: str, header: str = "",
+                 chart: str | None = None) -> str:
+    """``header`` and the chart (both hidden where the live widget shows them), then the table.
+
+    ``chart`` is ``_chart_html(data, choice)`` when the caller already built it.
+    """
+    if chart is None:
+        chart = _chart_html(data, choice)
+    static = f'<div class="{_static_class(uid)}">{header}{chart}</div>'
+    return root(static + data.full_table, uid)
 
 
 # --------------------------------------------------------------------------
@@ -960,19 +974,23 @@ class EvaluationDashboard(View):
         self._chart: Any = None
         self._handles: list[Any] = []
         self._updating = False
+        self._chart_for: tuple[Choice, str] | None = None
         super().__init__("", "", "Evaluation")
         self._render()
 
     # --- static form ------------------------------------------------------
     def _render(self) -> None:
-        self.html = _static_html(self._data, self.choice, self.uid, self._header_html)
+        self.html = _static_html(self._data, self.choice, self.uid, self._header_html,
+                                 self.chart_html)
         text = _text(self._data, self.choice)
         self.text = f"{self._header_text}\n{text}" if self._header_text else text
 
     @property
     def chart_html(self) -> str:
-        """The chart for the current choices, as the widget shows it."""
-        return _chart_html(self._data, self.choice)
+        """The chart for the current choices, as the widget shows it (built once per choice)."""
+        if self._chart_for is None or self._chart_for[0] != self.choice:
+            self._chart_for = (self.choice, _chart_html(self._data, self.choice))
+        return self._chart_for[1]
 
     def with_header(self, html: str, text: str) -> "EvaluationDashboard":
         """Put ``html``/``text`` (trusted markup, e.g. an artifact's header) above the dashboard.
