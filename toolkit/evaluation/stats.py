@@ -55,7 +55,6 @@ class Curve:
 class Stats:
     """Sums per (sample, slice); confusion matrices per (sample, slice, threshold)."""
 
-    count: np.ndarray
     wsum: np.ndarray
     wy: np.ndarray
     wp: np.ndarray
@@ -152,8 +151,8 @@ class StatsPlan:
             )
             for num in parts[0][-1]
         }
-        stacked = [np.stack([p[i] for p in parts]) for i in range(10)]
-        return Stats(*stacked[:6], self.thresholds, *stacked[6:], curves)
+        stacked = [np.stack([p[i] for p in parts]) for i in range(9)]
+        return Stats(*stacked[:5], self.thresholds, *stacked[5:], curves)
 
     def _one(self, mult: np.ndarray | None):
         g, G = self.group, self.n_groups
@@ -162,7 +161,6 @@ class StatsPlan:
             return values if mult is None else values * mult
 
         w, wy, wneg = scaled(self.w), scaled(self._wy), scaled(self._wneg)
-        count = np.bincount(g, weights=mult, minlength=G).astype(float)
         wsum = np.bincount(g, weights=w, minlength=G)
         wy_sum = np.bincount(g, weights=wy, minlength=G)
         wp = np.bincount(g, weights=scaled(self._wp), minlength=G)
@@ -182,7 +180,7 @@ class StatsPlan:
         else:
             tp = tn = fp = fn = np.zeros((G, m))
         curves = {num: self._curve(num, w, wy) for num in self._auc}
-        return count, wsum, wy_sum, wp, wse, wae, tp, tn, fp, fn, curves
+        return wsum, wy_sum, wp, wse, wae, tp, tn, fp, fn, curves
 
     def _curve(self, num: int, w: np.ndarray, wy: np.ndarray) -> Curve:
         inverse, entry_group, starts, is_last, at_top = self._auc[num]
