@@ -42,7 +42,6 @@ BASELINE_COLUMN = "__toolkit_baseline_prediction__"
 class _Planned:
     """A supported metric for one model and weighting."""
 
-    spec_index: int
     metric: ResolvedMetric
     model: ModelSpec
     weighted: bool
@@ -104,7 +103,7 @@ def evaluate(
     if engine == "tfma":
         from toolkit.evaluation import tfma_adapter
 
-        slices = tfma_adapter.run(data, config, [(s, m) for s, m, _ in _all_metrics(config)])
+        slices = tfma_adapter.run(data, config, list(_all_metrics(config)))
         return _finish(config, slices, [], "tfma", baseline_slice, rubber_stamp)
 
     _check_values(data, planned)
@@ -162,7 +161,7 @@ def _check_model_columns(data: pd.DataFrame, config: EvalConfig) -> None:
 def _all_metrics(config: EvalConfig):
     for index, spec in enumerate(config.metrics_specs):
         for metric in spec.metrics:
-            yield index, metric, ""
+            yield index, metric
 
 
 def _weighted_default(config: EvalConfig, spec: config_mod.MetricsSpec) -> bool:
@@ -188,7 +187,7 @@ def _plan(config: EvalConfig):
                 array_names.add(resolved.name)
             for model in models:
                 for weighted in weightings:
-                    planned.append(_Planned(index, resolved, model, weighted))
+                    planned.append(_Planned(resolved, model, weighted))
     for rule in config.threshold_rules():
         if rule.metric_name in array_names:
             raise EvalConfigError(

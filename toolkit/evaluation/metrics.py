@@ -104,8 +104,6 @@ SIMPLE_METRICS: dict[str, tuple[str, str]] = {
     "RootMeanSquaredError": ("root_mean_squared_error", "rmse"),
 }
 AUC_METRICS = {"AUC": "auc", "AUCPrecisionRecall": "auc_precision_recall"}
-# Metrics TFMA computes in float32 through tf.keras: compare them at float32 precision.
-KERAS_METRICS = {"RootMeanSquaredError"}
 REGRESSION_KINDS = {"mse", "mae", "rmse"}
 
 
@@ -131,15 +129,6 @@ class ResolvedMetric:
         """TFMA never reports intervals for example counts."""
         return self.kind != "count"
 
-    @property
-    def float32(self) -> bool:
-        return self.class_name in KERAS_METRICS
-
-    def output_names(self) -> list[str]:
-        if self.kind == "fairness":
-            return [fairness_key(self.name, sub, t, self.thresholds) for t in self.thresholds
-                    for sub, _ in FAIRNESS_SUB_METRICS]
-        return [self.name]
 
 
 def snake_case(class_name: str) -> str:

@@ -130,7 +130,7 @@ class EvalResult:
         rows = []
         for sm in self._slices:
             base = {
-                "slice": slice_display(sm.key) if not sm.empty else slice_display(sm.key) or sm.spec,
+                "slice": slice_display(sm.key),
                 "slice_key": sm.key,
                 "slice_spec": sm.spec,
                 "is_cross_slice": sm.is_cross,

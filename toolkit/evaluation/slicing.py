@@ -45,9 +45,6 @@ class SliceSet:
     empty: list[EmptySlice] = field(default_factory=list)
     missing_values: dict[str, int] = field(default_factory=dict)
 
-    def by_key(self) -> dict[SliceKey, Slice]:
-        return {s.key: s for s in self.slices}
-
 
 def python_value(value: Any) -> Any:
     """numpy scalars to the Python types TFMA puts in slice keys."""

@@ -572,7 +572,7 @@ def _lines(row: _Row, data: _Data, render: Any, marked: bool = False) -> str:
     out = []
     for i, line in enumerate(row.lines):
         content = render(line)
-        mark = swatch(PALETTE[i % len(PALETTE)]) if marked and data.paired and content else ""
+        mark = swatch(PALETTE[i % len(PALETTE)]) if marked and content else ""
         out.append(f'<div style="height:{TRACK_HEIGHT + 2}px;white-space:nowrap">{mark}'
                    f"{content}</div>")
     return "".join(out)

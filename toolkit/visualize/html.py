@@ -127,7 +127,6 @@ TH = f"border-bottom:1px solid {GRID};font-weight:600;white-space:nowrap;vertica
 TH_LEFT = TH + ";text-align:left"
 TH_RIGHT = TH + ";text-align:right"
 TD = "text-align:left"
-NUM = "text-align:right"
 ROW = f"border-bottom:1px solid {SHADE}"
 HEADING = "font-weight:600;font-size:1.05em;margin:10px 0 2px 0"
 NOTE = f"color:{MUTED};font-size:0.9em"
