@@ -29,7 +29,7 @@ from toolkit.evaluation.result import EvalResult
 from toolkit.evaluation.slicing import SliceSet, build_slices, check_columns
 from toolkit.evaluation.stats import StatsPlan
 from toolkit.evaluation.validation import validate
-from toolkit.evaluation.values import MetricKey, MetricValue, SliceMetrics
+from toolkit.evaluation.values import MetricKey, MetricValue, SliceMetrics, small_slice_message
 
 logger = logging.getLogger(__name__)
 
@@ -381,18 +381,13 @@ def _assemble(config: EvalConfig, groups, computed: dict, order: list[MetricKey]
         small = bool(g.key) and g.size < min_size
         sm = SliceMetrics(key=g.key, size=g.size, spec=g.spec.describe(), below_min_slice_size=small)
         if small:
-            sm.error = _small_slice_message(min_size)
+            sm.error = small_slice_message(min_size)
         else:
             for key in order:
                 sm.metrics[key] = _slice_value(computed[key], intervals.get(key), g.group)
         out.append(sm)
     out.extend(_cross_slices(config, groups, computed, order, intervals))
     return out
-
-
-def _small_slice_message(min_size: int) -> str:
-    return (f"Example count for this slice key is lower than the minimum required value: {min_size}. "
-            "No data is aggregated for this slice.")
 
 
 def _slice_value(entry, interval, index) -> MetricValue:
@@ -436,7 +431,7 @@ def _cross_slices(config, groups, computed, order, intervals) -> list[SliceMetri
                 small = [g for g in (base, comp) if g.key and g.size < min_size]
                 if small:
                     sm.below_min_slice_size = True
-                    sm.error = _small_slice_message(min_size)
+                    sm.error = small_slice_message(min_size)
                     out.append(sm)
                     continue
                 for mkey in order:

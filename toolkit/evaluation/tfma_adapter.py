@@ -27,7 +27,8 @@ from toolkit.evaluation.config import (
 from toolkit.evaluation.errors import EngineUnavailableError
 from toolkit.evaluation.metrics import FAIRNESS_MODULES
 from toolkit.evaluation.slicing import build_slices, is_cross_key
-from toolkit.evaluation.values import ERROR_METRIC, MetricKey, MetricValue, SliceMetrics
+from toolkit.evaluation.values import (ERROR_METRIC, MetricKey, MetricValue, SliceMetrics,
+                                       small_slice_message)
 
 _FAIRNESS_MODULE = "fairness_indicators.fairness_indicators_metrics"
 _THRESHOLD_FIELDS = ("threshold", "per_slice_thresholds", "cross_slice_thresholds")
@@ -146,8 +147,7 @@ def _apply_min_slice_size(slices: list[SliceMetrics], config: EvalConfig) -> Non
     min_size = config.options.min_slice_size
     if min_size <= 1:
         return
-    message = (f"Example count for this slice key is lower than the minimum required value: {min_size}. "
-               "No data is aggregated for this slice.")
+    message = small_slice_message(min_size)
     sizes = {sm.key: sm.size for sm in slices if not sm.is_cross}
     for sm in slices:
         parts = sm.key if sm.is_cross else (sm.key,)

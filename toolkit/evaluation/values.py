@@ -70,6 +70,12 @@ class SliceMetrics:
     empty: bool = False
 
 
+def small_slice_message(min_size: int) -> str:
+    """TFMA's error for a slice smaller than ``min_slice_size`` (no metrics are computed)."""
+    return (f"Example count for this slice key is lower than the minimum required value: {min_size}. "
+            "No data is aggregated for this slice.")
+
+
 def json_double(value: float) -> float | str:
     """protobuf's JSON form of a double: NaN and infinities as strings."""
     value = float(value)
