@@ -397,17 +397,23 @@ def _slice_value(entry, interval, index) -> MetricValue:
     mv = MetricValue(value=value if array else float(value), metric=tidy, thresholds=thresholds, array=array,
                      note=(notes[index] if notes is not None and 0 <= index < len(notes) else ""))
     if interval is not None:
-        mean, std_error, lower, upper, dof = interval
-        mv.sample_mean, mv.std_error, mv.dof = _pick(mean, index, array), _pick(std_error, index, array), dof
-        if not array:
-            mv.lower, mv.upper = float(lower[index]), float(upper[index])
-        else:
-            mv.lower, mv.upper = lower[index], upper[index]
+        _set_interval(mv, interval, array, index)
     return mv
 
 
-def _pick(values: np.ndarray, index, array: bool):
-    return values[index] if array else float(values[index])
+def _set_interval(mv: MetricValue, interval, array: bool, index=None) -> None:
+    """``mv``'s interval fields from ``_interval``'s summary (element ``index`` of each when given).
+
+    Array metrics keep their arrays; the others get Python floats.
+    """
+    mean, std_error, lower, upper, dof = interval
+
+    def pick(values):
+        value = values if index is None else values[index]
+        return value if array else float(value)
+
+    mv.sample_mean, mv.std_error, mv.lower, mv.upper = (pick(v) for v in (mean, std_error, lower, upper))
+    mv.dof = dof
 
 
 def _cross_slices(config, groups, computed, order, intervals) -> list[SliceMetrics]:
@@ -442,11 +448,7 @@ def _cross_slices(config, groups, computed, order, intervals) -> list[SliceMetri
                                      thresholds=thresholds, array=array)
                     if mkey in intervals and s is not None:
                         diff_samples = s[:, base.group] - s[:, comp.group]
-                        mean, std_error, lower, upper, dof = _interval(config, diff_point, diff_samples)
-                        mv.sample_mean, mv.std_error, mv.dof = mean, std_error, dof
-                        mv.lower, mv.upper = (lower, upper) if array else (float(lower), float(upper))
-                        if not array:
-                            mv.sample_mean, mv.std_error = float(mean), float(std_error)
+                        _set_interval(mv, _interval(config, diff_point, diff_samples), array)
                     sm.metrics[mkey] = mv
                 out.append(sm)
     return out
