@@ -541,8 +541,8 @@ def _cell(text: str, style: str = "", exact: float | None = None, colour: str = 
     if colour:
         style = f"{style};color:{colour};font-weight:600" if style else \
             f"color:{colour};font-weight:600"
-    title = f' title="{exact!r}"' if exact is not None and fmt_num(exact) != repr(exact) else ""
-    return f'<td{f" style={chr(34)}{style}{chr(34)}" if style else ""}{title}>{text}</td>'
+    title = repr(exact) if exact is not None and fmt_num(exact) != repr(exact) else None
+    return tag("td", text, style, title=title)
 
 
 def _missing_cell(feature: statistics_pb2.FeatureNameStatistics) -> str:
