@@ -354,6 +354,11 @@ class Choice:
     slicing: str
     sort: str
 
+    @property
+    def cross(self) -> bool:
+        """Whether the chosen slicing is a cross-slice spec (differences, no baseline slice)."""
+        return self.slicing != ALL_SLICES and " vs " in self.slicing
+
 
 def _default_metric(data: _Data) -> str:
     for name in DEFAULT_METRICS:
@@ -483,12 +488,11 @@ def _line(series: _Series, slice_: _Slice, choice: Choice, compare: bool) -> _Li
 
 
 def _rows(data: _Data, choice: Choice) -> list[_Row]:
-    cross = choice.slicing != ALL_SLICES and " vs " in choice.slicing
     if choice.slicing == ALL_SLICES:
         chosen = [s for s in data.slices.values() if not s.cross]
     else:
         chosen = [s for s in data.slices.values() if s.spec == choice.slicing]
-    compare = not cross
+    compare = not choice.cross
     rows = [_Row(s, [_line(series, s, choice, compare) for series in data.series],
                  compare and s.name == choice.baseline) for s in chosen]
     pinned = [r for r in rows if r.is_baseline]
@@ -623,7 +627,7 @@ def _size(slice_: _Slice, data: _Data) -> str:
     for series in data.series:
         own = series.slices.get(slice_.name)
         size = own.size if own is not None else None
-        sizes.append(fmt_num(size) if size is not None else "–")
+        sizes.append(fmt_num(size))
     shown = sizes[0] if len(set(sizes)) == 1 else " / ".join(sizes)
     return escape(shown)
 
@@ -675,7 +679,7 @@ def _title(data: _Data, choice: Choice) -> str:
 
 def _subtitle(data: _Data, choice: Choice) -> str:
     slicing = "all slices" if choice.slicing == ALL_SLICES else f"slicing {choice.slicing}"
-    if choice.slicing != ALL_SLICES and " vs " in choice.slicing:
+    if choice.cross:
         return f"{slicing} (cross-slice differences) · sorted by {SORTS[choice.sort]}"
     return f"baseline {choice.baseline} · {slicing} · sorted by {SORTS[choice.sort]}"
 
@@ -719,7 +723,7 @@ def _legend(data: _Data) -> str:
 def _chart_html(data: _Data, choice: Choice) -> str:
     """Title, validation, legend and the per-slice chart for one choice."""
     rows = _rows(data, choice)
-    compare = choice.slicing == ALL_SLICES or " vs " not in choice.slicing
+    compare = not choice.cross
     with_ci = any(_ci(line) for row in rows for line in row.lines)
     lo, hi = _scale(rows)
     axis = (f'<div style="display:flex;justify-content:space-between;width:{BAR_WIDTH}px;'
@@ -866,7 +870,7 @@ def _text_num(value: float, signed: bool = False) -> str:
 
 def _text(data: _Data, choice: Choice) -> str:
     rows = _rows(data, choice)
-    compare = choice.slicing == ALL_SLICES or " vs " not in choice.slicing
+    compare = not choice.cross
     lines = [f"Fairness indicators: {plain(_title(data, choice), 160)} "
              f"({plain(_subtitle(data, choice), 300)})"]
     if data.paired:
@@ -916,7 +920,7 @@ def _ci_text(cell: _Cell | None) -> str:
 
 
 def _size_text(slice_: _Slice) -> str:
-    return fmt_num(slice_.size) if slice_.size is not None else "–"
+    return fmt_num(slice_.size)
 
 
 # --------------------------------------------------------------------------
