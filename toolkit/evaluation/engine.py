@@ -117,7 +117,8 @@ def evaluate(
                    "computing with TFMA (slower)")
         warnings.warn(message, stacklevel=2)
         logger.warning(message)
-        extra = tfma_adapter.run(data, config, [(s, m) for s, m, _ in unsupported])
+        sizes = {s.key: s.size for s in slice_set.slices}
+        extra = tfma_adapter.run(data, config, [(s, m) for s, m, _ in unsupported], sizes)
         _merge(slices, extra)
         engine_used = "toolkit+tfma"
     return _finish(config, slices, slice_set.empty, engine_used, baseline_slice, rubber_stamp,

@@ -10,7 +10,7 @@ import importlib
 import json
 import os
 import tempfile
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -105,8 +105,13 @@ def _check_importable(metrics: Sequence[tuple[int, MetricConfig]]) -> None:
                 ) from None
 
 
-def run(data: pd.DataFrame, config: EvalConfig, metrics: Sequence[tuple[int, MetricConfig]]) -> list[SliceMetrics]:
-    """Compute ``metrics`` with ``tfma.analyze_raw_data``; slices keyed as the engine keys them."""
+def run(data: pd.DataFrame, config: EvalConfig, metrics: Sequence[tuple[int, MetricConfig]],
+        sizes: Mapping[tuple, int] | None = None) -> list[SliceMetrics]:
+    """Compute ``metrics`` with ``tfma.analyze_raw_data``; slices keyed as the engine keys them.
+
+    ``sizes`` (rows per slice key of ``config.all_slicing_specs()`` on ``data``) saves
+    building the slices again when the caller already did.
+    """
     from google.protobuf import json_format
 
     from toolkit import _quiet
@@ -122,7 +127,8 @@ def run(data: pd.DataFrame, config: EvalConfig, metrics: Sequence[tuple[int, Met
     with tempfile.TemporaryDirectory(prefix="toolkit-tfma-") as output, keep_baseline_models():
         tfma.analyze_raw_data(data, proto, output_path=output)
         records = list(tfma.load_metrics(output))
-    sizes = {s.key: s.size for s in build_slices(data, config.all_slicing_specs()).slices}
+    if sizes is None:
+        sizes = {s.key: s.size for s in build_slices(data, config.all_slicing_specs()).slices}
     specs = config.all_slicing_specs()
     out = [_from_record(record, thresholds_by_name, sizes, specs) for record in records]
     _apply_min_slice_size(out, config)
