@@ -430,6 +430,30 @@ def test_tfma_encoded_results_render_the_same_numbers(result):
     assert view is None or "false_positives @ 0.5" in view.html
 
 
+def test_tfma_cross_slice_validation_failure_is_shown_on_its_cross_slice(result):
+    """TFMA writes a cross-slice failure under ``cross_slice_key``: it is not "Overall"."""
+    from tensorflow_model_analysis.proto import validation_result_pb2
+
+    validation = validation_result_pb2.ValidationResult(validation_ok=False)
+    per_slice = validation.metric_validations_per_slice.add()
+    cross = per_slice.cross_slice_key
+    cross.baseline_slice_key.single_slice_keys.add(column="sex", bytes_value=b"female")
+    cross.comparison_slice_key.single_slice_keys.add(column="sex", bytes_value=b"male")
+    failure = per_slice.failures.add()
+    failure.metric_key.name = "binary_accuracy"
+    failure.metric_threshold.value_threshold.upper_bound.value = 0.01
+    failure.metric_value.double_value.value = 0.05
+    tfma_like = types.SimpleNamespace(slicing_metrics=result.slicing_metrics,
+                                      config=result.eval_config, validation=validation)
+    view = evaluation_view(tfma_like, metric="binary_accuracy", slicing="sex vs sex")
+    rows = chart_rows(view.html)
+    assert "✗ needs &lt;= 0.01" in rows["sex:female vs sex:male"]
+    assert "sex:female vs sex:male: binary_accuracy = 0.05, needs <= 0.01" in view.text
+    assert "Overall: binary_accuracy" not in view.text
+    overall = chart_rows(evaluation_view(tfma_like, metric="binary_accuracy").html)["Overall"]
+    assert "✗" not in overall and "failed\u00a0check" not in overall
+
+
 def test_an_evaluator_folder_loads_without_tensorflow(result, tmp_path):
     """The Evaluator keeps its EvalResult beside TFMA's records: the view reads that."""
     import pickle

@@ -1279,11 +1279,11 @@ def _failures_from_tfma(validation: Any) -> tuple[list[_Failure], bool | None, s
     from google.protobuf import json_format
 
     from toolkit.evaluation.slicing import slice_display
+    from toolkit.evaluation.tfma_adapter import _deserialize_key
 
     failures = []
     for per_slice in validation.metric_validations_per_slice:
-        key = tuple((s.column, _singular(s)) for s in per_slice.slice_key.single_slice_keys)
-        name = slice_display(key)
+        name = slice_display(_deserialize_key(per_slice))  # a slice_key or a cross_slice_key
         for failure in per_slice.failures:
             metric, threshold = _parse_metric(failure.metric_key.name)
             if failure.metric_key.is_diff:
@@ -1296,12 +1296,6 @@ def _failures_from_tfma(validation: Any) -> tuple[list[_Failure], bool | None, s
     ok = bool(validation.validation_ok)
     text = ("blessed" if ok else f"not blessed: {len(failures)} failed checks")
     return failures, ok, text
-
-
-def _singular(single: Any) -> Any:
-    kind = single.WhichOneof("kind")
-    value = getattr(single, kind) if kind else ""
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
 def _describe_rule(rule: Mapping[str, Any]) -> str:
