@@ -13,6 +13,7 @@ import time
 import traceback
 from typing import Any
 
+from toolkit._paths import resolve_within
 from toolkit._process import pid_alive
 from toolkit._text import show_controls
 from toolkit.artifacts import Artifact
@@ -478,9 +479,8 @@ def _has_artifact_folders(pipeline_root: str) -> bool:
 
 def _check_inside(path: str, pipeline_root: str) -> None:
     """Refuse an output folder that a symlink leads out of the pipeline root."""
-    real_root = os.path.realpath(pipeline_root)
-    real = os.path.realpath(path)
-    if os.path.commonpath([real, real_root]) != real_root:
+    real, real_root, inside = resolve_within(path, pipeline_root)
+    if not inside:
         raise ToolkitError(f"output folder {path} resolves to {real}, outside the pipeline root "
                            f"{real_root} (a symlink?); refusing to write there")
 

@@ -14,6 +14,7 @@ import shutil
 import time
 from typing import Any
 
+from toolkit._paths import resolve_within
 from toolkit._process import pid_alive
 from toolkit.artifacts import InfraBlessing, Model, ModelBlessing, PushedModel
 from toolkit.component import BaseComponent, ExecutorContext, InputSpec, Parameter
@@ -108,9 +109,8 @@ class Pusher(BaseComponent):
 def resolve_destination(destination: str, allowed_root: str | None) -> str:
     """The destination's real path, refused if it is outside the allowed root."""
     root = allowed_root or os.environ.get(PUSH_ROOT_ENV) or os.getcwd()
-    real_root = os.path.realpath(root)
-    real = os.path.realpath(destination)
-    if os.path.commonpath([real, real_root]) != real_root:
+    real, real_root, inside = resolve_within(destination, root)
+    if not inside:
         raise PushRefused(
             f"push_destination {destination} resolves to {real}, outside the allowed root "
             f"{real_root}; pass allowed_root=... (or set ${PUSH_ROOT_ENV}) to allow it")
