@@ -7,9 +7,66 @@ names follow TFX: ``Examples`` with ``Split-<name>/`` folders,
 """
 from __future__ import annotations
 
+import glob
 import json
 import os
 from typing import Any, ClassVar
+
+from toolkit.errors import ToolkitError
+
+STATS_FILE = "FeatureStats.pb"
+ANOMALIES_FILE = "SchemaDiff.pb"
+SCHEMA_FILE = "schema.pbtxt"
+
+
+def read_proto(path: str, message: Any, noun: str, form: str, *, text: bool = False) -> Any:
+    """Parse the file at ``path`` into ``message`` (binary, or text format) and return it.
+
+    A file that cannot be read or parsed raises one ToolkitError naming it:
+    "cannot read <noun> <path>: ..." or "<path> is not <form>: ...".
+    """
+    try:
+        if text:
+            from google.protobuf import text_format
+
+            with open(path, encoding="utf-8") as handle:
+                return text_format.Parse(handle.read(), message)
+        with open(path, "rb") as handle:
+            message.ParseFromString(handle.read())
+        return message
+    except OSError as exc:
+        raise ToolkitError(f"cannot read {noun} {path!r}: {exc.strerror}") from exc
+    except Exception as exc:  # protobuf's DecodeError / ParseError, undecodable text
+        raise ToolkitError(f"{path!r} is not {form}: {exc}") from exc
+
+
+def files_by_split(folder: str, name: str) -> dict[str, str]:
+    """``Split-<split>/<name>`` files below an artifact folder, keyed by split, in name order."""
+    found = sorted(glob.glob(os.path.join(glob.escape(folder), "Split-*", name)))
+    return {os.path.basename(os.path.dirname(p))[len("Split-"):]: p for p in found}
+
+
+def read_statistics(path: str):
+    """A binary DatasetFeatureStatisticsList file (``FeatureStats.pb``)."""
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+
+    return read_proto(path, statistics_pb2.DatasetFeatureStatisticsList(), "statistics file",
+                      "a binary DatasetFeatureStatisticsList (FeatureStats.pb)")
+
+
+def read_anomalies(path: str):
+    """A binary Anomalies file (``SchemaDiff.pb``)."""
+    from tensorflow_metadata.proto.v0 import anomalies_pb2
+
+    return read_proto(path, anomalies_pb2.Anomalies(), "anomalies",
+                      "a binary Anomalies proto (SchemaDiff.pb)")
+
+
+def read_schema(path: str):
+    """A text-format Schema file (``schema.pbtxt``)."""
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    return read_proto(path, schema_pb2.Schema(), "schema", "a text-format Schema", text=True)
 
 
 class Artifact:
@@ -69,16 +126,11 @@ class ExampleStatistics(Artifact):
     PROPERTIES = {"split_names": "string", "span": "int"}
 
     def stats_path(self, split: str) -> str:
-        return os.path.join(self.split_uri(split), "FeatureStats.pb")
+        return os.path.join(self.split_uri(split), STATS_FILE)
 
     def load(self, split: str):
         """The split's DatasetFeatureStatisticsList proto."""
-        from tensorflow_metadata.proto.v0 import statistics_pb2
-
-        stats = statistics_pb2.DatasetFeatureStatisticsList()
-        with open(self.stats_path(split), "rb") as handle:
-            stats.ParseFromString(handle.read())
-        return stats
+        return read_statistics(self.stats_path(split))
 
 
 class Schema(Artifact):
@@ -86,15 +138,11 @@ class Schema(Artifact):
 
     @property
     def schema_path(self) -> str:
-        return os.path.join(self.uri, "schema.pbtxt")
+        return os.path.join(self.uri, SCHEMA_FILE)
 
     def load(self):
         """The Schema proto."""
-        from google.protobuf import text_format
-        from tensorflow_metadata.proto.v0 import schema_pb2
-
-        with open(self.schema_path, encoding="utf-8") as handle:
-            return text_format.Parse(handle.read(), schema_pb2.Schema())
+        return read_schema(self.schema_path)
 
 
 class ExampleAnomalies(Artifact):
@@ -102,16 +150,11 @@ class ExampleAnomalies(Artifact):
     PROPERTIES = {"split_names": "string", "span": "int", "anomaly_count": "int"}
 
     def anomalies_path(self, split: str) -> str:
-        return os.path.join(self.split_uri(split), "SchemaDiff.pb")
+        return os.path.join(self.split_uri(split), ANOMALIES_FILE)
 
     def load(self, split: str):
         """The split's Anomalies proto."""
-        from tensorflow_metadata.proto.v0 import anomalies_pb2
-
-        anomalies = anomalies_pb2.Anomalies()
-        with open(self.anomalies_path(split), "rb") as handle:
-            anomalies.ParseFromString(handle.read())
-        return anomalies
+        return read_anomalies(self.anomalies_path(split))
 
 
 class TransformGraph(Artifact):

@@ -1,13 +1,13 @@
 """Schema and anomalies views (the offline equivalents of TFDV's display_schema/anomalies)."""
 from __future__ import annotations
 
-import glob
 import os
 from typing import Any, Mapping
 
-from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2
 
+from toolkit.artifacts import (ANOMALIES_FILE, SCHEMA_FILE, files_by_split, read_anomalies,
+                               read_schema)
 from toolkit.errors import ToolkitError
 from toolkit.visualize.html import (BAD, GOOD, HEADING, NOTE, WARN, View, badge, esc,
                                     escape, fmt_num, new_uid, plain, root, table, tag)
@@ -25,25 +25,8 @@ def load_schema(source: Any) -> schema_pb2.Schema:
         return source
     path = getattr(source, "schema_path", None) or os.fspath(source)
     if os.path.isdir(path):
-        path = os.path.join(path, "schema.pbtxt")
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return text_format.Parse(fh.read(), schema_pb2.Schema())
-    except OSError as exc:
-        raise ToolkitError(f"cannot read schema {path!r}: {exc.strerror}") from exc
-    except text_format.ParseError as exc:
-        raise ToolkitError(f"{path!r} is not a text-format Schema: {exc}") from exc
-
-
-def _read_anomalies(path: str) -> anomalies_pb2.Anomalies:
-    try:
-        with open(path, "rb") as fh:
-            return anomalies_pb2.Anomalies.FromString(fh.read())
-    except OSError as exc:
-        raise ToolkitError(f"cannot read anomalies {path!r}: {exc.strerror}") from exc
-    except Exception as exc:  # protobuf DecodeError
-        raise ToolkitError(f"{path!r} is not a binary Anomalies proto (SchemaDiff.pb): "
-                           f"{exc}") from exc
+        path = os.path.join(path, SCHEMA_FILE)
+    return read_schema(path)
 
 
 def load_anomalies(source: Any) -> dict[str, anomalies_pb2.Anomalies]:
@@ -53,16 +36,15 @@ def load_anomalies(source: Any) -> dict[str, anomalies_pb2.Anomalies]:
     if hasattr(source, "anomalies_path"):
         splits = list(getattr(source, "split_names", []) or [])
         if splits:
-            return {split: _read_anomalies(source.anomalies_path(split)) for split in splits}
+            return {split: read_anomalies(source.anomalies_path(split)) for split in splits}
         source = source.uri
     path = os.fspath(source)
     if os.path.isfile(path):
-        return {"": _read_anomalies(path)}
-    found = sorted(glob.glob(os.path.join(glob.escape(path), "Split-*", "SchemaDiff.pb")))
+        return {"": read_anomalies(path)}
+    found = files_by_split(path, ANOMALIES_FILE)
     if not found:
         raise ToolkitError(f"no anomalies in {path!r}: expected Split-<name>/SchemaDiff.pb files")
-    return {os.path.basename(os.path.dirname(p))[len("Split-"):]: _read_anomalies(p)
-            for p in found}
+    return {split: read_anomalies(file) for split, file in found.items()}
 
 
 # --------------------------------------------------------------------------

@@ -12,7 +12,6 @@ including per-criterion rankings, is readable without it.
 from __future__ import annotations
 
 import bisect
-import glob
 import math
 import os
 import sys
@@ -21,6 +20,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from tensorflow_metadata.proto.v0 import statistics_pb2
 
+from toolkit.artifacts import STATS_FILE, files_by_split, read_statistics
 from toolkit.errors import ToolkitError
 from toolkit.visualize.html import (BAD, GRID, HEADING, MUTED, NOTE, PALETTE, TABLE,
                                     TABLE_ATTRS, TD, TH_LEFT, TH_RIGHT, WARN, View, esc,
@@ -155,27 +155,15 @@ def non_uniformity(counts: Sequence[float]) -> float:
 # Reading statistics
 # --------------------------------------------------------------------------
 
-def _read_stats_file(path: str) -> DatasetList:
-    try:
-        with open(path, "rb") as fh:
-            return DatasetList.FromString(fh.read())
-    except OSError as exc:
-        raise ToolkitError(f"cannot read statistics file {path!r}: {exc.strerror}") from exc
-    except Exception as exc:  # protobuf raises DecodeError and friends
-        raise ToolkitError(f"{path!r} is not a binary DatasetFeatureStatisticsList "
-                           f"(FeatureStats.pb): {exc}") from exc
-
-
 def _stats_from_folder(folder: str) -> dict[str, DatasetList]:
-    direct = os.path.join(folder, "FeatureStats.pb")
+    direct = os.path.join(folder, STATS_FILE)
     if os.path.isfile(direct):
-        return {"": _read_stats_file(direct)}
-    found = sorted(glob.glob(os.path.join(glob.escape(folder), "Split-*", "FeatureStats.pb")))
+        return {"": read_statistics(direct)}
+    found = files_by_split(folder, STATS_FILE)
     if not found:
         raise ToolkitError(f"no statistics in {folder!r}: expected Split-<name>/FeatureStats.pb "
                            "files (an ExampleStatistics artifact folder) or FeatureStats.pb")
-    return {os.path.basename(os.path.dirname(p))[len("Split-"):]: _read_stats_file(p)
-            for p in found}
+    return {split: read_statistics(path) for split, path in found.items()}
 
 
 def _is_dataframe(obj: Any) -> bool:
@@ -187,7 +175,7 @@ def _artifact_stats(artifact: Any) -> dict[str, DatasetList]:
     splits = list(getattr(artifact, "split_names", []) or [])
     if not splits:
         return _stats_from_folder(artifact.uri)
-    return {split: _read_stats_file(artifact.stats_path(split)) for split in splits}
+    return {split: read_statistics(artifact.stats_path(split)) for split in splits}
 
 
 def load_statistics(source: Any) -> dict[str, DatasetList]:
@@ -216,7 +204,7 @@ def load_statistics(source: Any) -> dict[str, DatasetList]:
         if os.path.isdir(path):
             return _stats_from_folder(path)
         if os.path.isfile(path):
-            return {"": _read_stats_file(path)}
+            return {"": read_statistics(path)}
         raise ToolkitError(f"statistics path {path!r} does not exist")
     if hasattr(source, "stats_path") and hasattr(source, "uri"):
         return _artifact_stats(source)
