@@ -7,12 +7,12 @@ Importing this package does not import TensorFlow, TFDV, Beam or TFMA.
 from __future__ import annotations
 
 import os
-import sys
 from typing import Any, Callable, Iterable
 
 from toolkit.errors import ToolkitError
-from toolkit.visualize.html import (NOTE, View, esc, escape, fmt_bytes, fmt_num, new_uid,
-                                    plain, root, stack, table, tag, truncate)
+from toolkit.visualize.html import (NOTE, View, _ipython_shell, esc, escape, fmt_bytes,
+                                    fmt_num, is_kernel, new_uid, plain, root, stack, table, tag,
+                                    truncate)
 from toolkit.visualize.schema import anomalies_view, load_anomalies, load_schema, schema_view
 from toolkit.visualize.statistics import (load_statistics, show_statistics, statistics_view,
                                           statistics_view_of)
@@ -37,12 +37,8 @@ def register_view(type_name: str, fn: ViewFunction) -> ViewFunction:
 
 
 def _in_kernel() -> Any:
-    if "IPython" not in sys.modules:
-        return None
-    from IPython import get_ipython
-
-    shell = get_ipython()
-    return shell if shell is not None and hasattr(shell, "kernel") else None
+    shell = _ipython_shell()
+    return shell if is_kernel(shell) else None
 
 
 def display_view(view: View) -> View:

@@ -46,7 +46,7 @@ from typing import Any, Mapping, Sequence
 from toolkit.errors import ToolkitError
 from toolkit.visualize.html import (BAD, GOOD, MUTED, NOTE, PALETTE, ROW, SHADE, TABLE,
                                     TABLE_ATTRS, TD, TH_LEFT, TH_RIGHT, View, badge, esc, escape,
-                                    fmt_num, new_uid, plain, root, swatch, tag)
+                                    fmt_num, is_kernel, new_uid, plain, root, swatch, tag)
 
 __all__ = ["Choice", "EvaluationDashboard", "dashboard", "evaluation_view", "load_evaluation",
            "register"]
@@ -1094,14 +1094,11 @@ class EvaluationDashboard(View):
         if self._updating:
             return
         values = {name: control.value for name, control in self._controls.items()}
-        threshold = None if values["threshold"] == "" else float(values["threshold"])
-        if values["metric"] != self.choice.metric:
-            threshold = self._data.keep_threshold(values["metric"], self.choice.threshold)
-        self.choice = _resolve(self._data, values["metric"], threshold, values["baseline"],
-                               values["slicing"], values["sort"])
-        self._render()
-        self._sync_controls()
-        self._refresh()
+        changes = {"metric": values["metric"], "baseline_slice": values["baseline"],
+                   "slicing": values["slicing"], "sort": values["sort"]}
+        if values["metric"] == self.choice.metric:  # a new metric keeps the nearest threshold
+            changes["threshold"] = None if values["threshold"] == "" else float(values["threshold"])
+        self.select(**changes)
 
     def _sync_controls(self) -> None:
         if self._widget is None:
@@ -1125,14 +1122,10 @@ class EvaluationDashboard(View):
             handle.update({"text/html": self.html, "text/plain": self.text}, raw=True)
 
     # --- display ----------------------------------------------------------
-    def _ipython_display_(self) -> None:
-        from IPython import get_ipython
+    def _publish(self, shell: Any) -> None:
         from IPython.display import display
 
-        shell = get_ipython()
-        if shell is not None and self._echo_cell == getattr(shell, "execution_count", None):
-            return
-        if shell is not None and hasattr(shell, "kernel"):
+        if is_kernel(shell):
             try:
                 self._ensure_widget()
             except ImportError:

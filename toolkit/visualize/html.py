@@ -196,6 +196,10 @@ class View:
         shell = _ipython_shell()
         if shell is not None and self._echo_cell == getattr(shell, "execution_count", None):
             return
+        self._publish(shell)
+
+    def _publish(self, shell: Any) -> None:
+        """Send the view to the front end (``shell`` is IPython's, or None)."""
         from IPython.display import publish_display_data
 
         publish_display_data(self._repr_mimebundle_())
@@ -217,11 +221,17 @@ class View:
 
 
 def _ipython_shell() -> Any:
+    """The running IPython shell, or None (IPython is never imported here)."""
     if "IPython" not in sys.modules:
         return None
     from IPython import get_ipython
 
     return get_ipython()
+
+
+def is_kernel(shell: Any) -> bool:
+    """Whether ``shell`` is a notebook kernel's (it can show HTML and widgets)."""
+    return shell is not None and hasattr(shell, "kernel")
 
 
 def stack(views: Iterable[View], title: str = "") -> View:
