@@ -458,10 +458,6 @@ def test_jackknife_is_the_default_interval_method(credit):
     assert auc["lowerBound"] < auc["value"] < auc["upperBound"]
 
 
-def _failure_set(checks):
-    return {(c[0], c[1], c[2]) for c in checks}
-
-
 def test_validation_matches_tfma(credit_validation_runs):
     engine, reference, tfma_validation = credit_validation_runs
     compare(engine, reference)

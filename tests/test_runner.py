@@ -8,6 +8,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import yaml
 
 from toolkit import runner
 from toolkit.errors import ParameterError
@@ -106,7 +107,7 @@ def test_run_passes_typed_values_intact_and_writes_the_summary(tmp_path: Path) -
     marker = tmp_path / "pwned"
     injection = f"\"); __import__('os').system('touch {marker}'); (\"\nand a 'second' line \\ with \"quotes\""
     values_file = tmp_path / "values.yaml"
-    values_file.write_text(yaml_dump({"rate": 2, "options": {"nested": [1, "two"]}}))
+    values_file.write_text(yaml.safe_dump({"rate": 2, "options": {"nested": [1, "two"]}}))
     lines: list[str] = []
 
     result = runner.run_notebook(
@@ -211,9 +212,3 @@ def test_export_runs_the_same_under_toolkit_run_and_papermill(tmp_path: Path) ->
         parameters={"message": "42", "repeat": 3, "pipeline_root": str(tmp_path / "root")},
     )
     assert json.loads((source_dir / "received.json").read_text()) == by_toolkit
-
-
-def yaml_dump(data: dict) -> str:
-    import yaml
-
-    return yaml.safe_dump(data)

@@ -245,10 +245,6 @@ class RequestLog:
         """Requests whose host is not localhost: each one is an offline failure."""
         return [url for url in self.urls if is_external(url)]
 
-    def clear(self) -> None:
-        self.urls.clear()
-
-
 def is_external(url: str) -> bool:
     parts = urlsplit(url)
     if parts.scheme in LOCAL_SCHEMES:

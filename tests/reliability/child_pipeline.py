@@ -19,8 +19,6 @@ import os
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
 #: module files are named through ``..`` (relative to the repository, the child's working
 #: directory): resolved like any path, fingerprinted by content
 NOTEBOOKS = os.path.join("tests", "..", "notebooks")

@@ -151,9 +151,3 @@ def split_tables(examples_uri: str) -> dict:
 
     folder = Path(examples_uri)
     return {d.name[len("Split-"):]: pq.read_table(d) for d in sorted(folder.glob("Split-*"))}
-
-
-def peak_rss_mb() -> float:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -8,7 +8,6 @@ pushed versions are distinct and complete.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap

@@ -104,7 +104,7 @@ def test_damaged_artifact_behind_a_cached_execution(pipeline, capsys, damage,
     stale = [a for arts in old.outputs.values() for a in arts]
     assert all(context.store.artifact(a.id).state == "DELETED" for a in stale)
     _same_results(snapshot, second)
-    third_context, third = _run(root, data)
+    _, third = _run(root, data)
     assert all(r.cached for r in third)
 
 
@@ -204,5 +204,5 @@ def test_damaged_or_deleted_store_with_artifacts_left(pipeline, capsys, damage):
                 assert len(kept) == 1, "the earlier store's artifact was not kept aside"
     _same_results(snapshot, second)
     assert {r["state"] for r in context.executions()} == {"COMPLETE"}
-    third_context, third = _run(root, data)
+    _, third = _run(root, data)
     assert all(r.cached for r in third)

@@ -18,10 +18,9 @@ import nbformat
 import pytest
 import yaml
 
-from reliability_helpers import REPO, child_env
+from reliability_helpers import child_env, copy_taxi
 
-#: every payload tries to create this file (its path is filled in per test)
-MARK = "{mark}"
+#: every payload tries to create the file ``{mark}`` (its path is filled in per test)
 STRING_PAYLOADS = [
     "'); import os; open(r'{mark}', 'w'); ('",
     '"""; import os; open(r"{mark}", "w"); """',
@@ -312,8 +311,6 @@ def test_output_folder_symlinked_out_of_the_pipeline_root_is_refused(tmp_path):
     from toolkit.components import CsvExampleGen
     from toolkit.errors import ComponentError
 
-    from reliability_helpers import copy_taxi
-
     data = copy_taxi(tmp_path / "data", rows=200)
     root, outside = tmp_path / "root", tmp_path / "outside"
     root.mkdir()
@@ -332,8 +329,6 @@ def test_pipeline_root_given_as_a_symlink_is_used_where_it_points(tmp_path):
     """The root itself is the user's choice: a symlinked root works and stays consistent."""
     from toolkit import InteractiveContext
     from toolkit.components import CsvExampleGen
-
-    from reliability_helpers import copy_taxi
 
     data = copy_taxi(tmp_path / "data", rows=200)
     real = tmp_path / "real-root"

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import hostile_data as hostile
-from reliability_helpers import HERE, REPO, child_env, tail
+from reliability_helpers import HERE, REPO, child_env
 
 #: The toolkit's own markup that parsing finds: the statistics view's progressive
 #: enhancement script and the dashboard's one stylesheet rule.
