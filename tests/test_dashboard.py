@@ -406,8 +406,6 @@ def test_model_evaluation_artifacts_are_registered():
 
 
 def test_show_of_an_eval_result_is_the_dashboard(result):
-    if not hasattr(result, "_toolkit_view_"):
-        pytest.skip("EvalResult._toolkit_view_ is not wired to the dashboard yet")
     from toolkit.visualize import view_of
 
     assert isinstance(view_of(result), EvaluationDashboard)
@@ -425,9 +423,10 @@ def test_tfma_encoded_results_render_the_same_numbers(result):
         value = row_value(tidy, name)["value"]
         assert f">{fmt_num(value)}<" in theirs[name]
     assert "below min_slice_size" in theirs["age_group:senior × sex:female"]
-    view = evaluation_view(tfma_like, metric="false_positives", threshold=0.5) \
-        if "false_positives" in tidy["metric"].values else None
-    assert view is None or "false_positives @ 0.5" in view.html
+    view = evaluation_view(tfma_like, metric="false_negative_rate", threshold=0.7)
+    assert "false_negative_rate @ 0.7" in view.html
+    fnr = row_value(tidy, "sex:female", "fairness_indicators_metrics/false_negative_rate", 0.7)
+    assert f">{fmt_num(fnr['value'])}<" in chart_rows(view.html)["sex:female"]
 
 
 def test_tfma_cross_slice_validation_failure_is_shown_on_its_cross_slice(result):

@@ -353,6 +353,6 @@ def test_flagship_notebooks_export_and_committed_exports_are_fresh(notebook: Pat
     again = export_notebook(notebook, tmp_path / "export")
     assert not again.changed and first.notebook_text == again.notebook_text
     committed = notebook.parents[1] / "export"
-    if (committed / notebook.name).exists():
-        result = check_export(notebook, committed)
-        assert not result.stale, f"{result}; run `toolkit export {notebook.relative_to(notebook.parents[1])}`"
+    assert (committed / notebook.name).exists(), f"no committed export of {notebook.name}"
+    result = check_export(notebook, committed)
+    assert not result.stale, f"{result}; run `toolkit export {notebook.relative_to(notebook.parents[1])}`"

@@ -28,8 +28,7 @@ def _toolkit(*args: str, **kwargs) -> subprocess.CompletedProcess:
 def test_committed_exports_are_current():
     for name in ("taxi", "credit"):
         source = os.path.join(REPO, "notebooks", f"{name}.ipynb")
-        if not os.path.exists(source):
-            continue
+        assert os.path.exists(source), source
         result = _toolkit("export", "--check", source, "-o", os.path.join(REPO, "export"))
         assert result.returncode == 0, result.stdout + result.stderr
 

@@ -177,15 +177,6 @@ def test_exported_schema_is_used_and_matches_the_cell(tmp_path: Path) -> None:
     assert from_cell == from_schema == result.parameters
 
 
-def _has_production_mode() -> bool:
-    try:
-        import toolkit.context as context
-    except Exception:
-        return False
-    return hasattr(context, "set_mode")
-
-
-@pytest.mark.skipif(not _has_production_mode(), reason="toolkit.context.set_mode is not available yet")
 def test_export_runs_the_same_under_toolkit_run_and_papermill(tmp_path: Path) -> None:
     import papermill
 
