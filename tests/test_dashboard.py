@@ -185,10 +185,9 @@ def test_slicing_picks_one_feature_a_crossed_spec_or_cross_slices(result):
     assert ">baseline<" not in cross_view.html and "Δ baseline" not in cross_view.html
 
 
-def test_full_table_holds_every_slice_metric_and_threshold(result):
+def test_full_table_holds_every_slice_metric_and_threshold(result, tidy):
     html = evaluation_view(result).html
     table = html.split("Full metrics table", 1)[1]
-    tidy = result.to_dataframe()
     assert "16 slices × 13 metrics × 2 thresholds" in html
     for _, row in tidy[np.isfinite(tidy["value"])].iterrows():
         shown = re.search(f">{re.escape(fmt_num(row['value']))}[<\u00a0]", table)
@@ -223,11 +222,11 @@ def test_metrics_without_fairness_indicators_default_to_the_first_real_metric():
 
 # ----------------------------------------------------------------------------- two evaluations
 
-def test_compare_to_draws_paired_bars_per_slice(result):
+def test_compare_to_draws_paired_bars_per_slice(result, tidy):
     other = toolkit.evaluate(german(scale=0.7, shift=0.1), config(), random_seed=7)
     view = evaluation_view(result, compare_to=other)
     rows = chart_rows(view.html)
-    mine, theirs = result.to_dataframe(), other.to_dataframe()
+    mine, theirs = tidy, other.to_dataframe()
     for name in ("sex:female", "age_group:young"):
         row = rows[name]
         assert row.count("position:relative;width:") == 2
@@ -411,14 +410,13 @@ def test_show_of_an_eval_result_is_the_dashboard(result):
     assert isinstance(view_of(result), EvaluationDashboard)
 
 
-def test_tfma_encoded_results_render_the_same_numbers(result):
+def test_tfma_encoded_results_render_the_same_numbers(result, tidy):
     """A tfma.EvalResult (slicing_metrics in TFMA's JSON encoding) reads like the tidy frame."""
     tfma_like = types.SimpleNamespace(slicing_metrics=result.slicing_metrics,
                                       config=result.eval_config)
     ours = chart_rows(evaluation_view(result, sort="slice").html)
     theirs = chart_rows(evaluation_view(tfma_like, sort="slice").html)
     assert list(ours) == list(theirs)
-    tidy = result.to_dataframe()
     for name in ("sex:female", "age_group:young × sex:male"):
         value = row_value(tidy, name)["value"]
         assert f">{fmt_num(value)}<" in theirs[name]
@@ -477,14 +475,13 @@ def test_an_evaluator_folder_loads_without_tensorflow(result, tmp_path):
 
 
 @pytest.mark.slow
-def test_model_evaluation_artifact_written_for_tfma_renders(result, tmp_path):
+def test_model_evaluation_artifact_written_for_tfma_renders(result, tidy, tmp_path):
     """The TFMA fallback: records written by write_tfma_artifact, read by tfma.load_eval_result."""
     import toolkit.evaluation
 
     toolkit.evaluation.write_tfma_artifact(result, str(tmp_path))
     loaded = load_evaluation(str(tmp_path))
     html = evaluation_view(loaded, sort="slice").html
-    tidy = result.to_dataframe()
     rows = chart_rows(html)
     assert fmt_num(row_value(tidy, "sex:female")["value"]) in rows["sex:female"]
     assert "not blessed" in html

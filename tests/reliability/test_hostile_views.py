@@ -69,7 +69,9 @@ def built(tmp_path_factory):
     return hostile.build(str(tmp_path_factory.mktemp("hostile")))
 
 
-def _views(built) -> dict:
+@pytest.fixture(scope="module")
+def views(built) -> dict:
+    """Every view of the hostile pipeline, rendered once for the module."""
     import toolkit
     from toolkit.visualize import view_of
     from toolkit.visualize.statistics import statistics_view_of
@@ -92,8 +94,7 @@ def _views(built) -> dict:
     return views
 
 
-def test_every_view_renders_hostile_data_as_text(built):
-    views = _views(built)
+def test_every_view_renders_hostile_data_as_text(views):
     anomalies = views["anomalies"].text
     assert "new " in anomalies and "\\u202e" in views["schema"].html
     for name, view in views.items():
@@ -102,8 +103,7 @@ def test_every_view_renders_hostile_data_as_text(built):
         assert len(view.text) < 2 * 2**20, name
 
 
-def test_hostile_text_is_visible_escaped(built):
-    views = _views(built)
+def test_hostile_text_is_visible_escaped(views):
     html = views["statistics"].html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "&quot;&gt;&lt;img src=x onerror=alert(1)&gt;" in html
