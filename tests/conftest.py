@@ -4,10 +4,11 @@ from __future__ import annotations
 import os
 import shutil
 import types
+from pathlib import Path
 
 import pytest
 
-from datapaths import REPO, TAXI_CSV
+from datapaths import FIXTURES, REPO, TAXI_CSV
 
 
 @pytest.fixture(scope="session")
@@ -16,6 +17,14 @@ def taxi_dir(tmp_path_factory) -> str:
     folder = tmp_path_factory.mktemp("taxi_data")
     shutil.copy(TAXI_CSV, folder / "data.csv")
     return str(folder)
+
+
+@pytest.fixture
+def pipeline_notebook(tmp_path) -> Path:
+    """A private copy of the fixture notebook ``pipeline.ipynb`` (tests may edit it)."""
+    target = tmp_path / "pipeline.ipynb"
+    shutil.copy(FIXTURES / "pipeline.ipynb", target)
+    return target
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -11,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from datapaths import FIXTURES, REPO
 from toolkit.cli import main
 
-REPO = Path(__file__).resolve().parents[1]
-FIXTURES = Path(__file__).parent / "fixtures" / "notebooks"
 HEAVY = ("tensorflow", "apache_beam", "tensorflow_data_validation", "tensorflow_model_analysis",
          "papermill", "nbclient", "nbformat", "IPython")
 
@@ -76,27 +74,21 @@ def test_usage_errors_are_one_line_with_exit_2(capsys) -> None:
     assert err.count("\n") == 1 and "the following arguments are required: NOTEBOOK" in err
 
 
-@pytest.fixture
-def pipeline(tmp_path: Path) -> Path:
-    target = tmp_path / "pipeline.ipynb"
-    shutil.copy(FIXTURES / "pipeline.ipynb", target)
-    return target
-
-
-def test_export_then_check(pipeline: Path, tmp_path: Path, capsys) -> None:
+def test_export_then_check(pipeline_notebook: Path, tmp_path: Path, capsys) -> None:
     out = str(tmp_path / "export")
-    assert main(["export", str(pipeline), "-o", out, "--param", "batch_size"]) == 0
+    assert main(["export", str(pipeline_notebook), "-o", out, "--param", "batch_size"]) == 0
     captured = capsys.readouterr()
     assert "wrote" in captured.out and "pipeline.params.yaml (9 parameters)" in captured.out
     assert "note: cell 2: dropped `!pip install --quiet some-package`" in captured.err
 
-    assert main(["export", str(pipeline), "-o", out, "--param", "batch_size"]) == 0
+    assert main(["export", str(pipeline_notebook), "-o", out, "--param", "batch_size"]) == 0
     assert "unchanged" in capsys.readouterr().out
-    assert main(["export", "--check", str(pipeline), "-o", out]) == 0
+    assert main(["export", "--check", str(pipeline_notebook), "-o", out]) == 0
     assert "up to date" in capsys.readouterr().out
 
-    pipeline.write_text(pipeline.read_text().replace("Number of epochs", "How many epochs"))
-    assert main(["export", "--check", str(pipeline), "-o", out]) == 1
+    text = pipeline_notebook.read_text()
+    pipeline_notebook.write_text(text.replace("Number of epochs", "How many epochs"))
+    assert main(["export", "--check", str(pipeline_notebook), "-o", out]) == 1
     assert "is stale" in capsys.readouterr().err
 
 

@@ -12,10 +12,9 @@ import re
 import pandas as pd
 import pytest
 
-from datapaths import DATA
+from datapaths import GERMAN_CSV
 from notebook_checks import assert_ran_clean, assert_views_have_html_and_text
 
-GERMAN = os.path.join(DATA, "german_credit", "german.csv")
 CROSSED = [f"age_group:{age} × sex:{sex}" for age in ("<25", "25-40", ">40")
            for sex in ("female", "male")]
 GROUPS = ["Overall", "sex:female", "sex:male", "age_group:<25", "age_group:25-40",
@@ -181,7 +180,7 @@ def test_what_the_notebook_says_about_the_gaps_is_true(executed_credit, recomput
     assert 25 <= (recomputed["age_group"].eq("<25") & recomputed["sex"].eq("female")).sum() <= 40
     assert (rates.loc[GROUPS, "fnr"] > 0.5).all()
     assert 90 <= (recomputed["sex"] == "female").sum() <= 130
-    data = pd.read_csv(GERMAN)
+    data = pd.read_csv(GERMAN_CSV)
     data["age_group"] = pd.cut(data["age"], bins=[0, 24, 40, 200], labels=["<25", "25-40", ">40"])
     housing = pd.crosstab(data["age_group"], data["housing"], normalize="index")
     assert 0.4 <= housing.loc["<25", "rent"] < 0.5

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-import os
 import re
 import subprocess
 import sys
@@ -13,13 +12,12 @@ import pandas as pd
 import pytest
 
 import toolkit
+from datapaths import GERMAN_CSV, REPO
 from toolkit.errors import ToolkitError
 from toolkit.visualize.html import fmt_num
 from toolkit.visualize.evaluation import (EvaluationDashboard, dashboard, evaluation_view,
                                           load_evaluation)
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-GERMAN = os.path.join(REPO, "notebooks", "data", "german_credit", "german.csv")
 FPR = "fairness_indicators_metrics/false_positive_rate"
 SCRIPT = "<script>alert(1)</script>"
 BREAKOUT = '"><img src=x onerror=alert(1)>'
@@ -28,7 +26,7 @@ BAD_FEATURE = "<b>region</b>"
 
 def german(scale: float = 1.0, shift: float = 0.0) -> pd.DataFrame:
     """German credit with a deterministic score (risk 1 = good) and an age group column."""
-    df = pd.read_csv(GERMAN)
+    df = pd.read_csv(GERMAN_CSV)
     z = -0.00025 * df.credit_amount - 0.03 * df.duration + 0.02 * df.age + 0.8
     df["prediction"] = 1.0 / (1.0 + np.exp(-(z * scale + shift)))
     df["age_group"] = pd.cut(df.age, [0, 25, 40, 200],

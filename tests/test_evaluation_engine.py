@@ -33,7 +33,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-import os
 import pickle
 import subprocess
 import sys
@@ -42,6 +41,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from datapaths import GERMAN_CSV, REPO, TAXI_CSV
 from toolkit.evaluation import (
     EvalConfigError,
     InvalidValuesError,
@@ -50,10 +50,6 @@ from toolkit.evaluation import (
     write_tfma_artifact,
 )
 from toolkit.errors import ToolkitError
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TAXI_CSV = os.path.join(REPO, "notebooks", "data", "chicago_taxi", "data.csv")
-CREDIT_CSV = os.path.join(REPO, "notebooks", "data", "german_credit", "german.csv")
 
 EXACT = {"example_count", "weighted_example_count", "true_positives", "true_negatives", "false_positives",
          "false_negatives", "tp", "tn", "fp", "fn"}
@@ -90,7 +86,7 @@ def _fit_logistic(x: np.ndarray, y: np.ndarray, steps: int = 400, rate: float = 
 
 @pytest.fixture(scope="session")
 def credit() -> pd.DataFrame:
-    df = pd.read_csv(CREDIT_CSV)
+    df = pd.read_csv(GERMAN_CSV)
     df["label"] = df["risk"].astype(float)
     df["age_group"] = np.where(df["age"] < 26, "young", "adult")
     features = np.column_stack([

@@ -15,9 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from datapaths import DATA, REPO
+from datapaths import GERMAN_CSV, REPO
 
-GERMAN = os.path.join(DATA, "german_credit", "german.csv")
 TRAINER_MODULE = os.path.join(REPO, "notebooks", "credit_trainer.py")
 PLANTED = "<script>alert(1)</script>"
 
@@ -29,7 +28,7 @@ def credit(tmp_path_factory):
     from toolkit.components import CsvExampleGen, Trainer
 
     folder = tmp_path_factory.mktemp("credit_evaluator")
-    frame = pd.read_csv(GERMAN)
+    frame = pd.read_csv(GERMAN_CSV)
     frame["bad_risk"] = 1 - frame.pop("risk")
     frame["age_group"] = pd.cut(frame["age"], bins=[0, 24, 40, 200],
                                 labels=["<25", "25-40", ">40"]).astype(str)

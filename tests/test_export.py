@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import ast
 import json
-import shutil
 from pathlib import Path
 
 import nbformat
@@ -12,12 +11,12 @@ import yaml
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 import toolkit
+from datapaths import REPO
 from toolkit.errors import ExportError, ToolkitError
 from toolkit.exporter import check_export, export_notebook
 from toolkit.exporter.parameters import Parameter
 from toolkit.exporter.schema import load_schema
 
-FIXTURES = Path(__file__).parent / "fixtures" / "notebooks"
 CONTEXT = 'from toolkit import InteractiveContext\ncontext = InteractiveContext(pipeline_root="runs/x")'
 
 
@@ -50,15 +49,8 @@ def export_error(tmp_path: Path, *cells, params=()) -> ExportError:
     return info.value
 
 
-@pytest.fixture
-def pipeline(tmp_path: Path) -> Path:
-    target = tmp_path / "pipeline.ipynb"
-    shutil.copy(FIXTURES / "pipeline.ipynb", target)
-    return target
-
-
-def test_export_writes_clean_parameterized_notebook_and_schema(pipeline: Path, tmp_path: Path) -> None:
-    result = export_notebook(pipeline, tmp_path / "export", params=["batch_size"])
+def test_export_writes_clean_parameterized_notebook_and_schema(pipeline_notebook: Path, tmp_path: Path) -> None:
+    result = export_notebook(pipeline_notebook, tmp_path / "export", params=["batch_size"])
 
     assert result.notebook == tmp_path / "export" / "pipeline.ipynb"
     assert result.schema == tmp_path / "export" / "pipeline.params.yaml"
@@ -92,8 +84,8 @@ def test_export_writes_clean_parameterized_notebook_and_schema(pipeline: Path, t
     assert any("skip\\_for\\_export" in line for line in text.splitlines())
 
 
-def test_parameters_types_defaults_help_and_required(pipeline: Path, tmp_path: Path) -> None:
-    result = export_notebook(pipeline, tmp_path / "export", params=["batch_size"])
+def test_parameters_types_defaults_help_and_required(pipeline_notebook: Path, tmp_path: Path) -> None:
+    result = export_notebook(pipeline_notebook, tmp_path / "export", params=["batch_size"])
     by_name = {p.name: p for p in load_schema(result.schema)}
 
     assert by_name["epochs"] == Parameter("epochs", "int", 5, "Number of epochs")
@@ -135,38 +127,38 @@ def test_annotations_and_help(tmp_path: Path, declaration: str, expected: Parame
     assert load_schema(result.schema) == [expected]
 
 
-def test_export_is_deterministic_and_skips_unchanged_files(pipeline: Path, tmp_path: Path) -> None:
-    first = export_notebook(pipeline, tmp_path / "export", params=["batch_size"])
+def test_export_is_deterministic_and_skips_unchanged_files(pipeline_notebook: Path, tmp_path: Path) -> None:
+    first = export_notebook(pipeline_notebook, tmp_path / "export", params=["batch_size"])
     notebook_bytes, schema_bytes = first.notebook.read_bytes(), first.schema.read_bytes()
-    second = export_notebook(pipeline, tmp_path / "export", params=["batch_size"])
+    second = export_notebook(pipeline_notebook, tmp_path / "export", params=["batch_size"])
     assert not second.changed
     assert first.notebook.read_bytes() == notebook_bytes and first.schema.read_bytes() == schema_bytes
     first.notebook.unlink()
-    export_notebook(pipeline, tmp_path / "export", params=["batch_size"])
+    export_notebook(pipeline_notebook, tmp_path / "export", params=["batch_size"])
     assert first.notebook.read_bytes() == notebook_bytes
 
 
-def test_check_reports_stale_exports(pipeline: Path, tmp_path: Path) -> None:
+def test_check_reports_stale_exports(pipeline_notebook: Path, tmp_path: Path) -> None:
     out = tmp_path / "export"
-    assert check_export(pipeline, out).stale  # nothing exported yet
-    export_notebook(pipeline, out, params=["batch_size"])
-    assert not check_export(pipeline, out).stale  # lifted parameters are read from the export
+    assert check_export(pipeline_notebook, out).stale  # nothing exported yet
+    export_notebook(pipeline_notebook, out, params=["batch_size"])
+    assert not check_export(pipeline_notebook, out).stale  # lifted parameters are read from the export
 
-    nb = nbformat.read(pipeline, as_version=4)
+    nb = nbformat.read(pipeline_notebook, as_version=4)
     nb.cells[5].outputs = [nbformat.v4.new_output("stream", text="ran\n")]
     nb.cells[5].execution_count = 3
-    nbformat.write(nb, pipeline)
-    assert not check_export(pipeline, out).stale  # running the notebook does not make it stale
+    nbformat.write(nb, pipeline_notebook)
+    assert not check_export(pipeline_notebook, out).stale  # running the notebook does not make it stale
 
     nb.cells[6].source = "batch_size = 64  # rows per batch\nsteps = epochs * batch_size"
-    nbformat.write(nb, pipeline)
-    result = check_export(pipeline, out)
+    nbformat.write(nb, pipeline_notebook)
+    result = check_export(pipeline_notebook, out)
     assert result.stale and "changed since it was exported" in str(result)
 
-    export_notebook(pipeline, out, params=["batch_size"])
+    export_notebook(pipeline_notebook, out, params=["batch_size"])
     exported = out / "pipeline.ipynb"
     exported.write_text(exported.read_text().replace("context.show(total)", "print(total)"))
-    result = check_export(pipeline, out)
+    result = check_export(pipeline_notebook, out)
     assert result.stale and "differs" in str(result)
 
 
@@ -338,13 +330,13 @@ def test_export_never_runs_notebook_code(tmp_path: Path) -> None:
     assert not marker.exists()
 
 
-def test_export_notebook_is_exposed_on_the_package(pipeline: Path, tmp_path: Path) -> None:
-    result = toolkit.export_notebook(pipeline, output_dir=tmp_path / "out", params=("batch_size",))
+def test_export_notebook_is_exposed_on_the_package(pipeline_notebook: Path, tmp_path: Path) -> None:
+    result = toolkit.export_notebook(pipeline_notebook, output_dir=tmp_path / "out", params=("batch_size",))
     assert result.notebook.exists()
     assert "note: cell 2" in str(result)
 
 
-FLAGSHIPS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+FLAGSHIPS = sorted((Path(REPO) / "notebooks").glob("*.ipynb"))
 
 
 @pytest.mark.parametrize("notebook", FLAGSHIPS, ids=[path.stem for path in FLAGSHIPS])

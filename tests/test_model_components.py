@@ -14,11 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from datapaths import DATA, REPO, TAXI_CSV
 from toolkit.artifacts import Model, ModelBlessing
 from toolkit.custom import InputArtifact, OutputArtifact, component
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DATA = os.path.join(REPO, "notebooks", "data")
 TRANSFORM_MODULE = os.path.join(REPO, "notebooks", "taxi_transform.py")
 TRAINER_MODULE = os.path.join(REPO, "notebooks", "taxi_trainer.py")
 
@@ -548,7 +547,7 @@ def test_label_column_missing_from_the_data(tmp_path):
 
     data = tmp_path / "data"
     data.mkdir()
-    frame = pd.read_csv(os.path.join(DATA, "chicago_taxi", "data.csv"), nrows=300)
+    frame = pd.read_csv(TAXI_CSV, nrows=300)
     frame.drop(columns=["tips"]).to_csv(data / "trips.csv", index=False)
     context = InteractiveContext(pipeline_name="nolabel", pipeline_root=str(tmp_path / "root"))
     example_gen = CsvExampleGen(input_base=str(data))

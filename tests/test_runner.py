@@ -10,11 +10,11 @@ import nbformat
 import pytest
 import yaml
 
+from datapaths import FIXTURES
 from toolkit import runner
 from toolkit.errors import ParameterError
 from toolkit.exporter.parameters import Parameter, parse_text, resolve_values
 
-FIXTURES = Path(__file__).parent / "fixtures" / "notebooks"
 RUNNABLE = FIXTURES / "runnable.ipynb"
 DECLARED = [
     Parameter("epochs", "int", 5),
@@ -163,12 +163,11 @@ def test_gate_error_fails_the_run_with_its_message(tmp_path: Path) -> None:
     assert result.notebook.exists()
 
 
-def test_exported_schema_is_used_and_matches_the_cell(tmp_path: Path) -> None:
+def test_exported_schema_is_used_and_matches_the_cell(pipeline_notebook: Path,
+                                                     tmp_path: Path) -> None:
     from toolkit.exporter import export_notebook
 
-    source = tmp_path / "pipeline.ipynb"
-    shutil.copy(FIXTURES / "pipeline.ipynb", source)
-    result = export_notebook(source, tmp_path / "export", params=["batch_size"])
+    result = export_notebook(pipeline_notebook, tmp_path / "export", params=["batch_size"])
     from_schema, origin = runner.notebook_parameters(result.notebook)
     assert origin.endswith("pipeline.params.yaml")
     result.schema.unlink()

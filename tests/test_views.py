@@ -12,14 +12,12 @@ import pytest
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
 
 import toolkit
+from datapaths import REPO, TAXI_CSV
 from toolkit import artifacts
 from toolkit.visualize import (View, anomalies_view, register_view, schema_view, show,
                                statistics_view)
 from toolkit.visualize.html import escape, truncate
 from toolkit.visualize.statistics import jensen_shannon_divergence, l_infinity_distance
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TAXI_CSV = os.path.join(REPO, "notebooks", "data", "chicago_taxi", "data.csv")
 
 HOSTILE = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>', "</style>",
            "a\u202egnp.exe"]

@@ -14,9 +14,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from datapaths import GERMAN_CSV
 from harness import REPO_ROOT, active_panel, open_notebook, run_all_cells, screenshot
 
-GERMAN = REPO_ROOT / "notebooks" / "data" / "german_credit" / "german.csv"
 SOURCE = "dashboard.ipynb"
 EXECUTED = "dashboard_papermill.ipynb"
 TITLE = "Fairness indicators:"
@@ -51,7 +51,7 @@ def _notebook() -> nbformat.NotebookNode:
     notebook = nbformat.v4.new_notebook()
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                        "language": "python"}
-    parameters = nbformat.v4.new_code_cell(f"csv_path = {str(GERMAN)!r}")
+    parameters = nbformat.v4.new_code_cell(f"csv_path = {str(GERMAN_CSV)!r}")
     parameters.metadata["tags"] = ["parameters"]
     notebook.cells = [parameters, nbformat.v4.new_code_cell(SETUP),
                       nbformat.v4.new_code_cell("toolkit.show(dashboard(result))")]

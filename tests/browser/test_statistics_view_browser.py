@@ -15,9 +15,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from datapaths import TAXI_CSV
 from harness import (REPO_ROOT, open_notebook, screenshot, trust_notebook)
 
-TAXI_CSV = REPO_ROOT / "notebooks" / "data" / "chicago_taxi" / "data.csv"
 NOTEBOOK = "taxi_statistics.ipynb"
 FEATURES = 18
 

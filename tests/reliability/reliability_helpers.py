@@ -11,10 +11,12 @@ import time
 import uuid
 from pathlib import Path
 
+import datapaths
+
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
+REPO = Path(datapaths.REPO)
 CHILD = HERE / "child_pipeline.py"
-TAXI_CSV = REPO / "notebooks" / "data" / "chicago_taxi" / "data.csv"
+TAXI_CSV = Path(datapaths.TAXI_CSV)
 PIPELINE = "reliability"
 
 

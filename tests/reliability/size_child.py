@@ -12,9 +12,9 @@ import resource
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-TAXI_CSV = os.path.join(os.path.dirname(os.path.dirname(HERE)), "notebooks", "data",
-                        "chicago_taxi", "data.csv")
+# run as a script (sys.path[0] is this folder): the shared paths live one folder up
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from datapaths import TAXI_CSV  # noqa: E402
 
 
 def peak_mb() -> float:

@@ -286,7 +286,8 @@ def test_push_root_from_the_environment_guards_toolkit_run(tmp_path, allowed):
     parameters.metadata["tags"] = ["parameters"]
     notebook.cells = [parameters, nbformat.v4.new_code_cell(
         "import sys\n"
-        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        # this folder, and tests/ for the shared paths its helpers import
+        f"sys.path[:0] = [{str(Path(__file__).parent)!r}, {str(Path(__file__).parents[1])!r}]\n"
         "from test_hostile_inputs import _fake_model_component\n"
         "from toolkit import InteractiveContext\n"
         "from toolkit.components import Pusher\n"
