@@ -16,6 +16,7 @@ import sys
 import pytest
 
 from datapaths import REPO
+from notebook_checks import assert_ran_clean
 
 EXPORT = os.path.join(REPO, "export", "taxi.ipynb")
 
@@ -90,7 +91,7 @@ def test_papermill_runs_the_export_cold_with_the_same_results(executed_taxi, tmp
                                cwd=os.path.join(REPO, "notebooks"), kernel_name="python3",
                                progress_bar=False)
     out = nbformat.read(str(tmp_path / "out.ipynb"), as_version=4)
-    assert not [o for c in out.cells for o in c.get("outputs", []) if o.output_type == "error"]
+    assert_ran_clean(out)
     cold = InteractiveContext(pipeline_name=params["pipeline_name"],
                               pipeline_root=params["pipeline_root"])
     warm = InteractiveContext(pipeline_name=params["pipeline_name"],
