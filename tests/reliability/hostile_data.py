@@ -4,12 +4,14 @@
 script, bidi overrides and 1 MB strings, runs the data components on them (the
 second dataset is validated against the first one's schema, so anomalies name the
 hostile features and values), evaluates a hostile frame with ``toolkit.evaluate`` and
-returns everything a view can be made of.
+returns everything a view can be made of. ``assert_inert(html, name)`` checks that HTML
+made from them holds no element, attribute or stylesheet that came from the data.
 """
 from __future__ import annotations
 
 import os
 import types
+from html.parser import HTMLParser
 
 SCRIPT = "<script>alert(1)</script>"
 BREAKOUT = '"><img src=x onerror=alert(1)>'
@@ -84,3 +86,48 @@ def build(folder: str):
         drift_statistics=drift_statistics.outputs["statistics"],
         lineage=context.lineage(validator.outputs["anomalies"]),
         executions=context.executions())
+
+
+#: The toolkit's own markup that parsing finds: the statistics view's progressive
+#: enhancement script and the dashboard's one stylesheet rule.
+OWN_SCRIPT = "(function () {\n  var me = document.currentScript;"
+OWN_STYLE = ".tkd-static-"
+
+
+class _Elements(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict]] = []
+        self.raw: dict[str, list[str]] = {"script": [], "style": []}
+        self._open: str | None = None
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        if tag in self.raw:
+            self._open = tag
+            self.raw[tag].append("")
+
+    def handle_endtag(self, tag):
+        if tag == self._open:
+            self._open = None
+
+    def handle_data(self, data):
+        if self._open:
+            self.raw[self._open][-1] += data
+
+
+def assert_inert(html: str, name: str) -> None:
+    parser = _Elements()
+    parser.feed(html)
+    for tag, attrs in parser.tags:
+        assert tag not in ("img", "svg", "iframe", "object", "embed", "link", "meta"), (name, tag)
+        events = [a for a in attrs if a.lower().startswith("on")]
+        assert events == [], (name, tag, events)
+        for key in ("href", "src", "action"):
+            assert "javascript:" not in (attrs.get(key) or "").lower(), (name, tag)
+    assert all(text.startswith(OWN_SCRIPT) for text in parser.raw["script"]), name
+    assert all(text.startswith(OWN_STYLE) for text in parser.raw["style"]), name
+    for payload in PAYLOADS + [BIG]:
+        assert payload not in html, (name, payload[:40])
+    assert "\u202e" not in html, name
+    assert len(html) < 2 * 2**20, (name, len(html))

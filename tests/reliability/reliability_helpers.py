@@ -153,3 +153,18 @@ def split_tables(examples_uri: str) -> dict:
 
     folder = Path(examples_uri)
     return {d.name[len("Split-"):]: pq.read_table(d) for d in sorted(folder.glob("Split-*"))}
+
+
+def fake_model_component():
+    """A component whose Model output is a stand-in SavedModel file (no TensorFlow)."""
+    from toolkit.artifacts import Model
+    from toolkit.custom import OutputArtifact, component
+
+    @component
+    def StandInModel(model: OutputArtifact[Model]):
+        folder = os.path.join(model.uri, "Format-Serving")
+        os.makedirs(folder)
+        with open(os.path.join(folder, "saved_model.pb"), "wb") as handle:
+            handle.write(b"\x08\x01" * 100)
+
+    return StandInModel()

@@ -18,7 +18,8 @@ import nbformat
 import pytest
 import yaml
 
-from reliability_helpers import child_env, copy_taxi
+from hostile_data import assert_inert
+from reliability_helpers import child_env, copy_taxi, fake_model_component
 
 #: every payload tries to create the file ``{mark}`` (its path is filled in per test)
 STRING_PAYLOADS = [
@@ -90,8 +91,6 @@ def test_export_keeps_smuggled_code_out_of_generated_cells(exported):
     assert len(parameters.source.splitlines()) == len(declared) + 1
     # the header renders as a table of one row per parameter, with no element from the data
     import mistune
-
-    from test_hostile_views import assert_inert
 
     html = mistune.html(header.source)
     rows = html.count("<tr>") - 1
@@ -209,20 +208,6 @@ def _channels():
 
 
 # -- push destinations and pipeline roots through symlinks --------------------------------------
-def _fake_model_component():
-    from toolkit.artifacts import Model
-    from toolkit.custom import OutputArtifact, component
-
-    @component
-    def StandInModel(model: OutputArtifact[Model]):
-        folder = os.path.join(model.uri, "Format-Serving")
-        os.makedirs(folder)
-        with open(os.path.join(folder, "saved_model.pb"), "wb") as handle:
-            handle.write(b"\x08\x01" * 100)
-
-    return StandInModel()
-
-
 @pytest.fixture
 def allowed(tmp_path):
     root = tmp_path / "allowed"
@@ -245,7 +230,7 @@ def test_push_destination_leaving_the_allowed_root_is_refused(tmp_path, allowed,
 
     root, outside = allowed
     context = InteractiveContext(pipeline_name="push", pipeline_root=str(tmp_path / "pipeline"))
-    model = _fake_model_component()
+    model = fake_model_component()
     context.run(model)
     pusher = Pusher(model=model.outputs["model"], push_destination=str(root / destination),
                     allowed_root=str(root), require_blessing=False)
@@ -265,7 +250,7 @@ def test_push_through_a_symlink_that_stays_inside_is_allowed(tmp_path, allowed):
     link_to_root = tmp_path / "root-link"
     link_to_root.symlink_to(root)
     context = InteractiveContext(pipeline_name="push", pipeline_root=str(tmp_path / "pipeline"))
-    model = _fake_model_component()
+    model = fake_model_component()
     context.run(model)
     pusher = Pusher(model=model.outputs["model"], push_destination=str(root / "link-in" / "s"),
                     allowed_root=str(link_to_root), require_blessing=False)
@@ -288,11 +273,11 @@ def test_push_root_from_the_environment_guards_toolkit_run(tmp_path, allowed):
         "import sys\n"
         # this folder, and tests/ for the shared paths its helpers import
         f"sys.path[:0] = [{str(Path(__file__).parent)!r}, {str(Path(__file__).parents[1])!r}]\n"
-        "from test_hostile_inputs import _fake_model_component\n"
+        "from reliability_helpers import fake_model_component\n"
         "from toolkit import InteractiveContext\n"
         "from toolkit.components import Pusher\n"
         "context = InteractiveContext(pipeline_name='p', pipeline_root=pipeline_root)\n"
-        "model = _fake_model_component()\n"
+        "model = fake_model_component()\n"
         "context.run(model)\n"
         "context.run(Pusher(model=model.outputs['model'], push_destination=serving_dir,\n"
         "                   require_blessing=False))")]
