@@ -57,14 +57,15 @@ def executed_taxi(tmp_path_factory):
 
     out_dir = tmp_path_factory.mktemp("taxi_notebook")
     executed = out_dir / "taxi.ipynb"
-    os.environ["TOOLKIT_PUSH_ROOT"] = str(out_dir)
     # non-default values, shared with the runs of the export that are compared with this one
     parameters = {"pipeline_name": "taxi_test", "pipeline_root": str(out_dir / "pipeline"),
                   "serving_dir": str(out_dir / "serving"), "train_steps": 600}
-    papermill.execute_notebook(
-        os.path.join(REPO, "notebooks", "taxi.ipynb"), str(executed),
-        cwd=os.path.join(REPO, "notebooks"), kernel_name="python3", progress_bar=False,
-        parameters=parameters)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TOOLKIT_PUSH_ROOT", str(out_dir))
+        papermill.execute_notebook(
+            os.path.join(REPO, "notebooks", "taxi.ipynb"), str(executed),
+            cwd=os.path.join(REPO, "notebooks"), kernel_name="python3", progress_bar=False,
+            parameters=parameters)
     return types.SimpleNamespace(path=str(executed), root=str(out_dir / "pipeline"),
                                  serving=str(out_dir / "serving"), parameters=parameters,
                                  notebook=nbformat.read(str(executed), as_version=4))
@@ -78,20 +79,14 @@ def executed_credit(tmp_path_factory):
 
     out_dir = tmp_path_factory.mktemp("credit_notebook")
     executed = out_dir / "credit.ipynb"
-    previous = os.environ.get("TOOLKIT_PUSH_ROOT")
-    os.environ["TOOLKIT_PUSH_ROOT"] = str(out_dir)
     parameters = {"pipeline_root": str(out_dir / "pipeline"),
                   "serving_dir": str(out_dir / "serving")}
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TOOLKIT_PUSH_ROOT", str(out_dir))
         papermill.execute_notebook(
             os.path.join(REPO, "notebooks", "credit.ipynb"), str(executed),
             cwd=os.path.join(REPO, "notebooks"), kernel_name="python3", progress_bar=False,
             parameters=parameters)
-    finally:
-        if previous is None:
-            os.environ.pop("TOOLKIT_PUSH_ROOT", None)
-        else:
-            os.environ["TOOLKIT_PUSH_ROOT"] = previous
     return types.SimpleNamespace(path=str(executed), root=str(out_dir / "pipeline"),
                                  serving=str(out_dir / "serving"), parameters=parameters,
                                  notebook=nbformat.read(str(executed), as_version=4))

@@ -49,7 +49,9 @@ def toolkit_run_on_same_root(executed_taxi, tmp_path_factory):
     args = ["run", EXPORT, "-o", str(run_dir)]
     for name, value in executed_taxi.parameters.items():
         args += ["-p", name, str(value)]
-    result = _toolkit(*args)
+    # the push goes to the interactive run's serving_dir, inside the folder it allowed
+    allowed = os.path.dirname(executed_taxi.serving)
+    result = _toolkit(*args, env={**os.environ, "TOOLKIT_PUSH_ROOT": allowed})
     assert result.returncode == 0, result.stdout + result.stderr
     summary = json.loads((run_dir / "summary.json").read_text())
     return before, summary, result
@@ -78,7 +80,8 @@ def test_summary_reports_blessing_and_pushed_version(toolkit_run_on_same_root):
     assert "summary.json" in result.stdout
 
 
-def test_papermill_runs_the_export_cold_with_the_same_results(executed_taxi, tmp_path):
+def test_papermill_runs_the_export_cold_with_the_same_results(executed_taxi, tmp_path,
+                                                              monkeypatch):
     import nbformat
     import papermill
     import pyarrow.parquet as pq
@@ -86,7 +89,7 @@ def test_papermill_runs_the_export_cold_with_the_same_results(executed_taxi, tmp
 
     params = dict(executed_taxi.parameters, pipeline_root=str(tmp_path / "root"),
                   serving_dir=str(tmp_path / "serving"))
-    os.environ["TOOLKIT_PUSH_ROOT"] = str(tmp_path)
+    monkeypatch.setenv("TOOLKIT_PUSH_ROOT", str(tmp_path))
     papermill.execute_notebook(EXPORT, str(tmp_path / "out.ipynb"), parameters=params,
                                cwd=os.path.join(REPO, "notebooks"), kernel_name="python3",
                                progress_bar=False)
