@@ -5,27 +5,15 @@ are skipped, unless ``TOOLKIT_REQUIRE_BROWSER=1`` is set, which makes them fail.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
-from harness import CHROMIUM, JupyterServer, RequestLog, chromium_path, launch_browser
+from harness import JupyterServer, RequestLog, require_browser, running_browser
 
 HERE = Path(__file__).resolve().parent
 VIEWPORT = {"width": 1400, "height": 1000}
-
-
-def _require_browser() -> bool:
-    return os.environ.get("TOOLKIT_REQUIRE_BROWSER", "").strip() not in ("", "0", "false")
-
-
-def _unavailable(reason: str) -> None:
-    if _require_browser():
-        pytest.fail(f"{reason} (TOOLKIT_REQUIRE_BROWSER=1 makes this a failure)", pytrace=False)
-    pytest.skip(f"{reason}; install it with `apt-get install -y chromium chromium-driver` "
-                "or set TOOLKIT_REQUIRE_BROWSER=1 to fail instead of skipping")
 
 
 def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
@@ -37,14 +25,7 @@ def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
 @pytest.fixture(scope="session")
 def chromium() -> str:
     """Path of the Chromium binary; skips (or fails when required) if it is missing."""
-    path = chromium_path()
-    if path is None:
-        _unavailable(f"Chromium is not installed at {CHROMIUM}")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        _unavailable("the playwright Python package is not installed")
-    return path
+    return require_browser()
 
 
 @pytest.fixture(scope="session")
@@ -59,15 +40,8 @@ def jupyter_server(chromium: str) -> Iterator[JupyterServer]:
 
 @pytest.fixture(scope="session")
 def browser(chromium: str) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    playwright = sync_playwright().start()
-    instance = launch_browser(playwright)
-    try:
+    with running_browser() as instance:
         yield instance
-    finally:
-        instance.close()
-        playwright.stop()
 
 
 @pytest.fixture

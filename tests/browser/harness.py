@@ -36,7 +36,8 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 from urllib.parse import quote, urlsplit
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -251,6 +252,46 @@ def is_external(url: str) -> bool:
         return False
     host = (parts.hostname or "").lower()
     return host not in {h.strip("[]") for h in LOCAL_HOSTS}
+
+
+def browser_problem() -> str | None:
+    """Why browser tests cannot run here (no Chromium, no playwright), or None."""
+    if chromium_path() is None:
+        return f"Chromium is not installed at {CHROMIUM}"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright Python package is not installed"
+    return None
+
+
+def require_browser() -> str:
+    """Chromium's path; else skip the test, or fail it when ``TOOLKIT_REQUIRE_BROWSER=1``."""
+    import pytest
+
+    problem = browser_problem()
+    if problem is None:
+        return chromium_path()
+    if os.environ.get("TOOLKIT_REQUIRE_BROWSER", "").strip() not in ("", "0", "false"):
+        pytest.fail(f"{problem} (TOOLKIT_REQUIRE_BROWSER=1 makes this a failure)", pytrace=False)
+    pytest.skip(f"{problem}; install it with `apt-get install -y chromium chromium-driver` "
+                "or set TOOLKIT_REQUIRE_BROWSER=1 to fail instead of skipping")
+
+
+@contextmanager
+def running_browser() -> Iterator[Any]:
+    """A headless Chromium (see :func:`launch_browser`), closed with its Playwright."""
+    from playwright.sync_api import sync_playwright
+
+    playwright = sync_playwright().start()
+    try:
+        browser = launch_browser(playwright)
+        try:
+            yield browser
+        finally:
+            browser.close()
+    finally:
+        playwright.stop()
 
 
 def launch_browser(playwright: Any) -> Any:
