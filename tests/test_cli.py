@@ -17,16 +17,14 @@ HEAVY = ("tensorflow", "apache_beam", "tensorflow_data_validation", "tensorflow_
          "papermill", "nbclient", "nbformat", "IPython")
 
 PROBE = """
-import sys, time
-start = time.perf_counter()
+import sys
 from toolkit.cli import main
 try:
     main(sys.argv[1:])
 except SystemExit:
     pass
-elapsed = time.perf_counter() - start
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in {heavy!r})
-print("RESULT", elapsed, ",".join(heavy), file=sys.stderr)
+print("RESULT", ",".join(heavy), file=sys.stderr)
 """
 
 
@@ -36,22 +34,23 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _probe(*argv: str) -> tuple[float, list[str], str]:
+def _probe(*argv: str) -> tuple[list[str], str]:
+    """The heavy modules a ``toolkit`` command line loads, and its output. (Its time is
+    measured by bench/bench_data.py, not asserted here.)"""
     code = PROBE.format(heavy=set(HEAVY))
     proc = subprocess.run(
         [sys.executable, "-c", code, *argv], capture_output=True, text=True, env=_env(), cwd=REPO
     )
     line = next(line for line in proc.stderr.splitlines() if line.startswith("RESULT"))
-    _, elapsed, heavy = (line.split(" ", 2) + [""])[:3]
-    return float(elapsed), [m for m in heavy.strip().split(",") if m], proc.stdout
+    heavy = line[len("RESULT"):]
+    return [m for m in heavy.strip().split(",") if m], proc.stdout
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["export", "--help"], ["run", "--help"], ["--version"]])
 def test_help_imports_nothing_heavy(argv: list[str]) -> None:
-    elapsed, heavy, stdout = _probe(*argv)
+    heavy, stdout = _probe(*argv)
     assert heavy == []
     assert "toolkit" in stdout
-    assert elapsed < 0.5
 
 
 def test_import_toolkit_is_light() -> None:
