@@ -53,9 +53,20 @@ def test_help_imports_nothing_heavy(argv: list[str]) -> None:
     assert "toolkit" in stdout
 
 
-def test_import_toolkit_is_light() -> None:
-    code = f"import sys, toolkit; print(sorted(m for m in sys.modules if m.split('.')[0] in {set(HEAVY)!r}))"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(), cwd=REPO)
+@pytest.mark.parametrize("modules, heavy", [
+    (["toolkit"], HEAVY),
+    (["toolkit.evaluation"], ["tensorflow", "tensorflow_model_analysis"]),
+    (["toolkit.visualize", "toolkit.visualize.statistics", "toolkit.visualize.schema"],
+     ["tensorflow", "tensorflow_data_validation", "apache_beam", "tensorflow_model_analysis",
+      "tfx_bsl", "pyarrow"]),
+    (["toolkit.visualize.evaluation"], ["tensorflow", "tensorflow_model_analysis", "ipywidgets"]),
+], ids=["toolkit", "evaluation", "views", "dashboard"])
+def test_imports_stay_light(modules: list[str], heavy: list[str]) -> None:
+    """TensorFlow, Beam, TFDV and TFMA load only inside the functions that need them."""
+    code = (f"import sys, {', '.join(modules)}\n"
+            f"print(sorted(m for m in sys.modules if m.split('.')[0] in {set(heavy)!r}))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=_env(), cwd=REPO, check=True)
     assert proc.stdout.strip() == "[]"
 
 

@@ -387,15 +387,6 @@ def test_without_a_kernel_only_the_static_copy_is_displayed(result, monkeypatch)
 
 # ----------------------------------------------------------------------------- integration
 
-def test_import_stays_light():
-    code = ("import sys, toolkit.visualize.evaluation\n"
-            "heavy = [m for m in ('tensorflow', 'tensorflow_model_analysis', 'ipywidgets')"
-            " if m in sys.modules]\nprint(heavy)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, cwd=REPO)
-    assert out.stdout.strip() == "[]"
-
-
 def test_model_evaluation_artifacts_are_registered():
     from toolkit import visualize
 
