@@ -49,44 +49,35 @@ def taxi_pipeline(tmp_path_factory, taxi_dir):
         first=first, second=second, data_dir=taxi_dir)
 
 
-@pytest.fixture(scope="session")
-def executed_taxi(tmp_path_factory):
-    """The taxi flagship notebook executed headless once (papermill), shared by tests."""
+def _execute_flagship(name: str, out_dir: Path, **parameters) -> types.SimpleNamespace:
+    """Run ``notebooks/<name>.ipynb`` headless with papermill, its pipeline and pushes kept
+    in ``out_dir`` (the push root while it runs)."""
     import nbformat
     import papermill
 
-    out_dir = tmp_path_factory.mktemp("taxi_notebook")
-    executed = out_dir / "taxi.ipynb"
-    # non-default values, shared with the runs of the export that are compared with this one
-    parameters = {"pipeline_name": "taxi_test", "pipeline_root": str(out_dir / "pipeline"),
-                  "serving_dir": str(out_dir / "serving"), "train_steps": 600}
+    executed = out_dir / f"{name}.ipynb"
+    parameters = {"pipeline_root": str(out_dir / "pipeline"),
+                  "serving_dir": str(out_dir / "serving"), **parameters}
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("TOOLKIT_PUSH_ROOT", str(out_dir))
         papermill.execute_notebook(
-            os.path.join(REPO, "notebooks", "taxi.ipynb"), str(executed),
+            os.path.join(REPO, "notebooks", f"{name}.ipynb"), str(executed),
             cwd=os.path.join(REPO, "notebooks"), kernel_name="python3", progress_bar=False,
             parameters=parameters)
-    return types.SimpleNamespace(path=str(executed), root=str(out_dir / "pipeline"),
-                                 serving=str(out_dir / "serving"), parameters=parameters,
+    return types.SimpleNamespace(path=str(executed), root=parameters["pipeline_root"],
+                                 serving=parameters["serving_dir"], parameters=parameters,
                                  notebook=nbformat.read(str(executed), as_version=4))
+
+
+@pytest.fixture(scope="session")
+def executed_taxi(tmp_path_factory):
+    """The taxi flagship notebook executed headless once (papermill), shared by tests."""
+    # non-default values, shared with the runs of the export that are compared with this one
+    return _execute_flagship("taxi", tmp_path_factory.mktemp("taxi_notebook"),
+                             pipeline_name="taxi_test", train_steps=600)
 
 
 @pytest.fixture(scope="session")
 def executed_credit(tmp_path_factory):
     """The German credit flagship notebook executed headless once (papermill), shared by tests."""
-    import nbformat
-    import papermill
-
-    out_dir = tmp_path_factory.mktemp("credit_notebook")
-    executed = out_dir / "credit.ipynb"
-    parameters = {"pipeline_root": str(out_dir / "pipeline"),
-                  "serving_dir": str(out_dir / "serving")}
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("TOOLKIT_PUSH_ROOT", str(out_dir))
-        papermill.execute_notebook(
-            os.path.join(REPO, "notebooks", "credit.ipynb"), str(executed),
-            cwd=os.path.join(REPO, "notebooks"), kernel_name="python3", progress_bar=False,
-            parameters=parameters)
-    return types.SimpleNamespace(path=str(executed), root=str(out_dir / "pipeline"),
-                                 serving=str(out_dir / "serving"), parameters=parameters,
-                                 notebook=nbformat.read(str(executed), as_version=4))
+    return _execute_flagship("credit", tmp_path_factory.mktemp("credit_notebook"))
