@@ -139,7 +139,7 @@ def transform_overhead(root: str, rounds: int) -> dict[str, Any]:
     """Transform component vs the same preprocessing_fn on tft_beam directly (warm)."""
     from toolkit import InteractiveContext
     from toolkit.components import Transform
-    from toolkit.component import Channel
+    from toolkit.base_component import Channel
 
     context = InteractiveContext(pipeline_name="taxi", pipeline_root=os.path.join(root, "runs"))
     examples = [a for a in context.store.artifacts("Examples") if a.producer == "CsvExampleGen"][-1]

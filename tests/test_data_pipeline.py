@@ -220,7 +220,7 @@ def test_wrong_artifact_type_is_refused_at_wiring(taxi_pipeline):
 
 def test_production_mode_gate_stops_on_anomalies(tmp_path, taxi_pipeline):
     """Eval data with a new payment type, validated against the train schema, fails the gate."""
-    import toolkit.context as toolkit_context
+    import toolkit
     from toolkit import InteractiveContext
     from toolkit.components import CsvExampleGen, ExampleValidator, StatisticsGen
     from toolkit.errors import GateError
@@ -244,7 +244,7 @@ def test_production_mode_gate_stops_on_anomalies(tmp_path, taxi_pipeline):
                                  schema=taxi_pipeline.schema_gen.outputs["schema"])
     interactive = context.run(validator)
     assert "payment_type" in interactive.gate_failure
-    toolkit_context.set_mode("production")
+    toolkit.set_mode("production")
     try:
         with pytest.raises(GateError, match="payment_type.*ENUM_TYPE_UNEXPECTED_STRING_VALUES"):
             context.run(validator)
@@ -253,7 +253,7 @@ def test_production_mode_gate_stops_on_anomalies(tmp_path, taxi_pipeline):
                                    allowed_anomalies=["ENUM_TYPE_UNEXPECTED_STRING_VALUES"])
         assert context.run(allowed).gate_failure is None
     finally:
-        toolkit_context._mode = None
+        toolkit.set_mode(None)
 
 
 def test_drift_comparator_is_honoured_with_baseline(tmp_path, taxi_pipeline):

@@ -61,7 +61,7 @@ def test_export_writes_clean_parameterized_notebook_and_schema(pipeline_notebook
     assert header["cell_type"] == "markdown"
     assert params_cell["metadata"]["tags"] == ["parameters"]
     assert "".join(mode_cell["source"]) == (
-        'import toolkit.context as _toolkit_context\n_toolkit_context.set_mode("production")'
+        'import toolkit as _toolkit\n_toolkit.set_mode("production")'
     )
     for cell in nb["cells"]:
         if cell["cell_type"] == "code":

@@ -242,7 +242,7 @@ def test_push_writes_a_new_version_each_time_and_keeps_old_ones(model_pipeline):
 
 
 def test_unblessed_model_is_not_pushed_and_gate_stops_production(model_pipeline):
-    import toolkit.context as toolkit_context
+    import toolkit
     from toolkit.components import Pusher
     from toolkit.errors import GateError
 
@@ -259,12 +259,12 @@ def test_unblessed_model_is_not_pushed_and_gate_stops_production(model_pipeline)
     assert pushed.properties["pushed"] == 0 and pushed.properties["pushed_version"] == ""
     assert "does not bless" in result.gate_failure and "GATE" in repr(result)
     assert sorted(os.listdir(model_pipeline.destination)) == before
-    toolkit_context.set_mode("production")
+    toolkit.set_mode("production")
     try:
         with pytest.raises(GateError, match="PusherUnblessed: not pushed: model_blessing"):
             context.run(pusher)
     finally:
-        toolkit_context._mode = None
+        toolkit.set_mode(None)
 
 
 def test_push_without_any_blessing_is_refused(model_pipeline):

@@ -12,7 +12,7 @@ from toolkit import _quiet
 
 _quiet.install()
 
-# Bound eagerly: the submodule toolkit.component would otherwise shadow the decorator.
+# The @component decorator for custom components.
 from toolkit.custom import component  # noqa: E402
 
 __version__ = "0.1.0"
@@ -25,6 +25,8 @@ _LAZY = {
     "show_statistics": "toolkit.visualize",
     "evaluate": "toolkit.evaluation",
     "export_notebook": "toolkit.exporter",
+    "set_mode": "toolkit._mode",
+    "get_mode": "toolkit._mode",
 }
 
 __all__ = sorted([*_LAZY, "component"]) + ["__version__"]

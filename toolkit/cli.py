@@ -12,6 +12,7 @@ import sys
 from typing import Callable, Sequence
 
 from toolkit import __version__
+from toolkit._text import squeeze
 from toolkit.errors import ToolkitError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -101,7 +102,7 @@ def _export(args: argparse.Namespace) -> int:
             continue
         exported = export_notebook(notebook, args.output_dir, args.param or ())
         for note in exported.notes:
-            print(f"note: {_one_line(note)}", file=sys.stderr)
+            print(f"note: {squeeze(note)}", file=sys.stderr)
         state = "wrote" if exported.changed else "unchanged"
         count = len(exported.parameters)
         print(f"{state} {exported.notebook} and {exported.schema.name} ({count} parameters)")
@@ -155,16 +156,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except ToolkitError as exc:
-        print(f"toolkit {args.command}: error: {_one_line(str(exc))}", file=sys.stderr)
+        print(f"toolkit {args.command}: error: {squeeze(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"toolkit {args.command}: interrupted", file=sys.stderr)
         return 130
 
-
-def _one_line(text: str) -> str:
-    printable = "".join(ch if ch.isprintable() else " " for ch in text)
-    return " ".join(printable.split())
 
 
 if __name__ == "__main__":

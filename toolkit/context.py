@@ -15,37 +15,15 @@ from typing import Any
 
 from toolkit._paths import resolve_within
 from toolkit._process import pid_alive
+from toolkit._mode import get_mode, set_mode  # noqa: F401  set_mode: exports made before toolkit.set_mode
 from toolkit._text import show_controls
 from toolkit.artifacts import Artifact
-from toolkit.component import (BaseComponent, Channel, ExecutorContext, canonical_json,
+from toolkit.base_component import (BaseComponent, Channel, ExecutorContext, canonical_json,
                                encode_parameter)
 from toolkit.errors import ComponentError, GateError, ToolkitError
 from toolkit.metadata import MetadataStore, sqlite_config
 
 MANIFEST = ".toolkit-manifest.json"
-_MODES = ("interactive", "production")
-_mode: str | None = None
-
-
-def set_mode(mode: str) -> None:
-    """Switch every context in this process to ``"interactive"`` or ``"production"``.
-
-    In production mode gates are enforced: a component whose gate fails (an
-    ExampleValidator that found anomalies, a Pusher given an unblessed model)
-    raises :class:`toolkit.errors.GateError` after its outputs are recorded.
-    The exported notebook calls this right after its parameters cell.
-    """
-    global _mode
-    if mode not in _MODES:
-        raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
-    _mode = mode
-
-
-def get_mode() -> str:
-    if _mode is not None:
-        return _mode
-    env = os.environ.get("TOOLKIT_MODE", "interactive").strip().lower()
-    return env if env in _MODES else "interactive"
 
 
 class InteractiveContext:

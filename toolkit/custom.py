@@ -33,8 +33,8 @@ import typing
 from typing import Any, Callable, Generic, TypeVar
 
 from toolkit.artifacts import ARTIFACT_TYPES, Artifact, register_artifact_type
-from toolkit.component import BaseComponent, InputSpec
-from toolkit.component import Parameter as ParameterSpec
+from toolkit.base_component import BaseComponent, InputSpec
+from toolkit.base_component import ExecutionParameter
 from toolkit.errors import ToolkitError
 
 T = TypeVar("T")
@@ -77,7 +77,8 @@ class _FunctionComponent(BaseComponent):
         super().__init__(**kwargs)
 
     def Do(self, input_dict, output_dict, exec_properties, ctx) -> None:
-        from toolkit.components._module import UserCodeError, call_user_function, function_label
+        from toolkit.components._module import call_user_function, function_label
+        from toolkit.errors import UserCodeError
 
         fn = type(self)._fn
         kwargs: dict[str, Any] = {}
@@ -157,7 +158,7 @@ def _declarations(fn: Callable[..., Any], caller: dict[str, Any]):
     signature = inspect.signature(fn)
     inputs: dict[str, InputSpec] = {}
     outputs: dict[str, type[Artifact]] = {}
-    parameters: dict[str, ParameterSpec] = {}
+    parameters: dict[str, ExecutionParameter] = {}
     order: list[str] = []
     for name, param in signature.parameters.items():
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
@@ -183,7 +184,7 @@ def _declarations(fn: Callable[..., Any], caller: dict[str, Any]):
             raise ToolkitError(f"@component {fn.__name__}: argument {name!r} has type {hint!r}; "
                                "use InputArtifact[...], OutputArtifact[...] or one of int, "
                                "float, str, bool, list, dict")
-        parameters[name] = ParameterSpec(base, default=param.default if has_default else None,
+        parameters[name] = ExecutionParameter(base, default=param.default if has_default else None,
                                          required=not has_default and not optional)
         order.append(name)
     return inputs, outputs, parameters, order

@@ -31,6 +31,18 @@ class GateError(ToolkitError):
     """A production gate (validation, blessing) stopped the pipeline."""
 
 
+class UserCodeError(ToolkitError):
+    """User code (a module file, a callable parameter) is missing, broken or raised."""
+
+
+class ModuleFileError(UserCodeError):
+    """A module file does not exist, does not compile, or lacks the function asked for."""
+
+
+class PushRefused(ToolkitError):
+    """A push that must not happen: no blessing at all, or a destination out of bounds."""
+
+
 class ExportError(ToolkitError):
     """A notebook cannot be exported; the message names the notebook, the cell and the reason."""
 
@@ -44,3 +56,7 @@ class ExportError(ToolkitError):
 
 class ParameterError(ToolkitError):
     """A parameter value or a parameter declaration does not fit the notebook's parameters."""
+
+
+class RunError(ToolkitError):
+    """The notebook could not be run (missing file, unreadable notebook)."""

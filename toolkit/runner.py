@@ -21,9 +21,9 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import toolkit
 from toolkit._scoped import temporarily
-from toolkit._text import shorten, show_controls
-from toolkit.errors import ParameterError, ToolkitError
-from toolkit.exporter.parameters import Parameter, one_line, resolve_values
+from toolkit._text import first_line, one_line, shorten, show_controls
+from toolkit.errors import ParameterError, RunError
+from toolkit.exporter.parameters import Parameter, resolve_values
 from toolkit.exporter.schema import find_schema, load_schema, load_values, notebook_stem
 
 RUN_LOG_ENV = "TOOLKIT_RUN_LOG"
@@ -33,10 +33,6 @@ RUN_LOG_NAME = "executions.jsonl"
 KERNEL_NAME = "python3"
 
 Progress = Callable[[str], None]
-
-
-class RunError(ToolkitError):
-    """The notebook could not be run (missing file, unreadable notebook)."""
 
 
 @dataclass
@@ -232,7 +228,7 @@ def _execute(
         return _Failure(
             reason=_reason(exc.ename, exc.evalue),
             cell=exc.cell_index + 1,
-            source=_first_line(exc.source),
+            source=_cell_line(exc.source),
             error=exc.ename,
         )
     except KeyboardInterrupt:
@@ -261,12 +257,6 @@ def _reason(ename: str, evalue: str) -> str:
         return message or ename
     return f"{ename}: {message}" if message else ename
 
-
-def _first_line(source: str | None, limit: int = 80) -> str:
-    for line in (source or "").splitlines():
-        if line.strip():
-            return shorten(show_controls(one_line(line.strip())), limit)
-    return ""
 
 
 @contextmanager
@@ -314,7 +304,7 @@ class _CellProgress:
         elapsed = time.perf_counter() - (self.started or time.perf_counter())
         status = ((execute_reply or {}).get("content") or {}).get("status", "ok")
         mark = "" if status == "ok" else "  FAILED"
-        self.emit(f"cell {cell_index + 1:>3}  {elapsed:7.2f}s  {_first_line(cell.get('source'), 70)}{mark}")
+        self.emit(f"cell {cell_index + 1:>3}  {elapsed:7.2f}s  {_cell_line(cell.get('source'), 70)}{mark}")
 
 
 def read_run_log(path: Path) -> tuple[list[dict[str, Any]], int]:
@@ -401,3 +391,8 @@ def build_summary(
 
 def print_progress(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
+
+
+def _cell_line(source: str | None, limit: int = 80) -> str:
+    """A cell's first line of code, printable, for progress lines and failure reports."""
+    return shorten(show_controls(one_line(first_line(source))), limit)

@@ -201,7 +201,7 @@ def test_module_file_through_dotdot_is_resolved_and_fingerprinted(tmp_path, monk
 
 def _channels():
     from toolkit.artifacts import Examples, Schema
-    from toolkit.component import Channel
+    from toolkit.base_component import Channel
 
     return {"examples": Channel.from_artifacts([Examples(uri="/nowhere/examples", id=1)]),
             "schema": Channel.from_artifacts([Schema(uri="/nowhere/schema", id=2)])}

@@ -21,15 +21,7 @@ import types
 from typing import Any, Callable, Iterator
 
 from toolkit._scoped import temporarily
-from toolkit.errors import ToolkitError
-
-
-class UserCodeError(ToolkitError):
-    """User code (a module file, a callable parameter) is missing, broken or raised."""
-
-
-class ModuleFileError(UserCodeError):
-    """A module file does not exist, does not compile, or lacks the function asked for."""
+from toolkit.errors import ModuleFileError, ToolkitError, UserCodeError
 
 
 def resolve_function(*, module_file: str | None, function: Any, name: str,

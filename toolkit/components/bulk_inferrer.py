@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from toolkit.artifacts import Examples, InferenceResult, Model, ModelBlessing
-from toolkit.component import BaseComponent, ExecutorContext, InputSpec, Parameter
+from toolkit.base_component import BaseComponent, ExecutorContext, InputSpec, ExecutionParameter
 from toolkit.components._io import check_splits, read_split, write_split
 from toolkit.components._model_io import (blessing_verdict, feature_tensor, load_signature,
                                           serialize_examples, serialized_input)
@@ -40,7 +40,7 @@ class BulkInferrer(BaseComponent):
     INPUTS = {"examples": InputSpec(Examples), "model": InputSpec(Model),
               "model_blessing": InputSpec(ModelBlessing, optional=True)}
     OUTPUTS = {"inference_result": InferenceResult}
-    PARAMETERS = {"data_spec": Parameter(dict), "model_spec": Parameter(dict)}
+    PARAMETERS = {"data_spec": ExecutionParameter(dict), "model_spec": ExecutionParameter(dict)}
 
     def __init__(self, examples, model, model_blessing=None, data_spec: dict | None = None,
                  model_spec: dict | None = None):

@@ -14,7 +14,7 @@ from typing import Any
 
 from toolkit._quiet import quiet_tensorflow
 from toolkit.artifacts import Examples, Model, ModelBlessing, ModelEvaluation, TransformGraph
-from toolkit.component import BaseComponent, ExecutorContext, InputSpec, Parameter
+from toolkit.base_component import BaseComponent, ExecutorContext, InputSpec, ExecutionParameter
 from toolkit.components._io import check_splits, read_split
 from toolkit.components._model_io import load_signature, serialize_examples
 from toolkit.errors import InputDataError, ToolkitError
@@ -44,9 +44,9 @@ class Evaluator(BaseComponent):
               "baseline_model": InputSpec(Model, optional=True),
               "transform_graph": InputSpec(TransformGraph, optional=True)}
     OUTPUTS = {"evaluation": ModelEvaluation, "blessing": ModelBlessing}
-    PARAMETERS = {"eval_config": Parameter(object, required=True),
-                  "example_splits": Parameter(list, default=["eval"]),
-                  "engine": Parameter(str, default="auto")}
+    PARAMETERS = {"eval_config": ExecutionParameter(object, required=True),
+                  "example_splits": ExecutionParameter(list, default=["eval"]),
+                  "engine": ExecutionParameter(str, default="auto")}
 
     def __init__(self, examples, model, eval_config, baseline_model=None, transform_graph=None,
                  example_splits: list[str] | None = None, engine: str = "auto"):

@@ -14,7 +14,7 @@ import os
 from typing import Any
 
 from toolkit.artifacts import Examples, Schema
-from toolkit.component import BaseComponent, ExecutorContext, InputSpec, Parameter
+from toolkit.base_component import BaseComponent, ExecutorContext, InputSpec, ExecutionParameter
 from toolkit.components._io import record_splits, split_file, write_split
 from toolkit.errors import InputDataError
 
@@ -79,8 +79,8 @@ class CsvExampleGen(_ExampleGenBase):
     """
 
     INPUTS = {"schema": InputSpec(Schema, optional=True)}
-    PARAMETERS = {"input_base": Parameter(str, required=True, fingerprint="tree"),
-                  "input_config": Parameter(dict), "output_config": Parameter(dict)}
+    PARAMETERS = {"input_base": ExecutionParameter(str, required=True, fingerprint="tree"),
+                  "input_config": ExecutionParameter(dict), "output_config": ExecutionParameter(dict)}
 
     def __init__(self, input_base: str, input_config: dict | None = None,
                  output_config: dict | None = None, schema=None):
@@ -114,8 +114,8 @@ class CsvExampleGen(_ExampleGenBase):
 class ImportExampleGen(_ExampleGenBase):
     """Imports TFRecord files of serialized ``tf.Example`` (plain or GZIP) under ``input_base``."""
 
-    PARAMETERS = {"input_base": Parameter(str, required=True, fingerprint="tree"),
-                  "input_config": Parameter(dict), "output_config": Parameter(dict)}
+    PARAMETERS = {"input_base": ExecutionParameter(str, required=True, fingerprint="tree"),
+                  "input_config": ExecutionParameter(dict), "output_config": ExecutionParameter(dict)}
 
     def __init__(self, input_base: str, input_config: dict | None = None,
                  output_config: dict | None = None):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 
 from toolkit.artifacts import ExampleAnomalies, ExampleStatistics, Schema
-from toolkit.component import BaseComponent, InputSpec, Parameter
+from toolkit.base_component import BaseComponent, InputSpec, ExecutionParameter
 
 
 class ExampleValidator(BaseComponent):
@@ -24,8 +24,8 @@ class ExampleValidator(BaseComponent):
               "baseline_statistics": InputSpec(ExampleStatistics, optional=True),
               "serving_statistics": InputSpec(ExampleStatistics, optional=True)}
     OUTPUTS = {"anomalies": ExampleAnomalies}
-    PARAMETERS = {"exclude_splits": Parameter(list, default=[]),
-                  "allowed_anomalies": Parameter(list, default=[])}
+    PARAMETERS = {"exclude_splits": ExecutionParameter(list, default=[]),
+                  "allowed_anomalies": ExecutionParameter(list, default=[])}
 
     def __init__(self, statistics, schema, baseline_statistics=None, serving_statistics=None,
                  exclude_splits: list[str] | None = None,

@@ -20,10 +20,11 @@ from typing import Any
 
 import toolkit
 from toolkit.artifacts import Examples, InfraBlessing, Model
-from toolkit.component import BaseComponent, ExecutorContext, InputSpec, Parameter
+from toolkit.base_component import BaseComponent, ExecutorContext, InputSpec, ExecutionParameter
 from toolkit.components._io import read_split
 from toolkit.components._model_io import (feature_tensor, has_saved_model, serialize_examples,
                                           serialized_input, serving_model_path)
+from toolkit._text import error_line
 from toolkit.errors import ToolkitError
 
 RESULT_FILE = "infra_validation.json"
@@ -52,8 +53,8 @@ class InfraValidator(BaseComponent):
 
     INPUTS = {"model": InputSpec(Model), "examples": InputSpec(Examples, optional=True)}
     OUTPUTS = {"blessing": InfraBlessing}
-    PARAMETERS = {"serving_spec": Parameter(dict), "request_spec": Parameter(dict),
-                  "validation_spec": Parameter(dict)}
+    PARAMETERS = {"serving_spec": ExecutionParameter(dict), "request_spec": ExecutionParameter(dict),
+                  "validation_spec": ExecutionParameter(dict)}
 
     def __init__(self, model, examples=None, serving_spec: dict | None = None,
                  request_spec: dict | None = None, validation_spec: dict | None = None):
@@ -193,7 +194,7 @@ def _child(request_path: str, result_path: str) -> None:
             loaded = tf.saved_model.load(request["model_dir"])
         except Exception as exc:
             raise _Failure(f"the SavedModel did not load: {type(exc).__name__}: "
-                           f"{_first(exc)}") from None
+                           f"{error_line(exc, 300)}") from None
         result["load_time_s"] = time.perf_counter() - started
         missing = [s for s in request["signatures"] if s not in loaded.signatures]
         if missing:
@@ -204,7 +205,7 @@ def _child(request_path: str, result_path: str) -> None:
     except _Failure as exc:
         result["error"] = str(exc)
     except Exception as exc:
-        result["error"] = f"{type(exc).__name__}: {_first(exc)}"
+        result["error"] = f"{type(exc).__name__}: {error_line(exc, 300)}"
     with open(result_path, "w", encoding="utf-8") as handle:
         json.dump(result, handle)
 
@@ -242,7 +243,7 @@ def _call(signature, inputs: dict[str, Any], name: str, what: str) -> tuple[Any,
     try:
         answer = signature(**inputs)
     except Exception as exc:
-        raise _Failure(f"{name} failed on {what}: {type(exc).__name__}: {_first(exc)}") from None
+        raise _Failure(f"{name} failed on {what}: {type(exc).__name__}: {error_line(exc, 300)}") from None
     return answer, (time.perf_counter() - started) * 1000
 
 
@@ -278,8 +279,4 @@ def _check(answer: dict[str, Any], rows: int, name: str, what: str) -> None:
         if value.dtype.kind in "fc" and not np.all(np.isfinite(value)):
             raise _Failure(f"{name} output {key!r} is not finite (NaN or Inf) for {what}")
 
-
-def _first(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return (lines[0] if lines else type(exc).__name__)[:300]
 

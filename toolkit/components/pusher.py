@@ -17,16 +17,12 @@ from typing import Any
 from toolkit._paths import resolve_within
 from toolkit._process import pid_alive
 from toolkit.artifacts import InfraBlessing, Model, ModelBlessing, PushedModel
-from toolkit.component import BaseComponent, ExecutorContext, InputSpec, Parameter
+from toolkit.base_component import BaseComponent, ExecutorContext, InputSpec, ExecutionParameter
 from toolkit.components._model_io import blessing_verdict, has_saved_model, serving_model_path
-from toolkit.errors import ToolkitError
+from toolkit.errors import PushRefused, ToolkitError
 
 #: environment variable naming the folder push destinations must stay inside
 PUSH_ROOT_ENV = "TOOLKIT_PUSH_ROOT"
-
-
-class PushRefused(ToolkitError):
-    """A push that must not happen: no blessing at all, or a destination out of bounds."""
 
 
 class Pusher(BaseComponent):
@@ -54,9 +50,9 @@ class Pusher(BaseComponent):
               "model_blessing": InputSpec(ModelBlessing, optional=True),
               "infra_blessing": InputSpec(InfraBlessing, optional=True)}
     OUTPUTS = {"pushed_model": PushedModel}
-    PARAMETERS = {"push_destination": Parameter(object, required=True),
-                  "allowed_root": Parameter(str),
-                  "require_blessing": Parameter(bool, default=True)}
+    PARAMETERS = {"push_destination": ExecutionParameter(object, required=True),
+                  "allowed_root": ExecutionParameter(str),
+                  "require_blessing": ExecutionParameter(bool, default=True)}
 
     def __init__(self, model, push_destination: Any, model_blessing=None, infra_blessing=None,
                  allowed_root: str | None = None, require_blessing: bool = True):

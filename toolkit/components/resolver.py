@@ -17,7 +17,7 @@ import os
 from typing import Any
 
 from toolkit.artifacts import Artifact, Model, ModelBlessing
-from toolkit.component import Channel
+from toolkit.base_component import Channel
 
 
 def latest_blessed_model(context: Any, exclude: Any = None,

@@ -5,7 +5,7 @@ import os
 import shutil
 
 from toolkit.artifacts import ExampleStatistics, Schema
-from toolkit.component import BaseComponent, InputSpec, Parameter
+from toolkit.base_component import BaseComponent, InputSpec, ExecutionParameter
 from toolkit.errors import InputDataError
 
 
@@ -20,8 +20,8 @@ class SchemaGen(BaseComponent):
 
     INPUTS = {"statistics": InputSpec(ExampleStatistics)}
     OUTPUTS = {"schema": Schema}
-    PARAMETERS = {"infer_feature_shape": Parameter(bool, default=True),
-                  "exclude_splits": Parameter(list, default=[])}
+    PARAMETERS = {"infer_feature_shape": ExecutionParameter(bool, default=True),
+                  "exclude_splits": ExecutionParameter(list, default=[])}
 
     def __init__(self, statistics, infer_feature_shape: bool = True,
                  exclude_splits: list[str] | None = None):
@@ -51,7 +51,7 @@ class ImportSchemaGen(BaseComponent):
     """Imports a curated ``schema.pbtxt`` (a text Schema proto) as a Schema artifact."""
 
     OUTPUTS = {"schema": Schema}
-    PARAMETERS = {"schema_file": Parameter(str, required=True, fingerprint="file")}
+    PARAMETERS = {"schema_file": ExecutionParameter(str, required=True, fingerprint="file")}
 
     def __init__(self, schema_file: str):
         super().__init__(schema_file=os.fspath(schema_file))

@@ -6,7 +6,7 @@ import os
 
 from toolkit._quiet import offline_beam, quiet_tensorflow
 from toolkit.artifacts import ExampleStatistics, Examples, Schema
-from toolkit.component import BaseComponent, InputSpec, Parameter
+from toolkit.base_component import BaseComponent, InputSpec, ExecutionParameter
 from toolkit.components._io import read_split, split_pattern
 
 
@@ -26,7 +26,7 @@ class StatisticsGen(BaseComponent):
 
     INPUTS = {"examples": InputSpec(Examples), "schema": InputSpec(Schema, optional=True)}
     OUTPUTS = {"statistics": ExampleStatistics}
-    PARAMETERS = {"stats_options": Parameter(object), "exclude_splits": Parameter(list, default=[])}
+    PARAMETERS = {"stats_options": ExecutionParameter(object), "exclude_splits": ExecutionParameter(list, default=[])}
 
     def __init__(self, examples, schema=None, stats_options=None, exclude_splits=None):
         super().__init__(examples=examples, schema=schema, stats_options=stats_options,

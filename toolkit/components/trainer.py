@@ -16,11 +16,11 @@ from typing import Any, Callable, Iterator
 
 from toolkit._quiet import quiet_tensorflow
 from toolkit.artifacts import Examples, Model, ModelRun, Schema, TransformGraph
-from toolkit.component import BaseComponent, ExecutorContext, InputSpec, Parameter
+from toolkit.base_component import BaseComponent, ExecutorContext, InputSpec, ExecutionParameter
 from toolkit.components._model_io import SERVING_DIR, arrow_types, has_saved_model, to_list_batch
-from toolkit.components._module import (UserCodeError, call_user_function, resolve_function,
+from toolkit.components._module import (call_user_function, resolve_function,
                                         tfx_names)
-from toolkit.errors import InputDataError
+from toolkit.errors import InputDataError, UserCodeError
 
 #: at most this many rows are kept in memory (serialized) between epochs
 CACHE_ROWS = 1_000_000
@@ -141,10 +141,10 @@ class Trainer(BaseComponent):
               "schema": InputSpec(Schema, optional=True),
               "base_model": InputSpec(Model, optional=True)}
     OUTPUTS = {"model": Model, "model_run": ModelRun}
-    PARAMETERS = {"module_file": Parameter(str, fingerprint="file"),
-                  "run_fn": Parameter(object),
-                  "train_args": Parameter(dict), "eval_args": Parameter(dict),
-                  "hyperparameters": Parameter(dict), "custom_config": Parameter(dict)}
+    PARAMETERS = {"module_file": ExecutionParameter(str, fingerprint="file"),
+                  "run_fn": ExecutionParameter(object),
+                  "train_args": ExecutionParameter(dict), "eval_args": ExecutionParameter(dict),
+                  "hyperparameters": ExecutionParameter(dict), "custom_config": ExecutionParameter(dict)}
 
     def __init__(self, module_file: str | None = None, examples=None, transform_graph=None,
                  schema=None, train_args: dict | None = None, eval_args: dict | None = None,

@@ -12,11 +12,11 @@ from typing import Callable
 
 from toolkit._quiet import offline_beam, quiet_tensorflow
 from toolkit.artifacts import Examples, Schema, TransformGraph
-from toolkit.component import BaseComponent, ExecutorContext, InputSpec, Parameter
+from toolkit.base_component import BaseComponent, ExecutorContext, InputSpec, ExecutionParameter
 from toolkit.components._io import check_splits, record_splits, split_pattern
 from toolkit.components._model_io import arrow_types, to_list_batch
-from toolkit.components._module import UserCodeError, _source_file, describe, resolve_function
-from toolkit.errors import InputDataError, ToolkitError
+from toolkit.components._module import _source_file, describe, resolve_function
+from toolkit.errors import InputDataError, ToolkitError, UserCodeError
 
 #: used when neither the context nor ``context.run`` gives Beam arguments
 DEFAULT_BEAM_ARGS = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
@@ -45,10 +45,10 @@ class Transform(BaseComponent):
 
     INPUTS = {"examples": InputSpec(Examples), "schema": InputSpec(Schema)}
     OUTPUTS = {"transform_graph": TransformGraph, "transformed_examples": Examples}
-    PARAMETERS = {"module_file": Parameter(str, fingerprint="file"),
-                  "preprocessing_fn": Parameter(object),
-                  "splits_config": Parameter(dict),
-                  "custom_config": Parameter(dict)}
+    PARAMETERS = {"module_file": ExecutionParameter(str, fingerprint="file"),
+                  "preprocessing_fn": ExecutionParameter(object),
+                  "splits_config": ExecutionParameter(dict),
+                  "custom_config": ExecutionParameter(dict)}
 
     def __init__(self, examples, schema, module_file: str | None = None,
                  preprocessing_fn: Callable | str | None = None,

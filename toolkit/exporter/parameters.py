@@ -13,11 +13,10 @@ import json
 import keyword
 import math
 import tokenize
-import unicodedata
 from dataclasses import dataclass, replace
 from typing import Any, Iterable
 
-from toolkit._text import shorten
+from toolkit._text import one_line, shorten
 from toolkit.errors import ParameterError
 
 TYPES: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool, "list": list, "dict": dict}
@@ -206,10 +205,6 @@ def resolve_values(
     effective = {name: overrides.get(name, param.default) for name, param in declared.items()}
     return overrides, effective
 
-
-def one_line(text: str) -> str:
-    """Replace control, line- and paragraph-separator characters with spaces."""
-    return "".join(" " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") else ch for ch in text)
 
 
 def comments_by_line(code: str) -> dict[int, str]:

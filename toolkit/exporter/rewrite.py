@@ -15,12 +15,13 @@ from typing import Any, Sequence
 
 from toolkit._text import shorten
 from toolkit.exporter.notebook import split_lines
-from toolkit.exporter.parameters import Parameter, one_line
+from toolkit._text import one_line
+from toolkit.exporter.parameters import Parameter
 
 EXPORT_FORMAT = 1
 HEADER_TAG = "toolkit-header"
 PRODUCTION_TAG = "toolkit-production-mode"
-PRODUCTION_SOURCE = 'import toolkit.context as _toolkit_context\n_toolkit_context.set_mode("production")'
+PRODUCTION_SOURCE = 'import toolkit as _toolkit\n_toolkit.set_mode("production")'
 KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
 _CELL_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _MARKDOWN_SPECIALS = set("\\`*_{}[]()#+-.!|~$:")

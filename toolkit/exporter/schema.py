@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
+from toolkit._text import squeeze
 from toolkit.errors import ParameterError
 from toolkit.exporter.parameters import Parameter
 
@@ -61,7 +62,7 @@ def load_schema(path: Path) -> list[Parameter]:
 
             document = yaml.safe_load(text)
     except Exception as exc:
-        raise ParameterError(f"{path}: cannot read the parameters file ({_one_line(exc)})") from None
+        raise ParameterError(f"{path}: cannot read the parameters file ({squeeze(str(exc))})") from None
     entries = document.get("parameters") if isinstance(document, dict) else None
     if not isinstance(entries, list):
         raise ParameterError(f"{path}: expected a mapping with a 'parameters' list")
@@ -87,13 +88,10 @@ def load_values(path: Path) -> dict[str, Any]:
 
         values = yaml.safe_load(text)
     except Exception as exc:
-        raise ParameterError(f"{path}: not valid YAML/JSON ({_one_line(exc)})") from None
+        raise ParameterError(f"{path}: not valid YAML/JSON ({squeeze(str(exc))})") from None
     if values is None:
         return {}
     if not isinstance(values, dict) or not all(isinstance(key, str) for key in values):
         raise ParameterError(f"{path}: expected a mapping of parameter names to values")
     return values
 
-
-def _one_line(exc: Exception) -> str:
-    return " ".join(str(exc).split())

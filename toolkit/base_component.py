@@ -25,7 +25,7 @@ class InputSpec:
 
 
 @dataclasses.dataclass(frozen=True)
-class Parameter:
+class ExecutionParameter:
     """A component parameter.
 
     ``fingerprint`` names how the value's *content* enters the cache key:
@@ -100,7 +100,7 @@ class BaseComponent:
 
     INPUTS: ClassVar[dict[str, InputSpec]] = {}
     OUTPUTS: ClassVar[dict[str, type[Artifact]]] = {}
-    PARAMETERS: ClassVar[dict[str, Parameter]] = {}
+    PARAMETERS: ClassVar[dict[str, ExecutionParameter]] = {}
     #: bump when an executor changes what it writes, so old cache entries are not reused
     EXECUTOR_VERSION: ClassVar[str] = "1"
 
