@@ -145,10 +145,10 @@ class SlicingSpec:
     def is_slice_applicable(self, slice_key: tuple) -> bool:
         """TFMA's rule: the key's columns are exactly this spec's, fixed values match."""
         columns = list(self.feature_keys)
-        fixed = [(k, _typed(v)) for k, v in self.feature_values]
+        fixed = [(k, slice_value(v)) for k, v in self.feature_values]
         for column, value in slice_key:
-            if (column, _typed(value)) in fixed:
-                fixed.remove((column, _typed(value)))
+            if (column, slice_value(value)) in fixed:
+                fixed.remove((column, slice_value(value)))
             elif column in columns:
                 columns.remove(column)
             else:
@@ -156,7 +156,7 @@ class SlicingSpec:
         return not fixed and not columns
 
 
-def _typed(value: Any) -> Any:
+def slice_value(value: Any) -> Any:
     """TFMA compares slice values after turning '2' into 2 and '2.5' into 2.5."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return value
@@ -222,16 +222,6 @@ Threshold = ValueThreshold | ChangeThreshold
 SliceRestriction = SlicingSpec | CrossSlicingSpec | None
 
 
-@dataclass(frozen=True)
-class ThresholdRule:
-    """One (metric name, slice restriction, threshold) triple, in TFMA's order."""
-
-    metric_name: str
-    restriction: SliceRestriction
-    threshold: Threshold
-    model_names: tuple[str, ...] = ()
-
-
 @dataclass
 class MetricConfig:
     class_name: str
@@ -284,9 +274,6 @@ class EvalConfig:
                     specs.append(spec)
         return specs or [SlicingSpec()]
 
-    def threshold_rules(self) -> list[ThresholdRule]:
-        return _threshold_rules(self)
-
     def to_proto(self) -> Any:
         """The equivalent ``tfma.EvalConfig`` (imports TFMA)."""
         from google.protobuf import json_format
@@ -314,8 +301,8 @@ def from_dict(raw: dict[str, Any]) -> EvalConfig:
         )
     if len(model_specs) > 1 and any(not spec.name for spec in model_specs):
         raise EvalConfigError("with a baseline model every model_spec needs a name")
-    slicing_specs = [_slicing_spec(d) for d in raw.get("slicing_specs", [])]
-    cross_specs = [_cross_slicing_spec(d) for d in raw.get("cross_slicing_specs", [])]
+    slicing_specs = [parse_slicing_spec(d) for d in raw.get("slicing_specs", [])]
+    cross_specs = [parse_cross_slicing_spec(d) for d in raw.get("cross_slicing_specs", [])]
     metrics_specs = [_metrics_spec(d) for d in raw.get("metrics_specs", [])]
     options = _options(raw.get("options", {}))
     return EvalConfig(model_specs, slicing_specs, cross_specs, metrics_specs, options, raw=raw)
@@ -334,7 +321,7 @@ def _model_spec(d: Mapping[str, Any]) -> ModelSpec:
     )
 
 
-def _slicing_spec(d: Mapping[str, Any]) -> SlicingSpec:
+def parse_slicing_spec(d: Mapping[str, Any]) -> SlicingSpec:
     if d.get("slice_keys_sql"):
         raise EvalConfigError("slicing_specs.slice_keys_sql is not supported; use feature_keys/feature_values")
     keys = d.get("feature_keys", [])
@@ -347,10 +334,10 @@ def _slicing_spec(d: Mapping[str, Any]) -> SlicingSpec:
     )
 
 
-def _cross_slicing_spec(d: Mapping[str, Any]) -> CrossSlicingSpec:
+def parse_cross_slicing_spec(d: Mapping[str, Any]) -> CrossSlicingSpec:
     return CrossSlicingSpec(
-        baseline_spec=_slicing_spec(d.get("baseline_spec", {})),
-        slicing_specs=tuple(_slicing_spec(s) for s in d.get("slicing_specs", [])),
+        baseline_spec=parse_slicing_spec(d.get("baseline_spec", {})),
+        slicing_specs=tuple(parse_slicing_spec(s) for s in d.get("slicing_specs", [])),
     )
 
 
@@ -404,7 +391,7 @@ def _options(d: Mapping[str, Any]) -> Options:
     )
 
 
-def _threshold(d: Mapping[str, Any] | None) -> list[Threshold]:
+def parse_thresholds(d: Mapping[str, Any] | None) -> list[Threshold]:
     if not d:
         return []
     out: list[Threshold] = []
@@ -437,45 +424,6 @@ def _threshold(d: Mapping[str, Any] | None) -> list[Threshold]:
             )
         )
     return out
-
-
-def _threshold_rules(config: EvalConfig) -> list[ThresholdRule]:
-    """All thresholds of the config, in the order TFMA's validator visits them."""
-    from toolkit.evaluation.metrics import metric_name
-
-    rules: list[ThresholdRule] = []
-
-    def add(name: str, restriction: SliceRestriction, threshold_dict: Mapping | None, models: tuple[str, ...]):
-        for threshold in _threshold(threshold_dict):
-            rule = ThresholdRule(name, restriction, threshold, models)
-            if rule not in rules:
-                rules.append(rule)
-
-    for spec in config.metrics_specs:
-        for name, thr in (spec.raw.get("thresholds") or {}).items():
-            add(name, None, thr, spec.model_names)
-        for name, per_slice in (spec.raw.get("per_slice_thresholds") or {}).items():
-            for item in per_slice.get("thresholds", []):
-                for slicing in item.get("slicing_specs", []):
-                    add(name, _slicing_spec(slicing), item.get("threshold"), spec.model_names)
-        for name, cross in (spec.raw.get("cross_slice_thresholds") or {}).items():
-            for item in cross.get("thresholds", []):
-                for crossing in item.get("cross_slicing_specs", []):
-                    add(name, _cross_slicing_spec(crossing), item.get("threshold"), spec.model_names)
-        for metric in spec.metrics:
-            name = metric_name(metric)
-            add(name, None, metric.raw.get("threshold"), spec.model_names)
-            for item in metric.raw.get("per_slice_thresholds", []) or []:
-                for slicing in item.get("slicing_specs", []):
-                    add(name, _slicing_spec(slicing), item.get("threshold"), spec.model_names)
-            for item in metric.raw.get("cross_slice_thresholds", []) or []:
-                for crossing in item.get("cross_slicing_specs", []):
-                    add(name, _cross_slicing_spec(crossing), item.get("threshold"), spec.model_names)
-    return rules
-
-
-def has_change_thresholds(config: EvalConfig) -> bool:
-    return any(isinstance(rule.threshold, ChangeThreshold) for rule in config.threshold_rules())
 
 
 def with_baseline_predictions(config: EvalConfig, prediction_key: str) -> EvalConfig:

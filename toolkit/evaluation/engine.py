@@ -28,7 +28,7 @@ from toolkit.evaluation.metrics import ResolvedMetric
 from toolkit.evaluation.result import EvalResult
 from toolkit.evaluation.slicing import SliceSet, build_slices, check_columns
 from toolkit.evaluation.stats import StatsPlan
-from toolkit.evaluation.validation import validate
+from toolkit.evaluation.validation import has_change_thresholds, threshold_rules, validate
 from toolkit.evaluation.values import MetricKey, MetricValue, SliceMetrics, small_slice_message
 
 logger = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ def evaluate(
     data = dataframe
     if baseline is not None:
         config, data = _attach_baseline(config, dataframe, baseline)
-    if config.baseline is None and config_mod.has_change_thresholds(config) and not rubber_stamp:
+    if config.baseline is None and has_change_thresholds(config) and not rubber_stamp:
         raise EvalConfigError(
             "the EvalConfig has change thresholds but no baseline model: pass baseline=<column or "
             "dataframe> or add a model_spec with is_baseline: true (or rubber_stamp=True on a first run)"
@@ -189,7 +189,7 @@ def _plan(config: EvalConfig):
             for model in models:
                 for weighted in weightings:
                     planned.append(_Planned(resolved, model, weighted))
-    for rule in config.threshold_rules():
+    for rule in threshold_rules(config):
         if rule.metric_name in array_names:
             raise EvalConfigError(
                 f"a threshold is set on {rule.metric_name!r}, which has one value per threshold; "
@@ -471,7 +471,7 @@ def _merge(slices: list[SliceMetrics], extra: list[SliceMetrics]) -> None:
 
 def _finish(config: EvalConfig, slices: list[SliceMetrics], empty, engine_used: str, baseline_slice,
             rubber_stamp: bool, missing_values: dict[str, int] | None = None) -> EvalResult:
-    rules = config.threshold_rules()
+    rules = threshold_rules(config)
     baseline_model = config.baseline.name if config.baseline else None
     if baseline_model is None:
         rules = [r for r in rules if not isinstance(r.threshold, config_mod.ChangeThreshold)]

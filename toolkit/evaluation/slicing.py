@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from toolkit.evaluation.config import SlicingSpec, _typed
+from toolkit.evaluation.config import SlicingSpec, slice_value
 from toolkit.evaluation.errors import MissingColumnError
 from toolkit.evaluation.stats import Incidence
 
@@ -66,11 +66,11 @@ def _is_numeric(series: pd.Series) -> bool:
 def _matches(series: pd.Series, raw: str) -> tuple[np.ndarray, Any]:
     """Rows equal to a feature_values entry, and the value as it appears in the key."""
     if _is_numeric(series):
-        typed = _typed(raw)
+        typed = slice_value(raw)
         if isinstance(typed, str):
             return np.zeros(len(series), bool), typed
         return (series.to_numpy() == typed), typed
-    return series.isin([raw, raw.encode()]).to_numpy(), _typed(raw)
+    return series.isin([raw, raw.encode()]).to_numpy(), slice_value(raw)
 
 
 def slice_display(key: SliceKey) -> str:

@@ -163,7 +163,7 @@ def _apply_min_slice_size(slices: list[SliceMetrics], config: EvalConfig) -> Non
             sm.metrics = {}
 
 
-def _deserialize_key(record) -> tuple:
+def deserialize_key(record) -> tuple:
     from tensorflow_model_analysis.slicer import slicer_lib
 
     if record.HasField("cross_slice_key"):
@@ -181,7 +181,7 @@ def _spec_label(key: tuple, specs: Sequence[SlicingSpec]) -> str:
 def _from_record(record, thresholds_by_name, sizes, specs) -> SliceMetrics:
     from google.protobuf import json_format
 
-    key = _deserialize_key(record)
+    key = deserialize_key(record)
     cross = is_cross_key(key)
     label = (f"{_spec_label(key[0], specs)} vs {_spec_label(key[1], specs)}" if cross
              else _spec_label(key, specs))

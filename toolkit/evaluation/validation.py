@@ -22,22 +22,74 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import pandas as pd
 
 from toolkit.evaluation.config import (
     ChangeThreshold,
     CrossSlicingSpec,
+    EvalConfig,
+    SliceRestriction,
     SlicingSpec,
     Threshold,
-    ThresholdRule,
     ValueThreshold,
+    parse_cross_slicing_spec,
+    parse_slicing_spec,
+    parse_thresholds,
 )
+from toolkit.evaluation.metrics import metric_name
 from toolkit.evaluation.slicing import slice_display
 from toolkit.evaluation.values import MetricKey, SliceMetrics
 
 METRIC_NOT_FOUND = "Metric not found."
+
+
+@dataclass(frozen=True)
+class ThresholdRule:
+    """One (metric name, slice restriction, threshold) triple, in TFMA's order."""
+
+    metric_name: str
+    restriction: SliceRestriction
+    threshold: Threshold
+    model_names: tuple[str, ...] = ()
+
+
+def threshold_rules(config: EvalConfig) -> list[ThresholdRule]:
+    """All thresholds of the config, in the order TFMA's validator visits them."""
+    rules: list[ThresholdRule] = []
+
+    def add(name: str, restriction: SliceRestriction, threshold_dict: Mapping | None, models: tuple[str, ...]):
+        for threshold in parse_thresholds(threshold_dict):
+            rule = ThresholdRule(name, restriction, threshold, models)
+            if rule not in rules:
+                rules.append(rule)
+
+    for spec in config.metrics_specs:
+        for name, thr in (spec.raw.get("thresholds") or {}).items():
+            add(name, None, thr, spec.model_names)
+        for name, per_slice in (spec.raw.get("per_slice_thresholds") or {}).items():
+            for item in per_slice.get("thresholds", []):
+                for slicing in item.get("slicing_specs", []):
+                    add(name, parse_slicing_spec(slicing), item.get("threshold"), spec.model_names)
+        for name, cross in (spec.raw.get("cross_slice_thresholds") or {}).items():
+            for item in cross.get("thresholds", []):
+                for crossing in item.get("cross_slicing_specs", []):
+                    add(name, parse_cross_slicing_spec(crossing), item.get("threshold"), spec.model_names)
+        for metric in spec.metrics:
+            name = metric_name(metric)
+            add(name, None, metric.raw.get("threshold"), spec.model_names)
+            for item in metric.raw.get("per_slice_thresholds", []) or []:
+                for slicing in item.get("slicing_specs", []):
+                    add(name, parse_slicing_spec(slicing), item.get("threshold"), spec.model_names)
+            for item in metric.raw.get("cross_slice_thresholds", []) or []:
+                for crossing in item.get("cross_slicing_specs", []):
+                    add(name, parse_cross_slicing_spec(crossing), item.get("threshold"), spec.model_names)
+    return rules
+
+
+def has_change_thresholds(config: EvalConfig) -> bool:
+    return any(isinstance(rule.threshold, ChangeThreshold) for rule in config.threshold_rules())
 
 
 @dataclass

@@ -1272,11 +1272,11 @@ def _failures_from_tfma(validation: Any) -> tuple[list[_Failure], bool | None, s
     from google.protobuf import json_format
 
     from toolkit.evaluation.slicing import slice_display
-    from toolkit.evaluation.tfma_adapter import _deserialize_key
+    from toolkit.evaluation.tfma_adapter import deserialize_key
 
     failures = []
     for per_slice in validation.metric_validations_per_slice:
-        name = slice_display(_deserialize_key(per_slice))  # a slice_key or a cross_slice_key
+        name = slice_display(deserialize_key(per_slice))  # a slice_key or a cross_slice_key
         for failure in per_slice.failures:
             metric, threshold = _parse_metric(failure.metric_key.name)
             if failure.metric_key.is_diff:
