@@ -96,9 +96,10 @@ def bench_run(notebook: Path, repeat: int, work: Path) -> dict:
     from papermill.parameterize import parameterize_notebook
 
     from toolkit import runner
+    from toolkit.exporter.inspection import notebook_parameters, source_directory
 
-    declared = {p.name for p in runner.notebook_parameters(notebook)[0]}
-    cwd = runner.source_directory(notebook) or work
+    declared = {p.name for p in notebook_parameters(notebook)[0]}
+    cwd = source_directory(notebook) or work
     baseline, ours = [], []
     root = None
     for index in range(repeat):
@@ -108,7 +109,7 @@ def bench_run(notebook: Path, repeat: int, work: Path) -> dict:
         nb = load_notebook_node(str(notebook))
         if params:
             nb = parameterize_notebook(nb, params, kernel_name="python3")
-        with runner._kernel_environment(work / f"nbclient-{index}.jsonl"):
+        with runner.kernel_environment(work / f"nbclient-{index}.jsonl"):
             start = time.perf_counter()
             NotebookClient(nb, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}).execute()
             nbformat.write(nb, work / f"nbclient-{index}.ipynb")

@@ -14,8 +14,8 @@ import toolkit
 from datapaths import REPO
 from toolkit.errors import ExportError, ToolkitError
 from toolkit.exporter import check_export, export_notebook
-from toolkit.exporter.parameters import Parameter
-from toolkit.exporter.schema import load_schema
+from toolkit.exporter.parameters import NotebookParameter
+from toolkit.exporter.params_file import read_params_file
 
 CONTEXT = 'from toolkit import InteractiveContext\ncontext = InteractiveContext(pipeline_root="runs/x")'
 
@@ -49,11 +49,11 @@ def export_error(tmp_path: Path, *cells, params=()) -> ExportError:
     return info.value
 
 
-def test_export_writes_clean_parameterized_notebook_and_schema(pipeline_notebook: Path, tmp_path: Path) -> None:
+def test_export_writes_clean_parameterized_notebook_and_params_file(pipeline_notebook: Path, tmp_path: Path) -> None:
     result = export_notebook(pipeline_notebook, tmp_path / "export", params=["batch_size"])
 
     assert result.notebook == tmp_path / "export" / "pipeline.ipynb"
-    assert result.schema == tmp_path / "export" / "pipeline.params.yaml"
+    assert result.params_file == tmp_path / "export" / "pipeline.params.yaml"
     nb = read(result.notebook)
     nbformat.validate(nbformat.reads(result.notebook.read_text(), as_version=4))
     assert nb["metadata"]["kernelspec"]["name"] == "python3"
@@ -86,21 +86,21 @@ def test_export_writes_clean_parameterized_notebook_and_schema(pipeline_notebook
 
 def test_parameters_types_defaults_help_and_required(pipeline_notebook: Path, tmp_path: Path) -> None:
     result = export_notebook(pipeline_notebook, tmp_path / "export", params=["batch_size"])
-    by_name = {p.name: p for p in load_schema(result.schema)}
+    by_name = {p.name: p for p in read_params_file(result.params_file)}
 
-    assert by_name["epochs"] == Parameter("epochs", "int", 5, "Number of epochs")
-    assert by_name["learning_rate"] == Parameter("learning_rate", "float", 0.1, "Step size")
-    assert by_name["use_gpu"] == Parameter("use_gpu", "bool", False, "")
-    assert by_name["model_dir"] == Parameter(
+    assert by_name["epochs"] == NotebookParameter("epochs", "int", 5, "Number of epochs")
+    assert by_name["learning_rate"] == NotebookParameter("learning_rate", "float", 0.1, "Step size")
+    assert by_name["use_gpu"] == NotebookParameter("use_gpu", "bool", False, "")
+    assert by_name["model_dir"] == NotebookParameter(
         "model_dir", "str", None, "optional model directory", nullable=True
     )
     assert by_name["data_root"].required and by_name["data_root"].type == "str"
     assert by_name["features"].default == ["fare", "trip_miles"]
-    assert by_name["options"] == Parameter("options", "dict", {"depth": 3, "nested": {"a": [1, 2]}}, "")
-    assert by_name["batch_size"] == Parameter("batch_size", "int", 32, "rows per batch")
+    assert by_name["options"] == NotebookParameter("options", "dict", {"depth": 3, "nested": {"a": [1, 2]}}, "")
+    assert by_name["batch_size"] == NotebookParameter("batch_size", "int", 32, "rows per batch")
     assert [p.name for p in result.parameters][0] == "data_root"  # required parameters first
 
-    document = yaml.safe_load(result.schema.read_text())
+    document = yaml.safe_load(result.params_file.read_text())
     assert document["source_sha256"] == result.source_sha256
     assert set(document["parameters"][0]) == {"name", "type", "nullable", "required", "default", "help"}
 
@@ -108,31 +108,31 @@ def test_parameters_types_defaults_help_and_required(pipeline_notebook: Path, tm
 @pytest.mark.parametrize(
     ("declaration", "expected"),
     [
-        ("lr: float = 1", Parameter("lr", "float", 1.0)),
-        ("n: Optional[int] = None", Parameter("n", "int", None, nullable=True)),
-        ("n: typing.Optional[int] = 3", Parameter("n", "int", 3, nullable=True)),
-        ("n: int | None = None", Parameter("n", "int", None, nullable=True)),
-        ("n: 'Optional[str]' = None", Parameter("n", "str", None, nullable=True)),
-        ("names: list[str] = ['a']  # the names", Parameter("names", "list", ["a"], "the names")),
-        ("m: Dict[str, int] = {'a': 1}", Parameter("m", "dict", {"a": 1})),
-        ("m = {\n    'a': 1,\n}  # multi-line help", Parameter("m", "dict", {"a": 1}, "multi-line help")),
-        ("x = -2", Parameter("x", "int", -2)),
-        ("root: str  # where to read", Parameter("root", "str", None, "where to read", required=True)),
+        ("lr: float = 1", NotebookParameter("lr", "float", 1.0)),
+        ("n: Optional[int] = None", NotebookParameter("n", "int", None, nullable=True)),
+        ("n: typing.Optional[int] = 3", NotebookParameter("n", "int", 3, nullable=True)),
+        ("n: int | None = None", NotebookParameter("n", "int", None, nullable=True)),
+        ("n: 'Optional[str]' = None", NotebookParameter("n", "str", None, nullable=True)),
+        ("names: list[str] = ['a']  # the names", NotebookParameter("names", "list", ["a"], "the names")),
+        ("m: Dict[str, int] = {'a': 1}", NotebookParameter("m", "dict", {"a": 1})),
+        ("m = {\n    'a': 1,\n}  # multi-line help", NotebookParameter("m", "dict", {"a": 1}, "multi-line help")),
+        ("x = -2", NotebookParameter("x", "int", -2)),
+        ("root: str  # where to read", NotebookParameter("root", "str", None, "where to read", required=True)),
     ],
 )
-def test_annotations_and_help(tmp_path: Path, declaration: str, expected: Parameter) -> None:
+def test_annotations_and_help(tmp_path: Path, declaration: str, expected: NotebookParameter) -> None:
     path = make_notebook(tmp_path / "nb.ipynb", code(declaration, "parameters"), code(CONTEXT))
     result = export_notebook(path, tmp_path / "export")
     assert result.parameters == [expected]
-    assert load_schema(result.schema) == [expected]
+    assert read_params_file(result.params_file) == [expected]
 
 
 def test_export_is_deterministic_and_skips_unchanged_files(pipeline_notebook: Path, tmp_path: Path) -> None:
     first = export_notebook(pipeline_notebook, tmp_path / "export", params=["batch_size"])
-    notebook_bytes, schema_bytes = first.notebook.read_bytes(), first.schema.read_bytes()
+    notebook_bytes, params_file_bytes = first.notebook.read_bytes(), first.params_file.read_bytes()
     second = export_notebook(pipeline_notebook, tmp_path / "export", params=["batch_size"])
     assert not second.changed
-    assert first.notebook.read_bytes() == notebook_bytes and first.schema.read_bytes() == schema_bytes
+    assert first.notebook.read_bytes() == notebook_bytes and first.params_file.read_bytes() == params_file_bytes
     first.notebook.unlink()
     export_notebook(pipeline_notebook, tmp_path / "export", params=["batch_size"])
     assert first.notebook.read_bytes() == notebook_bytes
@@ -160,6 +160,27 @@ def test_check_reports_stale_exports(pipeline_notebook: Path, tmp_path: Path) ->
     exported.write_text(exported.read_text().replace("context.show(total)", "print(total)"))
     result = check_export(pipeline_notebook, out)
     assert result.stale and "differs" in str(result)
+    assert str(result).endswith(f"re-export with `toolkit export {pipeline_notebook} -o {out} --param batch_size`")
+
+
+def test_check_tells_to_re_export_an_export_made_with_the_old_production_cell(
+    pipeline_notebook: Path, tmp_path: Path
+) -> None:
+    """Exports made before ``toolkit.set_mode`` was public still run, but --check says to re-export."""
+    out = tmp_path / "export"
+    result = export_notebook(pipeline_notebook, out, params=["batch_size"])
+    nb = read(result.notebook)
+    (mode_cell,) = [c for c in nb["cells"] if "toolkit-production-mode" in c["metadata"].get("tags", [])]
+    mode_cell["source"] = ["import toolkit.context as _toolkit_context\n",
+                           '_toolkit_context.set_mode("production")']
+    result.notebook.write_text(json.dumps(nb, sort_keys=True, indent=1, ensure_ascii=False) + "\n")
+
+    check = check_export(pipeline_notebook, out)
+    assert check.stale
+    assert "older `toolkit export`" in str(check)
+    assert f"re-export with `toolkit export {pipeline_notebook} -o {out} --param batch_size`" in str(check)
+    export_notebook(pipeline_notebook, out, params=["batch_size"])
+    assert not check_export(pipeline_notebook, out).stale
 
 
 def test_no_parameters_cell_is_refused_unless_a_param_is_lifted(tmp_path: Path) -> None:
@@ -170,7 +191,7 @@ def test_no_parameters_cell_is_refused_unless_a_param_is_lifted(tmp_path: Path) 
         tmp_path / "nb.ipynb", code("epochs = 3  # passes"), code(CONTEXT + "\nprint(epochs)")
     )
     result = export_notebook(path, tmp_path / "export", params=["epochs"])
-    assert result.parameters == [Parameter("epochs", "int", 3, "passes")]
+    assert result.parameters == [NotebookParameter("epochs", "int", 3, "passes")]
     assert "epochs = 3" not in "".join(sources(read(result.notebook))[3:])
 
 
@@ -292,7 +313,7 @@ def test_magics_are_kept_or_dropped_with_notes(tmp_path: Path) -> None:
     assert "cell 5: dropped `!ls`" in notes
 
 
-def test_header_and_schema_cannot_be_smuggled_into(tmp_path: Path) -> None:
+def test_header_and_params_file_cannot_be_smuggled_into(tmp_path: Path) -> None:
     evil = "<script>alert(1)</script> | `x` [link](javascript:alert(1))"
     path = make_notebook(
         tmp_path / "nb.ipynb",
@@ -314,7 +335,7 @@ def test_header_and_schema_cannot_be_smuggled_into(tmp_path: Path) -> None:
     values = {stmt.target.id: ast.literal_eval(stmt.value) for stmt in tree.body}
     assert values["greeting"] == "it's \"quoted\"\nsecond line"
     assert values["payload"] == '"); __import__("os").system("touch pwned"); ("'
-    assert load_schema(result.schema) == result.parameters
+    assert read_params_file(result.params_file) == result.parameters
     assert result.parameters[0].help == evil
     assert not (tmp_path / "pwned").exists()
 
@@ -347,4 +368,4 @@ def test_flagship_notebooks_export_and_committed_exports_are_fresh(notebook: Pat
     committed = notebook.parents[1] / "export"
     assert (committed / notebook.name).exists(), f"no committed export of {notebook.name}"
     result = check_export(notebook, committed)
-    assert not result.stale, f"{result}; run `toolkit export {notebook.relative_to(notebook.parents[1])}`"
+    assert not result.stale, str(result)

@@ -13,18 +13,19 @@ import yaml
 from datapaths import FIXTURES
 from toolkit import runner
 from toolkit.errors import ParameterError
-from toolkit.exporter.parameters import Parameter, parse_text, resolve_values
+from toolkit.exporter.inspection import describe_parameters, notebook_parameters, resolve_values
+from toolkit.exporter.parameters import NotebookParameter, parse_text
 
 RUNNABLE = FIXTURES / "runnable.ipynb"
 DECLARED = [
-    Parameter("epochs", "int", 5),
-    Parameter("rate", "float", 0.5),
-    Parameter("name", "str", "x"),
-    Parameter("enabled", "bool", True),
-    Parameter("labels", "list", []),
-    Parameter("options", "dict", {}),
-    Parameter("limit", "int", None, nullable=True),
-    Parameter("data_root", "str", None, required=True),
+    NotebookParameter("epochs", "int", 5),
+    NotebookParameter("rate", "float", 0.5),
+    NotebookParameter("name", "str", "x"),
+    NotebookParameter("enabled", "bool", True),
+    NotebookParameter("labels", "list", []),
+    NotebookParameter("options", "dict", {}),
+    NotebookParameter("limit", "int", None, nullable=True),
+    NotebookParameter("data_root", "str", None, required=True),
 ]
 
 
@@ -82,11 +83,11 @@ def test_missing_required_and_typed_file_values() -> None:
     overrides, effective = resolve_values(DECLARED, {"rate": 1, "data_root": "r"}, [("epochs", "3")])
     assert overrides == {"rate": 1.0, "data_root": "r", "epochs": 3}
     assert effective["name"] == "x" and effective["epochs"] == 3
-    assert parse_text(Parameter("s", "str", None, nullable=True), "none") == "none"
+    assert parse_text(NotebookParameter("s", "str", None, nullable=True), "none") == "none"
 
 
-def test_help_notebook_reads_the_parameters_cell_without_a_schema() -> None:
-    text = runner.describe_parameters(RUNNABLE)
+def test_help_notebook_reads_the_parameters_cell_without_a_params_file() -> None:
+    text = describe_parameters(RUNNABLE)
     assert "the parameters cell of" in text
     assert "message" in text and "str" in text and "'hello'" in text
     assert "text echoed into the run record" in text
@@ -163,17 +164,17 @@ def test_gate_error_fails_the_run_with_its_message(tmp_path: Path) -> None:
     assert result.notebook.exists()
 
 
-def test_exported_schema_is_used_and_matches_the_cell(pipeline_notebook: Path,
+def test_exported_params_file_is_used_and_matches_the_cell(pipeline_notebook: Path,
                                                      tmp_path: Path) -> None:
     from toolkit.exporter import export_notebook
 
     result = export_notebook(pipeline_notebook, tmp_path / "export", params=["batch_size"])
-    from_schema, origin = runner.notebook_parameters(result.notebook)
+    from_params_file, origin = notebook_parameters(result.notebook)
     assert origin.endswith("pipeline.params.yaml")
-    result.schema.unlink()
-    from_cell, origin = runner.notebook_parameters(result.notebook)
+    result.params_file.unlink()
+    from_cell, origin = notebook_parameters(result.notebook)
     assert "parameters cell" in origin
-    assert from_cell == from_schema == result.parameters
+    assert from_cell == from_params_file == result.parameters
 
 
 def test_export_runs_the_same_under_toolkit_run_and_papermill(tmp_path: Path) -> None:

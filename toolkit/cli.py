@@ -1,4 +1,5 @@
-"""The ``toolkit`` command: a thin layer over :mod:`toolkit.exporter` and :mod:`toolkit.runner`.
+"""The ``toolkit`` command: a thin layer over :mod:`toolkit.exporter` (export, check,
+:mod:`~toolkit.exporter.inspection` for ``--help-notebook``) and :mod:`toolkit.runner`.
 
 Exit codes: 0 success; 1 a run failed or an export is stale; 2 a usage or
 validation error (bad arguments, bad parameter values, a notebook that cannot be
@@ -105,16 +106,18 @@ def _export(args: argparse.Namespace) -> int:
             print(f"note: {squeeze(note)}", file=sys.stderr)
         state = "wrote" if exported.changed else "unchanged"
         count = len(exported.parameters)
-        print(f"{state} {exported.notebook} and {exported.schema.name} ({count} parameters)")
+        print(f"{state} {exported.notebook} and {exported.params_file.name} ({count} parameters)")
     return status
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.help_notebook:
+        from toolkit.exporter.inspection import describe_parameters
+
+        print(describe_parameters(args.notebook))
+        return EXIT_OK
     from toolkit import runner
 
-    if args.help_notebook:
-        print(runner.describe_parameters(args.notebook))
-        return EXIT_OK
     result = runner.run_notebook(
         args.notebook,
         cli_parameters=[tuple(pair) for pair in args.parameter],
@@ -161,7 +164,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"toolkit {args.command}: interrupted", file=sys.stderr)
         return 130
-
 
 
 if __name__ == "__main__":

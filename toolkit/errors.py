@@ -60,3 +60,24 @@ class ParameterError(ToolkitError):
 
 class RunError(ToolkitError):
     """The notebook could not be run (missing file, unreadable notebook)."""
+
+
+class DeclarationError(ValueError):
+    """A statement in a parameters cell is not a valid parameter declaration.
+
+    A ValueError, not a ToolkitError: it never reaches the user as it is; the
+    exporter turns it into a :class:`CellError` that names the cell and line.
+    """
+
+
+class CellError(ValueError):
+    """A cell cannot be exported; ``cell`` is its 1-based number in the source notebook.
+
+    Raised inside the exporter's analysis, which does not know the notebook's path;
+    the exporter re-raises it as an :class:`ExportError` naming path, cell and reason.
+    """
+
+    def __init__(self, cell: int | None, reason: str):
+        self.cell = cell
+        self.reason = reason
+        super().__init__(reason)

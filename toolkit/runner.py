@@ -6,6 +6,8 @@ translator writes them into the injected cell as Python literals, so a value can
 never become code. Each run gets a folder (default ``runs/<name>/<UTC time>/``)
 holding the executed notebook, ``summary.json`` and the component log the
 toolkit writes while it runs (``executions.jsonl``, named by ``TOOLKIT_RUN_LOG``).
+What a notebook declares, and whether the supplied values fit it, is answered by
+:mod:`toolkit.exporter.inspection`; this module only executes and records.
 """
 from __future__ import annotations
 
@@ -22,9 +24,8 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 import toolkit
 from toolkit._scoped import temporarily
 from toolkit._text import first_line, one_line, shorten, show_controls
-from toolkit.errors import ParameterError, RunError
-from toolkit.exporter.parameters import Parameter, resolve_values
-from toolkit.exporter.schema import find_schema, load_schema, load_values, notebook_stem
+from toolkit.errors import RunError
+from toolkit.exporter.inspection import notebook_stem, run_values, source_directory
 
 RUN_LOG_ENV = "TOOLKIT_RUN_LOG"
 MODE_ENV = "TOOLKIT_MODE"
@@ -51,59 +52,6 @@ class RunResult:
         return self.status == "succeeded"
 
 
-def notebook_parameters(notebook: str | Path) -> tuple[list[Parameter], str]:
-    """The declared parameters of ``notebook`` and where they were read from.
-
-    Reads the sibling ``<name>.params.yaml`` (or ``.json``) written by export, else
-    analyses the notebook's ``parameters`` cell (no code is run either way).
-    """
-    notebook = Path(notebook)
-    if not notebook.is_file():
-        raise RunError(f"{notebook}: no such notebook")
-    schema = find_schema(notebook)
-    if schema is not None:
-        return load_schema(schema), str(schema)
-    return _parameters_from_cell(notebook), f"the parameters cell of {notebook}"
-
-
-def _parameters_from_cell(notebook: Path) -> list[Parameter]:
-    from toolkit.errors import ExportError
-    from toolkit.exporter import analysis
-    from toolkit.exporter.export import parameters_in_cell
-    from toolkit.exporter.notebook import cell_source, cell_tags, read_notebook
-
-    try:
-        nb = read_notebook(notebook)
-    except ExportError as exc:
-        raise RunError(str(exc)) from None
-    for number, cell in enumerate(nb["cells"], 1):
-        if cell.get("cell_type") == "code" and analysis.PARAMETERS_TAG in cell_tags(cell):
-            try:
-                return parameters_in_cell(number, cell_source(cell))
-            except analysis.CellError as exc:
-                raise ParameterError(f"{notebook}, cell {number} (parameters): {exc}") from None
-    return []
-
-
-def describe_parameters(notebook: str | Path) -> str:
-    """A table of the notebook's parameters (name, type, default, help) for ``--help-notebook``."""
-    parameters, origin = notebook_parameters(notebook)
-    if not parameters:
-        return f"{notebook} declares no parameters ({origin})."
-    rows = [("NAME", "TYPE", "DEFAULT", "HELP")]
-    for param in parameters:
-        default = "(required)" if param.required else shorten(repr(param.default), 40)
-        rows.append((param.name, param.annotation, default, param.help))
-    rows = [tuple(one_line(str(cell)) for cell in row) for row in rows]
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    lines = [f"Parameters of {notebook} (from {origin}):"]
-    for row in rows:
-        padded = [cell.ljust(width) for cell, width in zip(row[:3], widths)]
-        lines.append("  " + "  ".join(padded) + "  " + row[3])
-    lines.append("Pass them with -p NAME VALUE (converted by type) or -f values.yaml.")
-    return "\n".join(line.rstrip() for line in lines)
-
-
 def run_notebook(
     notebook: str | Path,
     parameters: Mapping[str, Any] | None = None,
@@ -125,10 +73,7 @@ def run_notebook(
     returned result has ``status == "failed"`` and a one-line ``reason``.
     """
     notebook = Path(notebook)
-    declared, _ = notebook_parameters(notebook)
-    values = dict(load_values(Path(parameter_file))) if parameter_file is not None else {}
-    values.update(parameters or {})
-    overrides, effective = resolve_values(declared, values, cli_parameters)
+    overrides, effective = run_values(notebook, parameters, values_file=parameter_file, texts=cli_parameters)
     name = notebook_stem(notebook)
     if cwd is None:
         cwd = source_directory(notebook)
@@ -154,18 +99,6 @@ def run_notebook(
     summary_path = folder / SUMMARY_NAME
     summary_path.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return RunResult(summary["status"], summary["reason"], folder, output, summary_path, summary)
-
-
-def source_directory(notebook: Path) -> Path | None:
-    """The source notebook's folder recorded by export (relative paths in the code resolve there)."""
-    from toolkit.exporter.notebook import recorded_metadata
-
-    try:
-        meta = recorded_metadata(notebook.read_text(encoding="utf-8"))
-        folder = (notebook.parent / meta["working_directory"]).resolve()
-    except (ValueError, KeyError, TypeError, OSError):
-        return None
-    return folder if folder.is_dir() else None
 
 
 def _given_run_dir(folder: Path) -> Path:
@@ -211,7 +144,7 @@ def _execute(
     hooks = _CellProgress(progress) if progress is not None else None
     hook_kwargs = {"on_cell_start": hooks.start, "on_cell_executed": hooks.executed} if hooks else {}
     try:
-        with _kernel_environment(run_log), _papermill_errors_only():
+        with kernel_environment(run_log), _papermill_errors_only():
             papermill.execute_notebook(
                 _literal_path(notebook),
                 _literal_path(output),
@@ -258,9 +191,8 @@ def _reason(ename: str, evalue: str) -> str:
     return f"{ename}: {message}" if message else ename
 
 
-
 @contextmanager
-def _kernel_environment(run_log: Path) -> Iterator[None]:
+def kernel_environment(run_log: Path) -> Iterator[None]:
     """Kernel sees production mode, the run log path and the same toolkit as this process."""
     package_root = str(Path(toolkit.__file__).resolve().parent.parent)
     path = os.environ.get("PYTHONPATH", "")

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Iterable, Iterator
 
+from toolkit.errors import CellError
+
 SKIP_TAG = "skip-export"
 PARAMETERS_TAG = "parameters"
 SKIP_CELL_MAGIC = "skip_for_export"
@@ -34,15 +36,6 @@ _DROP_REASONS = {
     "timeit": "re-runs the code in a timing loop",
     "tensorboard": "starts a server",
 }
-
-
-class CellError(ValueError):
-    """A cell cannot be exported; ``cell`` is its 1-based number in the source notebook."""
-
-    def __init__(self, cell: int | None, reason: str):
-        self.cell = cell
-        self.reason = reason
-        super().__init__(reason)
 
 
 @dataclass(frozen=True)

@@ -1,22 +1,16 @@
 """Turn a finished notebook into ``export/<name>.ipynb`` plus ``export/<name>.params.yaml``."""
 from __future__ import annotations
 
+import json
 import os
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from toolkit.errors import ExportError
+from toolkit.errors import CellError, DeclarationError, ExportError
 from toolkit.exporter import analysis
-from toolkit.exporter.analysis import (
-    PARAMETERS_TAG,
-    SKIP_CELL_MAGIC,
-    SKIP_TAG,
-    CellError,
-    CodeCell,
-    DroppedCode,
-    Note,
-)
+from toolkit.exporter.analysis import PARAMETERS_TAG, SKIP_CELL_MAGIC, SKIP_TAG, CodeCell, DroppedCode, Note
 from toolkit.exporter.notebook import (
     cell_source,
     cell_tags,
@@ -29,20 +23,22 @@ from toolkit.exporter.notebook import (
     write_atomic,
 )
 from toolkit.exporter.parameters import (
-    DeclarationError,
-    Parameter,
+    NotebookParameter,
     comments_by_line,
     declaration_name,
     parameter_from_statement,
+    parameters_in_cell,
 )
 from toolkit.exporter.rewrite import (
+    PRODUCTION_SOURCE,
+    PRODUCTION_TAG,
     ExportInfo,
     KeptCell,
     build_notebook,
     has_control_characters,
     parameters_source,
 )
-from toolkit.exporter.schema import dumps_schema, schema_path
+from toolkit.exporter.params_file import params_file_path, render_params_file
 
 
 @dataclass
@@ -50,18 +46,18 @@ class ExportResult:
     """What an export wrote (or would write): paths, parameters and the notes on dropped code."""
 
     notebook: Path
-    schema: Path
+    params_file: Path
     source: str
     source_sha256: str
-    parameters: list[Parameter]
+    parameters: list[NotebookParameter]
     notes: list[str]
     changed: bool = True
     notebook_text: str = field(default="", repr=False)
-    schema_text: str = field(default="", repr=False)
+    params_file_text: str = field(default="", repr=False)
 
     def __str__(self) -> str:
         count = len(self.parameters)
-        lines = [f"exported {self.source} -> {self.notebook} ({count} parameters; {self.schema})"]
+        lines = [f"exported {self.source} -> {self.notebook} ({count} parameters; {self.params_file})"]
         lines += [f"note: {note}" for note in self.notes]
         return "\n".join(lines)
 
@@ -71,11 +67,16 @@ class ExportResult:
 
 @dataclass
 class CheckResult:
-    """Whether an existing export matches what exporting the notebook now would produce."""
+    """Whether an existing export matches what exporting the notebook now would produce.
+
+    ``command`` is the ``toolkit export`` command line that brings a stale export
+    up to date (same output folder, same lifted parameters).
+    """
 
     notebook: Path
     stale: bool
     reasons: list[str]
+    command: str = ""
 
     def __bool__(self) -> bool:
         return not self.stale
@@ -83,7 +84,8 @@ class CheckResult:
     def __str__(self) -> str:
         if not self.stale:
             return f"{self.notebook} is up to date"
-        return f"{self.notebook} is stale: " + "; ".join(self.reasons)
+        fix = f"; re-export with `{self.command}`" if self.command else ""
+        return f"{self.notebook} is stale: " + "; ".join(self.reasons) + fix
 
 
 def export_notebook(
@@ -98,8 +100,8 @@ def export_notebook(
     """
     result = build_export(Path(path), Path(output_dir), params)
     wrote_notebook = write_atomic(result.notebook, result.notebook_text)
-    wrote_schema = write_atomic(result.schema, result.schema_text)
-    result.changed = wrote_notebook or wrote_schema
+    wrote_params_file = write_atomic(result.params_file, result.params_file_text)
+    result.changed = wrote_notebook or wrote_params_file
     return result
 
 
@@ -115,12 +117,11 @@ def check_export(
     target = output_dir / _export_name(path)
     existing = _read_text(target)
     recorded = recorded_metadata(existing)
-    if params is None:
-        params = _recorded_lifted(recorded)
+    params = _recorded_lifted(recorded) if params is None else list(dict.fromkeys(params))
     fresh = build_export(path, output_dir, params)
     reasons = []
     if existing is None:
-        reasons.append("it does not exist; run `toolkit export`")
+        reasons.append("it does not exist")
     else:
         old_hash = _recorded_hash(recorded)
         if old_hash != fresh.source_sha256:
@@ -128,12 +129,36 @@ def check_export(
                 f"{fresh.source} changed since it was exported "
                 f"(source sha256 {(old_hash or 'missing')[:12]}, now {fresh.source_sha256[:12]})"
             )
+        elif _production_cell(existing) not in (None, PRODUCTION_SOURCE):
+            reasons.append(
+                "it was written by an older `toolkit export` (its production-mode cell is not "
+                "`toolkit.set_mode(\"production\")`)"
+            )
         elif existing != fresh.notebook_text:
             reasons.append("its content differs from a fresh export (edited by hand or by another version)")
-    schema_text = _read_text(fresh.schema)
-    if schema_text != fresh.schema_text and not reasons:
-        reasons.append(f"{fresh.schema.name} is missing or differs from a fresh export")
-    return CheckResult(target, bool(reasons), reasons)
+    params_file_text = _read_text(fresh.params_file)
+    if params_file_text != fresh.params_file_text and not reasons:
+        reasons.append(f"{fresh.params_file.name} is missing or differs from a fresh export")
+    return CheckResult(target, bool(reasons), reasons, _export_command(path, output_dir, params))
+
+
+def _export_command(path: Path, output_dir: Path, params: Sequence[str]) -> str:
+    """The command line that writes the export :func:`check_export` compares against."""
+    words = ["toolkit", "export", str(path)]
+    if output_dir != Path("export"):
+        words += ["-o", str(output_dir)]
+    for name in params:
+        words += ["--param", name]
+    return shlex.join(words)
+
+
+def _production_cell(text: str) -> str | None:
+    """The source of an export's production-mode cell, or None when it has none."""
+    try:
+        cells = json.loads(text).get("cells", [])
+        return next(cell_source(c) for c in cells if isinstance(c, dict) and PRODUCTION_TAG in cell_tags(c))
+    except (ValueError, AttributeError, TypeError, StopIteration):
+        return None
 
 
 def _export_name(path: Path) -> str:
@@ -170,7 +195,7 @@ def build_export(path: Path, output_dir: Path, params: Iterable[str] = ()) -> Ex
 def _build(path: Path, output_dir: Path, lift: list[str], base: Path, source: str) -> ExportResult:
     nb = read_notebook(path)
     target = output_dir / _export_name(path)
-    schema_file = schema_path(target)
+    params_file = params_file_path(target)
     shown_target = display_path(target, base)
     source_dir = display_path(path.parent, base)
     for shown in (source, shown_target, source_dir):
@@ -199,7 +224,7 @@ def _build(path: Path, output_dir: Path, lift: list[str], base: Path, source: st
         source=source,
         source_sha256=source_sha256(nb),
         notebook=shown_target,
-        schema=display_path(schema_file, base),
+        params_file=display_path(params_file, base),
         parameters=parameters,
         notes=[str(note) for note in sorted(walk.notes, key=lambda n: n.cell)],
         lifted=[p.name for p in parameters if p.name in lift],
@@ -207,18 +232,18 @@ def _build(path: Path, output_dir: Path, lift: list[str], base: Path, source: st
         working_directory=Path(os.path.relpath(path.resolve().parent, target.resolve().parent)).as_posix(),
     )
     notebook_text = dumps_notebook(build_notebook(info, walk.kept))
-    schema_text = dumps_schema(
+    params_file_text = render_params_file(
         parameters, notebook=target.name, source=source, source_sha256=info.source_sha256
     )
     return ExportResult(
         notebook=target,
-        schema=schema_file,
+        params_file=params_file,
         source=source,
         source_sha256=info.source_sha256,
         parameters=parameters,
         notes=list(info.notes),
         notebook_text=notebook_text,
-        schema_text=schema_text,
+        params_file_text=params_file_text,
     )
 
 
@@ -230,7 +255,7 @@ class _Walk:
         self.code: dict[int, CodeCell] = {}
         self.dropped: list[DroppedCode] = []
         self.notes: list[Note] = []
-        self.parameters: list[Parameter] = []
+        self.parameters: list[NotebookParameter] = []
         self.parameters_cell: int | None = None
 
     def code_cells(self) -> list[CodeCell]:
@@ -277,30 +302,9 @@ class _Walk:
         self.parameters.extend(parameters_in_cell(number, text))
 
 
-def parameters_in_cell(number: int, text: str) -> list[Parameter]:
-    """The parameters a ``parameters`` cell declares, one per top-level assignment.
-
-    Raises :class:`CellError` (naming the line) for anything but annotated literal
-    assignments, and for a name assigned twice.
-    """
-    code = analysis.python_lines(number, text)
-    tree = analysis.parse(number, code)
-    comments = comments_by_line(code)
-    parameters: list[Parameter] = []
-    for stmt in tree.body:
-        try:
-            param = parameter_from_statement(stmt, comments)
-        except DeclarationError as exc:
-            raise CellError(number, f"line {stmt.lineno}: {exc}") from None
-        if any(p.name == param.name for p in parameters):
-            raise CellError(number, f"line {stmt.lineno}: parameter {param.name!r} is assigned twice")
-        parameters.append(param)
-    return parameters
-
-
-def _lift(walk: _Walk, names: Sequence[str], existing: set[str]) -> list[Parameter]:
+def _lift(walk: _Walk, names: Sequence[str], existing: set[str]) -> list[NotebookParameter]:
     """Move top-level literal assignments named by --param into the parameters cell."""
-    found: list[tuple[int, int, Parameter]] = []
+    found: list[tuple[int, int, NotebookParameter]] = []
     for name in names:
         if name in existing:
             continue
@@ -363,7 +367,7 @@ def _remove_lines(walk: _Walk, cell: CodeCell, lines: range) -> None:
     walk.kept[position].source = updated.source
 
 
-def _check_order(walk: _Walk, parameters: list[Parameter]) -> None:
+def _check_order(walk: _Walk, parameters: list[NotebookParameter]) -> None:
     """The export sets parameters first: refuse a cell that assigns one before the parameters cell."""
     if walk.parameters_cell is None:
         return
@@ -398,7 +402,7 @@ def _check_context(walk: _Walk) -> None:
     )
 
 
-def _check_round_trip(parameters: list[Parameter]) -> None:
+def _check_round_trip(parameters: list[NotebookParameter]) -> None:
     """The generated parameters cell must declare exactly ``parameters`` when read back."""
     if parameters_in_cell(0, parameters_source(parameters)) != parameters:
         raise CellError(None, "internal error: the generated parameters cell does not read back the same")

@@ -1,9 +1,12 @@
-"""Notebook parameters: declaration from source, types, and conversion of supplied values.
+"""Notebook parameters: their declaration in a ``parameters`` cell, their types, and
+the conversion of one supplied value.
 
 A parameter is a top-level assignment of a literal in the notebook's ``parameters``
 cell, optionally annotated (``epochs: int = 5``) and optionally followed by a
 comment that becomes its help text. Only ``ast`` is used: nothing is executed, and
-values are read with :func:`ast.literal_eval` on the literal node alone.
+values are read with :func:`ast.literal_eval` on the literal node alone. Both the
+exporter (which writes the cell) and :mod:`toolkit.exporter.inspection` (which reads
+it back for a run) declare parameters through :func:`parameters_in_cell`.
 """
 from __future__ import annotations
 
@@ -14,10 +17,11 @@ import keyword
 import math
 import tokenize
 from dataclasses import dataclass, replace
-from typing import Any, Iterable
+from typing import Any
 
 from toolkit._text import one_line, shorten
-from toolkit.errors import ParameterError
+from toolkit.errors import CellError, DeclarationError, ParameterError
+from toolkit.exporter import analysis
 
 TYPES: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool, "list": list, "dict": dict}
 _ALIASES = {"List": "list", "Dict": "dict"}
@@ -27,8 +31,12 @@ _NULL = frozenset({"none", "null"})
 
 
 @dataclass(frozen=True)
-class Parameter:
-    """One notebook parameter as declared in the schema.
+class NotebookParameter:
+    """One parameter of a notebook, as its parameters cell or its params file declares it.
+
+    Named apart from :class:`toolkit.base_component.ExecutionParameter` (a
+    component's parameter) and :class:`toolkit.custom.Parameter` (the annotation
+    for custom components): this one is a value a pipeline run takes.
 
     ``required`` parameters have no default (a bare annotation such as
     ``data_root: str``); ``nullable`` ones accept ``None`` (``Optional[str]``).
@@ -62,7 +70,7 @@ class Parameter:
         }
 
     @classmethod
-    def from_dict(cls, data: Any) -> "Parameter":
+    def from_dict(cls, data: Any) -> "NotebookParameter":
         if not isinstance(data, dict) or "name" not in data or "type" not in data:
             raise ParameterError(f"a parameter entry needs 'name' and 'type', got {data!r}")
         param = cls(
@@ -75,10 +83,6 @@ class Parameter:
         if param.required:
             return param
         return replace(param, default=check_value(param, data.get("default")))
-
-
-class DeclarationError(ValueError):
-    """A statement in a parameters cell is not a valid parameter declaration."""
 
 
 def is_plain_data(value: Any) -> bool:
@@ -103,7 +107,7 @@ def type_name(value: Any) -> str:
     return type(value).__name__
 
 
-def check_value(param: Parameter, value: Any) -> Any:
+def check_value(param: NotebookParameter, value: Any) -> Any:
     """Validate a typed value (from Python or a YAML/JSON file) and return it in canonical form."""
     if value is None:
         if param.nullable:
@@ -123,7 +127,7 @@ def check_value(param: Parameter, value: Any) -> Any:
     return value
 
 
-def parse_text(param: Parameter, text: str) -> Any:
+def parse_text(param: NotebookParameter, text: str) -> Any:
     """Convert a command-line string by the parameter's declared type (never by guessing).
 
     ``str`` keeps the text verbatim; ``bool`` accepts true/false/1/0/yes/no; ``list``
@@ -159,7 +163,7 @@ def parse_text(param: Parameter, text: str) -> Any:
     return check_value(param, value)
 
 
-def _expects(param: Parameter) -> str:
+def _expects(param: NotebookParameter) -> str:
     hint = {"bool": "bool (true/false/1/0/yes/no)", "list": "list (JSON or Python literal)",
             "dict": "dict (JSON or Python literal)"}.get(param.type, param.type)
     return f"{hint} or none" if param.nullable else hint
@@ -174,37 +178,6 @@ def _parse_container(text: str) -> Any:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         return None
-
-
-def resolve_values(
-    parameters: Iterable[Parameter],
-    values: dict[str, Any] | None = None,
-    texts: Iterable[tuple[str, str]] = (),
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Validate supplied values before anything runs.
-
-    ``values`` are typed (Python or a parameter file); ``texts`` are command-line
-    ``(name, text)`` pairs converted by declared type and applied after ``values``.
-    Returns ``(overrides, effective)``: the values to inject, and every parameter's
-    value for the run record. Raises :class:`ParameterError` on the first problem.
-    """
-    declared = {param.name: param for param in parameters}
-    overrides: dict[str, Any] = {}
-    supplied = [(name, value, False) for name, value in (values or {}).items()]
-    supplied += [(name, text, True) for name, text in texts]
-    for name, value, is_text in supplied:
-        param = declared.get(name)
-        if param is None:
-            known = ", ".join(sorted(declared)) or "none"
-            raise ParameterError(f"unknown parameter {name!r}; known parameters: {known}")
-        overrides[name] = parse_text(param, value) if is_text else check_value(param, value)
-    missing = [p.name for p in declared.values() if p.required and p.name not in overrides]
-    if missing:
-        described = ", ".join(f"{n} ({declared[n].annotation})" for n in missing)
-        raise ParameterError(f"missing required parameter{'s' if len(missing) > 1 else ''}: {described}")
-    effective = {name: overrides.get(name, param.default) for name, param in declared.items()}
-    return overrides, effective
-
 
 
 def comments_by_line(code: str) -> dict[int, str]:
@@ -228,8 +201,11 @@ def declaration_name(stmt: ast.stmt) -> str | None:
     return None
 
 
-def parameter_from_statement(stmt: ast.stmt, comments: dict[int, str]) -> Parameter:
-    """Build a :class:`Parameter` from one assignment; raises :class:`DeclarationError` with the reason."""
+def parameter_from_statement(stmt: ast.stmt, comments: dict[int, str]) -> NotebookParameter:
+    """Build a :class:`NotebookParameter` from one assignment.
+
+    Raises :class:`~toolkit.errors.DeclarationError` with the reason.
+    """
     name = declaration_name(stmt)
     if name is None:
         raise DeclarationError(
@@ -241,7 +217,7 @@ def parameter_from_statement(stmt: ast.stmt, comments: dict[int, str]) -> Parame
     if stmt.value is None:
         if declared is None:
             raise DeclarationError(f"parameter {name!r} has neither a type nor a default")
-        return Parameter(name, declared, None, help_text, required=True, nullable=nullable)
+        return NotebookParameter(name, declared, None, help_text, required=True, nullable=nullable)
     default = _literal(stmt.value, name)
     if default is None:
         if declared is None:
@@ -249,15 +225,15 @@ def parameter_from_statement(stmt: ast.stmt, comments: dict[int, str]) -> Parame
                 f"parameter {name!r} defaults to None without a type; annotate it, "
                 f"e.g. `{name}: Optional[str] = None`"
             )
-        return Parameter(name, declared, None, help_text, nullable=True)
+        return NotebookParameter(name, declared, None, help_text, nullable=True)
     found = type_name(default)
     if declared is None:
-        return Parameter(name, found, default, help_text)
+        return NotebookParameter(name, found, default, help_text)
     if declared == "float" and found == "int":
         default = float(default)
     elif declared != found:
         raise DeclarationError(f"parameter {name!r} is annotated {declared} but its default is {found}")
-    return Parameter(name, declared, default, help_text, nullable=nullable)
+    return NotebookParameter(name, declared, default, help_text, nullable=nullable)
 
 
 def _literal(node: ast.expr, name: str) -> Any:
@@ -327,3 +303,24 @@ def _dotted_tail(node: ast.expr) -> str | None:
     if isinstance(node, ast.Attribute):
         return node.attr
     return None
+
+
+def parameters_in_cell(number: int, text: str) -> list[NotebookParameter]:
+    """The parameters a ``parameters`` cell declares, one per top-level assignment.
+
+    Raises :class:`~toolkit.errors.CellError` (naming the line) for anything but
+    annotated literal assignments, and for a name assigned twice.
+    """
+    code = analysis.python_lines(number, text)
+    tree = analysis.parse(number, code)
+    comments = comments_by_line(code)
+    parameters: list[NotebookParameter] = []
+    for stmt in tree.body:
+        try:
+            param = parameter_from_statement(stmt, comments)
+        except DeclarationError as exc:
+            raise CellError(number, f"line {stmt.lineno}: {exc}") from None
+        if any(p.name == param.name for p in parameters):
+            raise CellError(number, f"line {stmt.lineno}: parameter {param.name!r} is assigned twice")
+        parameters.append(param)
+    return parameters

@@ -13,10 +13,9 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from toolkit._text import shorten
+from toolkit._text import one_line, shorten
 from toolkit.exporter.notebook import split_lines
-from toolkit._text import one_line
-from toolkit.exporter.parameters import Parameter
+from toolkit.exporter.parameters import NotebookParameter
 
 EXPORT_FORMAT = 1
 HEADER_TAG = "toolkit-header"
@@ -47,8 +46,8 @@ class ExportInfo:
     source: str
     source_sha256: str
     notebook: str
-    schema: str
-    parameters: Sequence[Parameter]
+    params_file: str
+    parameters: Sequence[NotebookParameter]
     notes: Sequence[str]
     lifted: Sequence[str] = field(default_factory=list)
     source_dir: str = "."
@@ -72,7 +71,7 @@ def has_control_characters(text: str) -> bool:
     return one_line(text) != text
 
 
-def parameters_source(parameters: Sequence[Parameter]) -> str:
+def parameters_source(parameters: Sequence[NotebookParameter]) -> str:
     lines = ["# Parameters: override with `toolkit run NOTEBOOK -p NAME VALUE` or papermill's -p/-r."]
     for param in parameters:
         # Optional[...] is quoted so the cell runs without importing typing; papermill reads it too.
@@ -152,7 +151,7 @@ def build_notebook(info: ExportInfo, cells: Sequence[KeptCell]) -> dict[str, Any
                 "export_format": EXPORT_FORMAT,
                 "source": info.source,
                 "source_sha256": info.source_sha256,
-                "parameters_schema": info.schema.rsplit("/", 1)[-1],
+                "parameters_schema": info.params_file.rsplit("/", 1)[-1],
                 "lifted_parameters": sorted(info.lifted),
                 "working_directory": info.working_directory,
             },

@@ -1,5 +1,7 @@
 """The parameters file written beside an exported notebook (``<name>.params.yaml``).
 
+One job: find, write and read the file that lists an export's parameters, so that
+``toolkit run`` knows their names, types and defaults without parsing the notebook.
 It is produced by :func:`yaml.safe_dump` from plain data only, so nothing a notebook
 declares can turn into YAML tags or code. Readers also accept ``.params.json``.
 """
@@ -7,29 +9,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 from toolkit._text import squeeze
 from toolkit.errors import ParameterError
-from toolkit.exporter.parameters import Parameter
+from toolkit.exporter.parameters import NotebookParameter
 
-SCHEMA_FORMAT = 1
-SCHEMA_SUFFIXES = (".params.yaml", ".params.yml", ".params.json")
+PARAMS_FILE_FORMAT = 1
+PARAMS_FILE_SUFFIXES = (".params.yaml", ".params.yml", ".params.json")
 _HEADER = "# Parameters of the sibling exported notebook, written by `toolkit export`.\n"
-
-
-def schema_path(notebook: Path) -> Path:
-    """Where export writes the parameters file for ``notebook``."""
-    return notebook.with_name(notebook_stem(notebook) + SCHEMA_SUFFIXES[0])
-
-
-def find_schema(notebook: Path) -> Path | None:
-    """The existing parameters file beside ``notebook``, if any."""
-    for suffix in SCHEMA_SUFFIXES:
-        candidate = notebook.with_name(notebook_stem(notebook) + suffix)
-        if candidate.is_file():
-            return candidate
-    return None
 
 
 def notebook_stem(notebook: Path) -> str:
@@ -37,11 +25,28 @@ def notebook_stem(notebook: Path) -> str:
     return notebook.name[: -len(".ipynb")] if notebook.name.endswith(".ipynb") else notebook.stem
 
 
-def dumps_schema(parameters: Sequence[Parameter], *, notebook: str, source: str, source_sha256: str) -> str:
+def params_file_path(notebook: Path) -> Path:
+    """Where export writes the parameters file for ``notebook``."""
+    return notebook.with_name(notebook_stem(notebook) + PARAMS_FILE_SUFFIXES[0])
+
+
+def find_params_file(notebook: Path) -> Path | None:
+    """The existing parameters file beside ``notebook``, if any."""
+    for suffix in PARAMS_FILE_SUFFIXES:
+        candidate = notebook.with_name(notebook_stem(notebook) + suffix)
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def render_params_file(
+    parameters: Sequence[NotebookParameter], *, notebook: str, source: str, source_sha256: str
+) -> str:
+    """The text of the parameters file for an export of ``source`` to ``notebook``."""
     import yaml
 
     document = {
-        "format": SCHEMA_FORMAT,
+        "format": PARAMS_FILE_FORMAT,
         "notebook": notebook,
         "source": source,
         "source_sha256": source_sha256,
@@ -51,7 +56,7 @@ def dumps_schema(parameters: Sequence[Parameter], *, notebook: str, source: str,
     return _HEADER + body
 
 
-def load_schema(path: Path) -> list[Parameter]:
+def read_params_file(path: Path) -> list[NotebookParameter]:
     """Read a ``.params.yaml``/``.params.json`` file; every entry is validated."""
     text = path.read_text(encoding="utf-8")
     try:
@@ -67,7 +72,7 @@ def load_schema(path: Path) -> list[Parameter]:
     if not isinstance(entries, list):
         raise ParameterError(f"{path}: expected a mapping with a 'parameters' list")
     try:
-        parameters = [Parameter.from_dict(entry) for entry in entries]
+        parameters = [NotebookParameter.from_dict(entry) for entry in entries]
     except ParameterError as exc:
         raise ParameterError(f"{path}: {exc}") from None
     names = [param.name for param in parameters]
@@ -75,23 +80,3 @@ def load_schema(path: Path) -> list[Parameter]:
     if duplicates:
         raise ParameterError(f"{path}: parameter declared twice: {', '.join(duplicates)}")
     return parameters
-
-
-def load_values(path: Path) -> dict[str, Any]:
-    """Read a values file for ``toolkit run -f`` (YAML or JSON mapping of name to value)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ParameterError(f"{path}: cannot read the parameter file ({exc.strerror})") from None
-    try:
-        import yaml
-
-        values = yaml.safe_load(text)
-    except Exception as exc:
-        raise ParameterError(f"{path}: not valid YAML/JSON ({squeeze(str(exc))})") from None
-    if values is None:
-        return {}
-    if not isinstance(values, dict) or not all(isinstance(key, str) for key in values):
-        raise ParameterError(f"{path}: expected a mapping of parameter names to values")
-    return values
-
