@@ -3,12 +3,13 @@ from toolkit.components.bulk_inferrer import BulkInferrer
 from toolkit.components.evaluator import Evaluator
 from toolkit.components.example_gen import CsvExampleGen, ImportExampleGen
 from toolkit.components.example_validator import ExampleValidator
+from toolkit.components.fn_args import DataAccessor, FnArgs
 from toolkit.components.infra_validator import InfraValidator
 from toolkit.components.pusher import Pusher
 from toolkit.components.resolver import latest_blessed_model
 from toolkit.components.schema_gen import ImportSchemaGen, SchemaGen
 from toolkit.components.statistics_gen import StatisticsGen
-from toolkit.components.trainer import DataAccessor, FnArgs, Trainer
+from toolkit.components.trainer import Trainer
 from toolkit.components.transform import Transform
 
 __all__ = ["CsvExampleGen", "ImportExampleGen", "StatisticsGen", "SchemaGen", "ImportSchemaGen",

@@ -21,6 +21,8 @@ import types
 from typing import Any, Callable, Iterator
 
 from toolkit._scoped import temporarily
+from toolkit._text import first_line, shorten
+from toolkit.components.fn_args import DataAccessor, FnArgs
 from toolkit.errors import ModuleFileError, ToolkitError, UserCodeError
 
 
@@ -44,7 +46,7 @@ def resolve_function(*, module_file: str | None, function: Any, name: str,
             module = importlib.import_module(module_name)
         except Exception as exc:
             raise UserCodeError(f"{owner}: cannot import {module_name} for {name}: "
-                                f"{type(exc).__name__}: {_first_line(exc)}") from exc
+                                f"{type(exc).__name__}: {informative_line(exc)}") from exc
         fn = getattr(module, attr, None)
         if not callable(fn):
             raise UserCodeError(f"{owner}: {module_name} has no function {attr}")
@@ -105,7 +107,7 @@ def load_module_file(path: str) -> types.ModuleType:
     except Exception as exc:
         sys.modules.pop(module_name, None)
         raise ModuleFileError(f"{base}: importing the module raised {type(exc).__name__}: "
-                              f"{_first_line(exc)}{_where(exc, path)}") from exc
+                              f"{informative_line(exc)}{_where(exc, path)}") from exc
     return module
 
 
@@ -120,15 +122,16 @@ def call_user_function(fn: Callable[..., Any], label: str, /, *args: Any, **kwar
     except ToolkitError as exc:
         raise UserCodeError(f"{label}: {exc}") from exc
     except Exception as exc:
-        raise UserCodeError(describe(exc, label, _source_file(fn))) from exc
+        raise UserCodeError(describe(exc, label, source_file(fn))) from exc
 
 
 def describe(exc: BaseException, label: str, source_file: str | None = None) -> str:
     """``"file.py: fn raised ValueError: message (file.py, line 12, in helper)"``."""
-    return f"{label} raised {type(exc).__name__}: {_first_line(exc)}{_where(exc, source_file)}"
+    return f"{label} raised {type(exc).__name__}: {informative_line(exc)}{_where(exc, source_file)}"
 
 
-def _source_file(fn: Callable[..., Any]) -> str | None:
+def source_file(fn: Callable[..., Any]) -> str | None:
+    """The file a function was defined in (``None`` for a callable without code)."""
     code = getattr(fn, "__code__", None)
     return code.co_filename if code is not None else None
 
@@ -162,16 +165,21 @@ def _frames_from_message(exc: BaseException, target: str) -> list[traceback.Fram
     return found
 
 
-def _first_line(exc: BaseException, limit: int = 300) -> str:
-    """The informative line of an exception message (TensorFlow's run long)."""
-    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-    if not lines:
+def informative_line(exc: BaseException, limit: int = 300) -> str:
+    """The line of an exception message that says what went wrong, cut to ``limit``.
+
+    Usually the first line; but TensorFlow's messages from traced functions open
+    with a heading (``in user code:``) followed by frames, and the error itself is
+    their last line that is not a frame.
+    """
+    text = first_line(str(exc))
+    if not text:
         return "(no message)"
-    text = lines[0]
     if text.lower().startswith("in user code") or text.endswith(":"):
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         tail = [line for line in lines if not line.startswith("File ")]
         text = tail[-1] if tail else text
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return shorten(text, limit)
 
 
 @contextlib.contextmanager
@@ -200,8 +208,6 @@ def tfx_names() -> Iterator[None]:
     if importlib.util.find_spec("tfx") is not None:
         yield
         return
-    from toolkit.components.trainer import DataAccessor, FnArgs
-
     names = {"FnArgs": FnArgs, "DataAccessor": DataAccessor}
     tree = ["tfx", "tfx.v1", "tfx.v1.components", "tfx.v1.utils", "tfx.components",
             "tfx.components.trainer", "tfx.components.trainer.fn_args_utils"]

@@ -15,7 +15,7 @@ from toolkit.artifacts import Examples, Schema, TransformGraph
 from toolkit.base_component import BaseComponent, ExecutorContext, InputSpec, ExecutionParameter
 from toolkit.components._io import check_splits, record_splits, split_pattern
 from toolkit.components._model_io import arrow_types, to_list_batch
-from toolkit.components._module import _source_file, describe, resolve_function
+from toolkit.components._module import describe, resolve_function, source_file
 from toolkit.errors import InputDataError, ToolkitError, UserCodeError
 
 #: used when neither the context nor ``context.run`` gives Beam arguments
@@ -158,7 +158,7 @@ def _guarded(fn: Callable, label: str, custom_config: dict | None):
         except ToolkitError:
             raise
         except Exception as exc:
-            raise UserCodeError(describe(exc, label, _source_file(fn))) from exc
+            raise UserCodeError(describe(exc, label, source_file(fn))) from exc
 
     return preprocessing_fn
 
