@@ -122,7 +122,7 @@ def test_dashboard_is_static_escaped_and_shows_every_slice(executed_credit):
 
 
 def test_rates_shown_equal_an_independent_computation(executed_credit, recomputed):
-    shown = _table(_text(_cell_outputs(executed_credit.notebook, "result = load_result(")),
+    shown = _table(_text(_cell_outputs(executed_credit.notebook, 'result = evaluator.outputs["evaluation"]')),
                    GROUPS)
     expected = _by_group(recomputed)
     for group in GROUPS:

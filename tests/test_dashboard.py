@@ -15,6 +15,7 @@ import toolkit
 from datapaths import GERMAN_CSV, REPO
 from toolkit.errors import ToolkitError
 from toolkit.visualize.html import fmt_num
+from toolkit.visualize import evaluation
 from toolkit.visualize.evaluation import (EvaluationDashboard, dashboard, evaluation_view,
                                           load_evaluation)
 
@@ -387,10 +388,11 @@ def test_without_a_kernel_only_the_static_copy_is_displayed(result, monkeypatch)
 
 # ----------------------------------------------------------------------------- integration
 
-def test_model_evaluation_artifacts_are_registered():
+def test_model_evaluation_artifacts_and_results_are_registered():
     from toolkit import visualize
 
-    assert visualize._VIEWS["ModelEvaluation"].__module__ == "toolkit.visualize.evaluation"
+    assert visualize._VIEWS["ModelEvaluation"] is evaluation.model_evaluation_view
+    assert visualize._VIEWS["toolkit.evaluation.result.EvalResult"] is dashboard
 
 
 def test_show_of_an_eval_result_is_the_dashboard(result):
@@ -441,13 +443,10 @@ def test_tfma_cross_slice_validation_failure_is_shown_on_its_cross_slice(result)
 
 
 def test_an_evaluator_folder_loads_without_tensorflow(result, tmp_path):
-    """The Evaluator keeps its EvalResult beside TFMA's records: the view reads that."""
-    import pickle
+    """The Evaluator stores its EvalResult beside TFMA's records: the view reads that."""
+    from toolkit.evaluation.storage import save_result
 
-    from toolkit.components.evaluator import RESULT_FILE
-
-    with open(tmp_path / RESULT_FILE, "wb") as handle:
-        pickle.dump(result, handle)
+    save_result(result, str(tmp_path))
     code = (
         "import sys, types\n"
         "from toolkit.visualize import artifact_view\n"
@@ -460,7 +459,23 @@ def test_an_evaluator_folder_loads_without_tensorflow(result, tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=REPO)
     assert out.stdout.split() == ["True", "False"], out.stderr[-2000:]
-    assert isinstance(load_evaluation(str(tmp_path)), type(result))
+    loaded = load_evaluation(str(tmp_path))
+    assert isinstance(loaded, type(result))
+    assert loaded.slicing_metrics == result.slicing_metrics
+
+
+def test_an_older_toolkits_evaluation_asks_for_a_rerun_in_the_view(tmp_path):
+    """A folder holding only the pickle an older toolkit wrote: one line, never unpickled."""
+    from toolkit.evaluation.storage import LEGACY_FILE
+    from toolkit.visualize import artifact_view
+
+    (tmp_path / LEGACY_FILE).write_bytes(b"\x80\x04not read")
+    artifact = types.SimpleNamespace(uri=str(tmp_path), id=7, type_name="ModelEvaluation")
+    view = artifact_view(artifact)
+    line = (f"ModelEvaluation #7 ({tmp_path}): this evaluation was stored by an older toolkit "
+            f"version ({LEGACY_FILE}); re-run its Evaluator")
+    assert line in view.text
+    assert "re-run its Evaluator" in view.html and "Fairness indicators" not in view.html
 
 
 @pytest.mark.slow

@@ -111,10 +111,8 @@ def passing(credit):
 
 
 def test_value_threshold_met_blesses_and_the_model_is_pushed(credit, passing):
-    from toolkit.components.evaluator import load_result
-
     blessing, files, validation = _blessing(passing)
-    result = load_result(passing.outputs["evaluation"].get()[0])
+    result = passing.outputs["evaluation"].get()[0].load()
     auc = result.get_metrics_for_slice(())["auc"]["doubleValue"]
     assert auc >= 0.65
     assert files == ["BLESSED"] and validation == {"blessed": True, "failures": []}
@@ -140,17 +138,15 @@ def test_value_threshold_missed_is_not_blessed_and_not_pushed(credit):
 
 
 def test_change_threshold_rubber_stamps_the_first_model_then_compares(credit):
-    from toolkit.components.evaluator import load_result
-
     config = _config(max_auc_drop=0.01)
     first = _evaluate(credit, "FirstEvaluator", credit.weak, config)
     blessing, files, _ = _blessing(first)
     assert files == ["BLESSED"] and "baseline_model_id" not in blessing.properties
-    assert load_result(first.outputs["evaluation"].get()[0]).validation.rubber_stamp
+    assert first.outputs["evaluation"].get()[0].load().validation.rubber_stamp
 
     worse = _evaluate(credit, "WorseEvaluator", credit.weak, config, baseline=credit.good)
     blessing, files, validation = _blessing(worse)
-    result = load_result(worse.outputs["evaluation"].get()[0])
+    result = worse.outputs["evaluation"].get()[0].load()
     overall = result.get_metrics_for_slice(())
     assert overall["auc_diff"]["doubleValue"] < -0.01
     assert files == ["NOT_BLESSED"] and blessing.properties["blessed"] == 0
@@ -161,7 +157,7 @@ def test_change_threshold_rubber_stamps_the_first_model_then_compares(credit):
 
     better = _evaluate(credit, "BetterEvaluator", credit.good, config, baseline=credit.weak)
     _, files, _ = _blessing(better)
-    diff = load_result(better.outputs["evaluation"].get()[0]).get_metrics_for_slice(())
+    diff = better.outputs["evaluation"].get()[0].load().get_metrics_for_slice(())
     assert files == ["BLESSED"]
     assert diff["auc_diff"]["doubleValue"] == pytest.approx(
         -overall["auc_diff"]["doubleValue"], abs=1e-9)
@@ -170,10 +166,11 @@ def test_change_threshold_rubber_stamps_the_first_model_then_compares(credit):
 def test_evaluation_artifact_is_read_by_tfma(passing):
     import tensorflow_model_analysis as tfma
 
-    from toolkit.components.evaluator import load_result
-
     evaluation = passing.outputs["evaluation"].get()[0]
-    ours = load_result(evaluation)
+    stored = set(os.listdir(evaluation.uri))
+    assert {"evaluation.json", "metrics.parquet"} <= stored
+    assert not any(name.endswith(".pkl") for name in stored)
+    ours = evaluation.load()
     theirs = tfma.load_eval_result(evaluation.uri)
     assert sorted(map(repr, theirs.get_slice_names())) == sorted(map(repr, ours.get_slice_names()))
     for slice_key in [(), (("sex", "female"),), (("age_group", "<25"), ("sex", "male"))]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import types
 from html.parser import HTMLParser
 
 import pandas as pd
@@ -12,8 +13,8 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_p
 import toolkit
 from datapaths import TAXI_CSV
 from toolkit import artifacts
-from toolkit.visualize import (View, anomalies_view, register_view, schema_view, show,
-                               statistics_view)
+from toolkit.visualize import (View, anomalies_view, qualified_name, register_view,
+                               schema_view, show, statistics_view, view_of)
 from toolkit.visualize.html import escape, truncate
 from toolkit.visualize.statistics import jensen_shannon_divergence, l_infinity_distance
 
@@ -465,13 +466,11 @@ def test_show_dispatches_and_prints_outside_a_kernel(capsys, taxi_stats, taxi_sc
 def test_show_in_a_kernel_displays_once_and_is_not_echoed(monkeypatch):
     import IPython.display
 
-    import toolkit.visualize as visualize
     from toolkit.visualize import html as html_module
 
     shell = type("Shell", (), {"kernel": object(), "execution_count": 5})()
     published = []
-    monkeypatch.setattr(visualize, "_in_kernel", lambda: shell)
-    monkeypatch.setattr(html_module, "_ipython_shell", lambda: shell)
+    monkeypatch.setattr(html_module, "ipython_shell", lambda: shell)
     monkeypatch.setattr(IPython.display, "display", lambda obj: obj._ipython_display_())
     monkeypatch.setattr(IPython.display, "publish_display_data",
                         lambda data: published.append(data))
@@ -523,6 +522,83 @@ def test_artifact_views_registry_and_generic_fallback(tmp_path, taxi_stats, taxi
         from toolkit.visualize import _VIEWS
 
         _VIEWS.pop("Model", None)
+
+
+def test_duck_typed_artifacts_are_read_through_the_toolkits_artifact_classes(
+        tmp_path, taxi_stats, taxi_schema):
+    """A TFX artifact (split names as a JSON string) or any object with a uri and a type name."""
+    stats = _write_stats_artifact(tmp_path / "stats", {"train": taxi_stats})
+    schema = artifacts.Schema(uri=str(tmp_path / "schema"))
+    os.makedirs(schema.uri)
+    with open(schema.schema_path, "w") as fh:
+        fh.write(str(taxi_schema))
+    anomalies = artifacts.ExampleAnomalies(uri=str(tmp_path / "anomalies"))
+    for split in ("train", "eval"):
+        os.makedirs(anomalies.split_uri(split))
+        with open(anomalies.anomalies_path(split), "wb") as fh:
+            fh.write(anomalies_pb2.Anomalies().SerializeToString())
+
+    def duck(uri, type_name, **more):
+        return types.SimpleNamespace(uri=uri, type_name=type_name, id=None, **more)
+
+    assert "Numeric features (16)" in show(duck(stats.uri, "ExampleStatistics")).html
+    assert "String domains" in show(duck(schema.uri, "Schema")).html
+    only_eval = show(duck(anomalies.uri, "ExampleAnomalies", split_names='["eval"]'))
+    assert "No anomalies found" in only_eval.html and "train" not in only_eval.text
+    assert "train" in show(duck(anomalies.uri, "ExampleAnomalies")).text
+    missing = show(duck(str(tmp_path / "nothing"), "ExampleAnomalies"))
+    assert "no anomalies in" in missing.text
+
+
+def test_views_registered_for_a_class_win_over_the_objects_own_method(capsys):
+    class Result:
+        def _toolkit_view_(self):
+            return View("<i>own</i>", "own")
+
+    class Special(Result):
+        pass
+
+    register_view(Result, lambda obj: View("<b>registered</b>", "registered"))
+    try:
+        assert qualified_name(Result) == f"{__name__}.{Result.__qualname__}"
+        assert show(Special()).text == "registered"  # subclasses get it too
+    finally:
+        from toolkit.visualize import _VIEWS
+
+        _VIEWS.pop(qualified_name(Result), None)
+    assert show(Special()).text == "own"
+
+
+def test_run_results_executions_and_lineage_have_escaped_views():
+    """The context's objects are drawn by toolkit.visualize.run, from their public attributes."""
+    from toolkit.context import ExecutionResult, ExecutionsTable, Lineage
+
+    examples = artifacts.Examples(uri=HOSTILE[1], id=3)
+    stats = artifacts.ExampleStatistics(uri="/runs/stats/4", id=4)
+    result = object.__new__(ExecutionResult)
+    result.__dict__.update(component_id=HOSTILE[0], execution_id=12, cached=True,
+                           duration_s=1.5, inputs={"examples": [examples]},
+                           outputs={"statistics": [stats]}, gate_failure=HOSTILE[2])
+    table = ExecutionsTable([{"id": 12, "component_id": HOSTILE[0], "state": "COMPLETE",
+                              "component_type": "StatisticsGen", "cached_from": None,
+                              "duration_s": 1.5}])
+    lineage = object.__new__(Lineage)
+    lineage.artifact = stats
+    lineage.nodes = [
+        {"artifact": stats, "depth": 0, "via": None, "inputs": {},
+         "execution": {"component_id": HOSTILE[0], "id": 12, "state": "COMPLETE"}},
+        {"artifact": examples, "depth": 1, "via": "examples", "execution": None, "inputs": {}}]
+    for obj, title, marker in ((result, HOSTILE[0], "toolkit-result"),
+                               (table, "executions", "<table>"),
+                               (lineage, "lineage", "toolkit-lineage")):
+        view = view_of(obj)
+        assert view.title == title and marker in view.html
+        assert view.text == repr(obj)
+        assert obj._repr_html_() == view.html
+        assert "<script>" not in view.html and "<img" not in view.html
+        assert escape(HOSTILE[0]) in view.html
+    assert "cached" in view_of(result).html and escape(HOSTILE[2]) in view_of(result).html
+    assert "margin-left:1.5em" in view_of(lineage).html and "(imported)" in view_of(lineage).html
 
 
 def test_examples_view_counts_rows_and_previews_them(tmp_path, taxi):

@@ -172,6 +172,18 @@ class ModelRun(Artifact):
 class ModelEvaluation(Artifact):
     TYPE_NAME = "ModelEvaluation"
 
+    def load(self):
+        """The :class:`toolkit.evaluation.EvalResult` the Evaluator stored (``evaluation.json``).
+
+        Needs no TensorFlow. A folder written by TFMA alone has no such result: read it
+        with ``tfma.load_eval_result``. The evaluation library is imported here, not at
+        module level, so that every component can import the artifact types cheaply.
+        """
+        from toolkit.evaluation.storage import load_result
+
+        what = f"ModelEvaluation #{self.id} ({self.uri})" if self.id is not None else self.uri
+        return load_result(self.uri, what=what)
+
 
 class ModelBlessing(Artifact):
     TYPE_NAME = "ModelBlessing"

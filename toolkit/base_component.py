@@ -8,13 +8,11 @@ publishes the outputs.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import inspect
-import json
 import os
 from typing import Any, Callable, ClassVar
 
 from toolkit.artifacts import Artifact
+from toolkit.cache import fingerprint_path
 from toolkit.errors import ToolkitError, UpstreamNotRunError, WiringError
 
 
@@ -163,6 +161,15 @@ class BaseComponent:
            exec_properties: dict[str, Any], ctx: ExecutorContext) -> None:
         raise NotImplementedError
 
+    def gate(self, outputs: dict[str, list[Artifact]],
+             exec_properties: dict[str, Any]) -> str | None:
+        """The production gate, asked after every run (cached or not) once the outputs are
+        recorded: ``None`` lets the pipeline go on; a string is the one-line reason to stop
+        it, which a notebook shows beside the result and a production run raises as
+        :class:`toolkit.errors.GateError`. Components that judge their outputs (validators,
+        pushers) override it."""
+        return None
+
     def fingerprints(self) -> dict[str, str]:
         """Content fingerprints of file/folder parameters, part of the cache key."""
         out = {}
@@ -175,51 +182,3 @@ class BaseComponent:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(id={self.id!r})"
 
-
-def fingerprint_path(path: str, kind: str) -> str:
-    """``file``: sha256 of the content; ``tree``: names, sizes and mtimes of the files."""
-    if not os.path.exists(path):
-        return "missing"
-    digest = hashlib.sha256()
-    if kind == "file" and os.path.isfile(path):
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        return digest.hexdigest()
-    for root, dirs, files in os.walk(path):
-        dirs.sort()
-        for name in sorted(files):
-            full = os.path.join(root, name)
-            st = os.stat(full)
-            digest.update(f"{os.path.relpath(full, path)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
-
-
-def encode_parameter(value: Any) -> Any:
-    """A JSON-able form of a parameter value, stable across processes (for the cache key)."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, (list, tuple)):
-        return [encode_parameter(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): encode_parameter(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if hasattr(value, "DESCRIPTOR") and hasattr(value, "SerializeToString"):
-        from google.protobuf import json_format
-        return {"proto": value.DESCRIPTOR.full_name,
-                "value": json_format.MessageToDict(value, preserving_proto_field_name=True)}
-    if callable(value):
-        try:
-            source = inspect.getsource(value)
-        except (OSError, TypeError):
-            source = repr(value)
-        return {"callable": getattr(value, "__qualname__", repr(value)),
-                "source_sha256": hashlib.sha256(source.encode()).hexdigest()}
-    if hasattr(value, "__dict__"):
-        return {"object": type(value).__name__, "fields": encode_parameter(vars(value))}
-    raise ToolkitError(f"parameter value of type {type(value).__name__} cannot be recorded")
-
-
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)

@@ -1,7 +1,10 @@
-"""InteractiveContext: run components inline, record them, reuse them from cache.
+"""InteractiveContext: the driver that runs components inline, records them, reuses them.
 
 The same object runs in a notebook (rich views) and headless under papermill or
-``toolkit run`` (text summaries; production gates are enforced).
+``toolkit run`` (text summaries; production gates are enforced). It decides
+whether to reuse an execution (:mod:`toolkit.cache`), records every execution in
+ML Metadata (:mod:`toolkit.metadata`), and lets the executor write only into
+folders that are published whole afterwards (:mod:`toolkit.publishing`).
 """
 from __future__ import annotations
 
@@ -13,17 +16,16 @@ import time
 import traceback
 from typing import Any
 
-from toolkit._paths import resolve_within
-from toolkit._process import pid_alive
 from toolkit._mode import get_mode, set_mode  # noqa: F401  set_mode: exports made before toolkit.set_mode
-from toolkit._text import show_controls
+from toolkit._process import pid_alive
+from toolkit._text import error_line, show_controls
 from toolkit.artifacts import Artifact
-from toolkit.base_component import (BaseComponent, Channel, ExecutorContext, canonical_json,
-                               encode_parameter)
+from toolkit.base_component import BaseComponent, Channel, ExecutorContext
+from toolkit.cache import CacheKey, cache_key, encode_parameter, unusable_outputs
 from toolkit.errors import ComponentError, GateError, ToolkitError
 from toolkit.metadata import MetadataStore, sqlite_config
-
-MANIFEST = ".toolkit-manifest.json"
+from toolkit.publishing import (OutputFolders, disk_full_message, has_artifact_folders,
+                                is_disk_full, remove_abandoned, scratch_dir)
 
 
 class InteractiveContext:
@@ -61,7 +63,7 @@ class InteractiveContext:
         """The pipeline's metadata store (opened on first use)."""
         if self._store is None:
             self._store = MetadataStore(self.pipeline_name, self.metadata_connection_config)
-            if _has_artifact_folders(self.pipeline_root) and not self._store.has_executions():
+            if has_artifact_folders(self.pipeline_root) and not self._store.has_executions():
                 print(f"InteractiveContext: {self._store.location} records no executions, but "
                       f"{self.pipeline_root} holds artifact folders (the metadata store was "
                       "deleted or replaced?): they are not reused; components run again",
@@ -79,52 +81,44 @@ class InteractiveContext:
         if not isinstance(component, BaseComponent):
             raise TypeError(f"context.run expects a component, got {type(component).__name__}")
         started = time.perf_counter()
-        component_type = type(component).__name__
         inputs = {key: channel.resolve(component.id, key)
                   for key, channel in component.inputs.items() if channel is not None}
         store = self.store
-        parameters = canonical_json(encode_parameter(component.exec_properties))
-        fingerprints = component.fingerprints()
-        module_fingerprint = canonical_json(fingerprints)
-        cache_key = _sha256(canonical_json({
-            "component_type": f"{type(component).__module__}.{type(component).__qualname__}",
-            "executor_version": component.EXECUTOR_VERSION,
-            "component_id": component.id,
-            "parameters": parameters,
-            "fingerprints": fingerprints,
-            "inputs": {k: [_identity(a, self.store.location) for a in v]
-                       for k, v in sorted(inputs.items())},
-        }))
+        key = cache_key(component, inputs, store.location)
         self._reap_abandoned(component.id)
 
         if enable_cache:
-            hit = self._cached_outputs(component.id, cache_key)
+            hit = self._cached_outputs(component.id, key.digest)
             if hit is not None:
                 source_id, outputs = hit
-                execution_id = store.start_execution(component_type, component.id, cache_key,
-                                                     parameters, module_fingerprint, inputs)
-                duration = time.perf_counter() - started
-                store.complete_execution(execution_id, outputs, duration, cached_from=source_id)
-                return self._finish(component, execution_id, inputs, outputs, True, started,
-                                    component.exec_properties)
+                execution_id = self._start_execution(component, key, inputs)
+                store.complete_execution(execution_id, outputs, time.perf_counter() - started,
+                                         cached_from=source_id)
+                return self._finish(component, execution_id, inputs, outputs, True, started)
 
-        execution_id = store.start_execution(component_type, component.id, cache_key,
-                                             parameters, module_fingerprint, inputs)
-        staging: dict[str, str] = {}
-        outputs: dict[str, list[Artifact]] = {}
-        finals: dict[str, str] = {}
-        published: set[str] = set()
+        execution_id = self._start_execution(component, key, inputs)
+        outputs = self._execute(component, execution_id, inputs, beam_pipeline_args, started)
+        return self._finish(component, execution_id, inputs, outputs, False, started)
+
+    def _start_execution(self, component: BaseComponent, key: CacheKey,
+                         inputs: dict[str, list[Artifact]]) -> int:
+        return self.store.start_execution(type(component).__name__, component.id, key.digest,
+                                          key.parameters, key.module_fingerprint, inputs)
+
+    def _execute(self, component: BaseComponent, execution_id: int,
+                 inputs: dict[str, list[Artifact]], beam_pipeline_args: list[str] | None,
+                 started: float) -> dict[str, list[Artifact]]:
+        """Run the executor into staged folders, publish them and record the execution.
+
+        On any failure nothing it wrote is left behind, the execution is recorded as
+        failed with the reason, and a :class:`ComponentError` is raised (interrupts as
+        they are)."""
+        pid = os.getpid()
+        folders = OutputFolders(self.pipeline_root, component.id, execution_id, pid,
+                                self.store.location)
+        tmp_dir = scratch_dir(self.pipeline_root, execution_id, pid)
         try:
-            for key, art_type in component.OUTPUTS.items():
-                parent = os.path.join(self.pipeline_root, component.id, key)
-                os.makedirs(parent, exist_ok=True)
-                _check_inside(parent, self.pipeline_root)
-                staging[key] = os.path.join(parent, f".staging-{execution_id}-{os.getpid()}")
-                finals[key] = os.path.join(parent, str(execution_id))
-                _move_aside_unknown(finals[key], component.id, self.store.location)
-                os.makedirs(staging[key])
-                outputs[key] = [art_type(uri=staging[key], producer=component.id)]
-            tmp_dir = self._scratch_dir(execution_id, os.getpid())
+            outputs = folders.stage(component.OUTPUTS)
             os.makedirs(tmp_dir, exist_ok=True)
             ctx = ExecutorContext(
                 component_id=component.id, pipeline_root=self.pipeline_root,
@@ -133,25 +127,17 @@ class InteractiveContext:
                                         else self.beam_pipeline_args),
                 production=self.production, log=_logger(component.id))
             component.Do(inputs, outputs, dict(component.exec_properties), ctx)
-            for key, arts in outputs.items():
-                for art in arts:
-                    _write_manifest(art.uri)
-                os.replace(staging[key], finals[key])
-                published.add(key)
-                for art in arts:
-                    art.uri = finals[key]
-            store.complete_execution(execution_id, outputs, time.perf_counter() - started)
+            folders.publish(outputs)
+            self.store.complete_execution(execution_id, outputs, time.perf_counter() - started)
         except BaseException as exc:
-            message = _one_line(exc)
-            for key in component.OUTPUTS:
-                for path in (staging.get(key), finals.get(key) if key in published else None):
-                    if path and os.path.isdir(path):
-                        shutil.rmtree(path, ignore_errors=True)
-            if _is_disk_full(exc):
-                message = _disk_full_message(self.pipeline_root, exc)
+            message = _failure_reason(exc)
+            folders.discard()
+            if is_disk_full(exc):
+                message = disk_full_message(self.pipeline_root, message)
                 exc = ToolkitError(message)
             try:
-                store.fail_execution(execution_id, message + "\n" + traceback.format_exc()[-3000:])
+                self.store.fail_execution(execution_id,
+                                          message + "\n" + traceback.format_exc()[-3000:])
             except Exception:  # the store itself may be what failed; the original error matters
                 pass
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
@@ -160,45 +146,42 @@ class InteractiveContext:
                 raise ComponentError(component.id, str(exc), execution_id) from None
             raise ComponentError(component.id, message, execution_id) from exc
         finally:
-            shutil.rmtree(self._scratch_dir(execution_id, os.getpid()), ignore_errors=True)
-        return self._finish(component, execution_id, inputs, outputs, False, started,
-                            component.exec_properties)
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+        return outputs
 
     def _finish(self, component: BaseComponent, execution_id: int,
                 inputs: dict[str, list[Artifact]], outputs: dict[str, list[Artifact]],
-                cached: bool, started: float, params: dict[str, Any]) -> "ExecutionResult":
+                cached: bool, started: float) -> "ExecutionResult":
+        """Hand the outputs to the component's channels, log the result, apply the gate."""
         for key, channel in component.outputs.items():
             channel._artifacts = list(outputs.get(key, []))
         result = ExecutionResult(component, execution_id, inputs, outputs, cached,
                                  time.perf_counter() - started)
-        result.gate_failure = component.gate(outputs, params) if hasattr(component, "gate") else None
+        result.gate_failure = component.gate(outputs, component.exec_properties)
         _append_run_log(result)
         if result.gate_failure and self.production:
             raise GateError(f"{component.id}: {result.gate_failure}")
         return result
 
-    def _cached_outputs(self, component_id: str, cache_key: str):
-        hit = self.store.find_cached(component_id, cache_key)
+    def _cached_outputs(self, component_id: str, digest: str):
+        """The latest reusable execution with this cache key, as ``(execution id, outputs)``;
+        executions whose outputs were damaged on disk are marked failed and skipped."""
+        hit = self.store.find_cached(component_id, digest)
         if hit is None:
             return None
         source_id, outputs = hit
-        damaged = [a for arts in outputs.values() for a in arts
-                   if getattr(a, "state", "LIVE") != "LIVE" or not _manifest_ok(a.uri)]
+        damaged = unusable_outputs(outputs)
         if damaged:
             print(show_controls(f"[{component_id}] cached outputs of execution {source_id} are "
                                 f"missing or damaged ({', '.join(a.uri for a in damaged)}); "
                                 "recomputing"), flush=True)
             self.store.mark_artifacts_deleted(damaged)
             self.store.fail_execution(source_id, "outputs missing or damaged on disk")
-            return self._cached_outputs(component_id, cache_key)
+            return self._cached_outputs(component_id, digest)
         return hit
 
-    def _scratch_dir(self, execution_id: int, pid: int) -> str:
-        """The executor's scratch folder (``ExecutorContext.tmp_dir``) for one execution."""
-        return os.path.join(self.pipeline_root, ".tmp", f"{execution_id}-{pid}")
-
     def _reap_abandoned(self, component_id: str) -> None:
-        """Executions whose process died mid-run: mark them failed, remove their staging."""
+        """Executions whose process died mid-run: mark them failed, remove what they wrote."""
         for row in self.store.executions(component_id):
             if row["state"] != "RUNNING":
                 continue
@@ -207,15 +190,7 @@ class InteractiveContext:
                 continue
             self.store.fail_execution(row["id"], f"abandoned: process {pid} ended before "
                                                  "the execution finished")
-            shutil.rmtree(self._scratch_dir(row["id"], pid), ignore_errors=True)
-            component_dir = os.path.join(self.pipeline_root, component_id)
-            if os.path.isdir(component_dir):
-                for key in os.listdir(component_dir):
-                    stage = os.path.join(component_dir, key, f".staging-{row['id']}-{pid}")
-                    shutil.rmtree(stage, ignore_errors=True)
-                    # published on disk but never registered: no artifact points at it
-                    shutil.rmtree(os.path.join(component_dir, key, str(row["id"])),
-                                  ignore_errors=True)
+            remove_abandoned(self.pipeline_root, component_id, row["id"], pid)
 
     # -- inspecting ---------------------------------------------------------------
     def show(self, item: Any):
@@ -269,31 +244,10 @@ class ExecutionResult:
             lines.append(f"  GATE: {self.gate_failure}")
         return show_controls("\n".join(lines))
 
-    def _toolkit_view_(self):
-        from toolkit.visualize.html import View, escape
-
-        def rows(group: dict[str, list[Artifact]]) -> str:
-            return "".join(
-                f"<tr><td>{escape(key)}</td><td>{escape(a.TYPE_NAME)}</td>"
-                f"<td>#{escape(a.id)}</td><td><code>{escape(a.uri)}</code></td></tr>"
-                for key, arts in group.items() for a in arts) or "<tr><td colspan=4>none</td></tr>"
-
-        badge = ("<span style='background:#e7f0ff;color:#1a4d99;padding:1px 6px;"
-                 "border-radius:3px'>cached</span>" if self.cached else
-                 "<span style='background:#e6f4ea;color:#1e6b34;padding:1px 6px;"
-                 "border-radius:3px'>ran</span>")
-        gate = (f"<p style='color:#a50e0e'><b>Gate:</b> {escape(self.gate_failure)}</p>"
-                if self.gate_failure else "")
-        html = (f"<div class='toolkit-result'><p><b>{escape(self.component_id)}</b> {badge} "
-                f"execution {escape(self.execution_id)} &middot; {self.duration_s:.2f} s</p>{gate}"
-                "<table><thead><tr><th>key</th><th>type</th><th>id</th><th>uri</th></tr></thead>"
-                f"<tbody><tr><th colspan=4 style='text-align:left'>inputs</th></tr>{rows(self.inputs)}"
-                f"<tr><th colspan=4 style='text-align:left'>outputs</th></tr>{rows(self.outputs)}"
-                "</tbody></table></div>")
-        return View(html, repr(self), title=self.component_id)
-
     def _repr_html_(self) -> str:
-        return self._toolkit_view_().html
+        from toolkit.visualize import view_of
+
+        return view_of(self).html
 
     def to_dict(self) -> dict[str, Any]:
         def arts(group):
@@ -322,17 +276,10 @@ class ExecutionsTable(list):
         lines += [fmt.format(*(str(r.get(c) or "") for c in self.COLUMNS)) for r in self]
         return show_controls("\n".join(lines))
 
-    def _toolkit_view_(self):
-        from toolkit.visualize.html import View, escape
-
-        head = "".join(f"<th>{escape(c)}</th>" for c in self.COLUMNS)
-        body = "".join("<tr>" + "".join(f"<td>{escape(r.get(c) or '')}</td>" for c in self.COLUMNS)
-                       + "</tr>" for r in self)
-        return View(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>",
-                    repr(self), title="executions")
-
     def _repr_html_(self) -> str:
-        return self._toolkit_view_().html
+        from toolkit.visualize import view_of
+
+        return view_of(self).html
 
 
 class Lineage:
@@ -376,23 +323,10 @@ class Lineage:
             lines.append(f"{pad}{via}{art.TYPE_NAME} #{art.id}{made}  {art.uri}")
         return show_controls("\n".join(lines))
 
-    def _toolkit_view_(self):
-        from toolkit.visualize.html import View, escape
-
-        items = []
-        for n in self.nodes:
-            art, ex = n["artifact"], n["execution"]
-            via = f"<i>{escape(n['via'])}</i>: " if n["via"] else ""
-            made = (f" &larr; <b>{escape(ex['component_id'])}</b> (execution {escape(ex['id'])}, "
-                    f"{escape(ex['state'].lower())})" if ex else " (imported)")
-            items.append(f"<div style='margin-left:{1.5 * n['depth']}em'>{via}"
-                         f"{escape(art.TYPE_NAME)} #{escape(art.id)}{made} "
-                         f"<code>{escape(art.uri)}</code></div>")
-        return View("<div class='toolkit-lineage'>" + "".join(items) + "</div>", repr(self),
-                    title="lineage")
-
     def _repr_html_(self) -> str:
-        return self._toolkit_view_().html
+        from toolkit.visualize import view_of
+
+        return view_of(self).html
 
 
 # -- helpers -----------------------------------------------------------------------
@@ -407,106 +341,12 @@ def _one_artifact(item: Any) -> Artifact:
     raise TypeError(f"expected an artifact or a channel, got {type(item).__name__}")
 
 
-def _identity(artifact: Artifact, location: str) -> Any:
-    """An input's identity for the cache key: its id here, or its uri if it comes from
-    another pipeline's store."""
-    if getattr(artifact, "store_location", location) == location:
-        return artifact.id
-    return f"uri:{artifact.uri}"
-
-
-def _write_manifest(uri: str) -> None:
-    files = {}
-    for root, _, names in os.walk(uri):
-        for name in names:
-            full = os.path.join(root, name)
-            files[os.path.relpath(full, uri)] = os.path.getsize(full)
-    with open(os.path.join(uri, MANIFEST), "w") as handle:
-        json.dump(files, handle, sort_keys=True)
-
-
-def _manifest_ok(uri: str) -> bool:
-    """True when every file the execution wrote is still there with its size."""
-    try:
-        with open(os.path.join(uri, MANIFEST)) as handle:
-            files = json.load(handle)
-    except (OSError, ValueError):
-        return False
-    for rel, size in files.items():
-        try:
-            if os.path.getsize(os.path.join(uri, rel)) != size:
-                return False
-        except OSError:
-            return False
-    return True
-
-
-def _has_artifact_folders(pipeline_root: str) -> bool:
-    """True when ``<root>/<component>/<key>/<execution id>`` folders exist."""
-    try:
-        components = [d for d in os.scandir(pipeline_root)
-                      if d.is_dir(follow_symlinks=False) and not d.name.startswith(".")]
-        for component in components:
-            for key in os.scandir(component.path):
-                if key.is_dir() and any(e.name.isdigit() for e in os.scandir(key.path)):
-                    return True
-    except OSError:
-        return False
-    return False
-
-
-def _check_inside(path: str, pipeline_root: str) -> None:
-    """Refuse an output folder that a symlink leads out of the pipeline root."""
-    real, real_root, inside = resolve_within(path, pipeline_root)
-    if not inside:
-        raise ToolkitError(f"output folder {path} resolves to {real}, outside the pipeline root "
-                           f"{real_root} (a symlink?); refusing to write there")
-
-
-def _move_aside_unknown(final: str, component_id: str, location: str) -> None:
-    """A folder already at an execution's final place was left by another metadata store
-    (this store just allotted the id): keep it, but out of the way."""
-    if not os.path.lexists(final):
-        return
-    aside = os.path.join(os.path.dirname(final),
-                         f".orphaned-{os.path.basename(final)}-{time.time_ns()}")
-    os.replace(final, aside)
-    print(show_controls(f"[{component_id}] {final} is not known to {location} (left by an "
-                        f"earlier metadata store); moved it to {aside}"), flush=True)
-
-
-def _is_disk_full(exc: BaseException) -> bool:
-    import errno
-
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return True
-    text = str(exc)
-    return "No space left on device" in text or "Disk quota exceeded" in text
-
-
-def _disk_full_message(path: str, exc: BaseException) -> str:
-    try:
-        usage = shutil.disk_usage(path)
-        free = f" ({usage.free / 2**20:,.1f} MB free of {usage.total / 2**20:,.1f} MB now)"
-    except OSError:
-        free = ""
-    return (f"no space left on the device holding {path}{free} while writing this execution's "
-            f"outputs; its partial outputs were removed. Free space or choose another "
-            f"pipeline_root ({_one_line(exc)})")
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    first = text.splitlines()[0] if text else ""
+def _failure_reason(exc: BaseException) -> str:
+    """Why an execution failed, as recorded and raised: a ToolkitError's message whole (it
+    is written for the user and may span lines), any other error as its type and first line."""
     if isinstance(exc, ToolkitError):
-        return text
-    return f"{type(exc).__name__}: {first}"
-
-
-def _sha256(text: str) -> str:
-    import hashlib
-
-    return hashlib.sha256(text.encode()).hexdigest()
+        return str(exc).strip() or type(exc).__name__
+    return f"{type(exc).__name__}: {error_line(exc)}"
 
 
 def _logger(component_id: str):

@@ -51,11 +51,11 @@ class MetadataStore:
             store = open_store()
         except Exception as exc:  # MLMD raises its own error types for bad/old databases
             if sqlite_path and _is_corrupt(exc):
-                _start_over(sqlite_path, _first_line(exc))
+                _start_over(sqlite_path, _mlmd_message(exc))
                 store = open_store()
             else:
                 raise ToolkitError(f"cannot open the metadata store "
-                                   f"({_describe(connection_config)}): {_first_line(exc)}") from None
+                                   f"({_describe(connection_config)}): {_mlmd_message(exc)}") from None
         self._store = _Retrying(store)
         if old_version is not None:
             new_version = _sqlite_schema_version(sqlite_path)
@@ -375,7 +375,7 @@ _CORRUPT = ("file is not a database", "database disk image is malformed",
 RETRY_SECONDS = 60.0
 
 
-def _first_line(exc: BaseException) -> str:
+def _mlmd_message(exc: BaseException) -> str:
     """MLMD's message without the SQL it was running."""
     text = " ".join(str(exc).split()) or type(exc).__name__
     prefix = "Error when executing query: "

@@ -188,10 +188,8 @@ def main() -> int:
         examples = results["CsvExampleGen"]["outputs"]["examples"][0]
         report["predictions"] = predictions(model, examples)
     if args.pipeline == "taxi" and "Evaluator" in results:
-        from toolkit.components.evaluator import load_result
-
         evaluation = [c for c in components if c.id == "Evaluator"][0].outputs["evaluation"]
-        overall = load_result(evaluation.get()[0]).get_metrics_for_slice(())
+        overall = evaluation.get()[0].load().get_metrics_for_slice(())
         report["metrics"] = {name: _number(value) for name, value in (overall or {}).items()}
     if args.report:
         with open(args.report, "w") as handle:

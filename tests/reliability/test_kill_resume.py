@@ -18,7 +18,7 @@ from reliability_helpers import (assert_abandoned, assert_completed_once, assert
                                  split_tables)
 
 UNRECORDED = "toolkit.metadata:MetadataStore.complete_execution:before"
-STAGED = "toolkit.context:_write_manifest:after"
+STAGED = "toolkit.publishing:write_manifest:after"
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def _outputs(report: dict, component: str, key: str) -> str:
 
 # -- ExampleGen -----------------------------------------------------------------------------
 @pytest.mark.parametrize("spec", [
-    "toolkit.components.example_gen:_read_csv:after",        # data read, nothing written
+    "toolkit.components.csv_reader:_read_csv:after",         # data read, nothing written
     "toolkit.components.example_gen:write_split:after@1",    # train written, eval not
     STAGED,                                                   # all written, not yet published
     UNRECORDED,                                               # published, not yet recorded
@@ -158,7 +158,7 @@ CHAIN = [
     ("Transform", "toolkit.components.transform:_row_count:before"),     # graph + data staged
     ("Trainer", "keras:Model.fit:after"),                                # trained, not saved
     ("Trainer", "toolkit.components.trainer:_signatures:before"),        # SavedModel staged
-    ("Trainer", "toolkit.context:_write_manifest:after@2"),              # model published, run not
+    ("Trainer", "toolkit.publishing:write_manifest:after@2"),              # model published, run not
     ("Evaluator", "toolkit.components.evaluator:_predictions:after"),    # predicted, nothing written
     ("Evaluator", "toolkit.components.evaluator:_save_result:before"),   # TFMA files half written
     ("Pusher", "shutil:copytree:before@2"),                              # half copied

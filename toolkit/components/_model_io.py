@@ -1,14 +1,18 @@
-"""Shared by the model components: Arrow to tf.Example, SavedModel locations, blessings."""
+"""Shared by the model components: Arrow to tf.Example, SavedModel locations, blessings,
+and batch inference through a serving signature (BulkInferrer and Evaluator both predict)."""
 from __future__ import annotations
 
 import os
 from typing import Any, Iterable
 
 from toolkit.artifacts import Artifact, InfraBlessing, Model, ModelBlessing
-from toolkit.errors import ToolkitError
+from toolkit.errors import InputDataError, ToolkitError
 
 #: TFX's folder for the serving SavedModel inside a Model artifact
 SERVING_DIR = "Format-Serving"
+#: rows per call of a serving signature: large enough to amortise the call, small enough
+#: that one batch of serialized examples stays a few megabytes
+BATCH_ROWS = 2048
 
 
 def serving_model_path(model: Model) -> str:
@@ -164,3 +168,53 @@ def feature_tensor(tf, spec, values: list):
         values = [0 if v is None else v for v in values]
     tensor = tf.constant(values, dtype=spec.dtype)
     return tf.reshape(tensor, [-1, 1]) if spec.shape.rank == 2 else tensor
+
+
+def predict(tf, signature, table) -> dict[str, Any]:
+    """Prediction columns (Arrow arrays) for every row of ``table``.
+
+    A model output of one value per example becomes ``prediction``; several values
+    per example become ``scores`` (a list) and ``prediction`` (the index of the
+    highest); several outputs get ``prediction_<output>``/``scores_<output>``.
+    """
+    import numpy as np
+
+    specs = signature.structured_input_signature[1]
+    key = serialized_input(tf, specs, table.column_names)
+    parts: dict[str, list] = {}
+    for start in range(0, table.num_rows, BATCH_ROWS):
+        rows = table.slice(start, BATCH_ROWS)
+        if key is not None:
+            inputs = {key: tf.constant(serialize_examples(rows))}
+        else:
+            inputs = _feature_inputs(tf, specs, rows)
+        for name, value in signature(**inputs).items():
+            parts.setdefault(name, []).append(np.asarray(value))
+    arrays = {k: np.concatenate(v) for k, v in parts.items()}
+    return _columns(arrays)
+
+
+def _feature_inputs(tf, specs, rows) -> dict[str, Any]:
+    inputs = {}
+    for key, spec in specs.items():
+        if key not in rows.column_names:
+            raise InputDataError(f"the model's signature takes {key!r}, which the examples lack")
+        inputs[key] = feature_tensor(tf, spec, rows.column(key).to_pylist())
+    return inputs
+
+
+def _columns(arrays: dict[str, Any]) -> dict[str, Any]:
+    import numpy as np
+    import pyarrow as pa
+
+    single = len(arrays) == 1
+    out = {}
+    for name, value in arrays.items():
+        prefix = "prediction" if single else f"prediction_{name}"
+        flat = value.reshape(value.shape[0], -1) if value.ndim > 1 else value.reshape(-1, 1)
+        if flat.shape[1] == 1:
+            out[prefix] = pa.array(flat[:, 0])
+        else:
+            out["scores" if single else f"scores_{name}"] = pa.array(list(flat))
+            out[prefix] = pa.array(np.argmax(flat, axis=1))
+    return out

@@ -8,16 +8,11 @@ for a model exported with its transform graph), as a server would see them.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from toolkit.artifacts import Examples, InferenceResult, Model, ModelBlessing
 from toolkit.base_component import BaseComponent, ExecutorContext, InputSpec, ExecutionParameter
 from toolkit.components._io import check_splits, read_split, write_split
-from toolkit.components._model_io import (blessing_verdict, feature_tensor, load_signature,
-                                          serialize_examples, serialized_input)
-from toolkit.errors import InputDataError
-
-BATCH_ROWS = 2048
+from toolkit.components._model_io import blessing_verdict, load_signature, predict
 
 
 class BulkInferrer(BaseComponent):
@@ -86,51 +81,6 @@ class BulkInferrer(BaseComponent):
         if int(result.properties.get("inferred", 1) or 0) == 0:
             return result.properties.get("reason") or "no inference"
         return None
-
-
-def predict(tf, signature, table) -> dict[str, Any]:
-    """Prediction columns (Arrow arrays) for every row of ``table``."""
-    import numpy as np
-
-    specs = signature.structured_input_signature[1]
-    key = serialized_input(tf, specs, table.column_names)
-    parts: dict[str, list] = {}
-    for start in range(0, table.num_rows, BATCH_ROWS):
-        rows = table.slice(start, BATCH_ROWS)
-        if key is not None:
-            inputs = {key: tf.constant(serialize_examples(rows))}
-        else:
-            inputs = _feature_inputs(tf, specs, rows)
-        for name, value in signature(**inputs).items():
-            parts.setdefault(name, []).append(np.asarray(value))
-    arrays = {k: np.concatenate(v) for k, v in parts.items()}
-    return _columns(arrays)
-
-
-def _feature_inputs(tf, specs, rows) -> dict[str, Any]:
-    inputs = {}
-    for key, spec in specs.items():
-        if key not in rows.column_names:
-            raise InputDataError(f"the model's signature takes {key!r}, which the examples lack")
-        inputs[key] = feature_tensor(tf, spec, rows.column(key).to_pylist())
-    return inputs
-
-
-def _columns(arrays: dict[str, Any]) -> dict[str, Any]:
-    import numpy as np
-    import pyarrow as pa
-
-    single = len(arrays) == 1
-    out = {}
-    for name, value in arrays.items():
-        prefix = "prediction" if single else f"prediction_{name}"
-        flat = value.reshape(value.shape[0], -1) if value.ndim > 1 else value.reshape(-1, 1)
-        if flat.shape[1] == 1:
-            out[prefix] = pa.array(flat[:, 0])
-        else:
-            out["scores" if single else f"scores_{name}"] = pa.array(list(flat))
-            out[prefix] = pa.array(np.argmax(flat, axis=1))
-    return out
 
 
 def _unique(name: str, existing: list[str]) -> str:

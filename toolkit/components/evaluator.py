@@ -3,23 +3,23 @@
 The model answers through its serving signature (raw serialized examples in), the
 vectorized engine of :mod:`toolkit.evaluation` computes TFMA's metrics per slice,
 and the evaluation artifact holds TFMA's own records, so ``tfma.load_eval_result``
-reads it. A ``blessing`` says whether every threshold passed; a change threshold
-compares the candidate with ``baseline_model`` on the same examples.
+reads it, beside the toolkit's stored result (``evaluation.json`` and a tidy
+``metrics.parquet``, see :mod:`toolkit.evaluation.storage`) that
+``ModelEvaluation.load()`` returns without TensorFlow. A ``blessing`` says whether
+every threshold passed; a change threshold compares the candidate with
+``baseline_model`` on the same examples.
 """
 from __future__ import annotations
 
 import json
 import os
-from typing import Any
 
 from toolkit._quiet import quiet_tensorflow
 from toolkit.artifacts import Examples, Model, ModelBlessing, ModelEvaluation, TransformGraph
 from toolkit.base_component import BaseComponent, ExecutorContext, InputSpec, ExecutionParameter
 from toolkit.components._io import check_splits, read_split
-from toolkit.components._model_io import load_signature, serialize_examples
+from toolkit.components._model_io import load_signature, predict, serialize_examples
 from toolkit.errors import InputDataError, ToolkitError
-
-RESULT_FILE = "toolkit_eval_result.pkl"
 
 
 class Evaluator(BaseComponent):
@@ -56,6 +56,7 @@ class Evaluator(BaseComponent):
 
     def Do(self, input_dict, output_dict, exec_properties, ctx: ExecutorContext) -> None:
         from toolkit.evaluation import evaluate, load_eval_config, write_tfma_artifact
+        from toolkit.evaluation.storage import save_result
 
         config = load_eval_config(exec_properties["eval_config"])
         candidate = config.candidate
@@ -95,7 +96,7 @@ class Evaluator(BaseComponent):
             locations["baseline"] = baseline.uri
         write_tfma_artifact(result, evaluation.uri, data_location=examples.uri,
                             model_locations=locations)
-        _save_result(result, evaluation.uri)
+        save_result(result, evaluation.uri)
         blessing: ModelBlessing = output_dict["blessing"][0]
         blessed = bool(result.blessed)
         with open(os.path.join(blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"), "w"):
@@ -111,25 +112,6 @@ class Evaluator(BaseComponent):
         evaluation.properties.update(blessed=int(blessed), engine=result.engine)
         ctx.log(f"{'blessed' if blessed else 'NOT blessed'}"
                 + (f": {'; '.join(failures[:3])}" if failures else ""))
-
-
-def load_result(evaluation) -> Any:
-    """The :class:`toolkit.evaluation.EvalResult` an Evaluator stored in its artifact."""
-    import pickle
-
-    path = os.path.join(evaluation.uri, RESULT_FILE)
-    if not os.path.isfile(path):
-        raise ToolkitError(f"ModelEvaluation #{evaluation.id} has no {RESULT_FILE}; "
-                           "read it with tfma.load_eval_result instead")
-    with open(path, "rb") as handle:
-        return pickle.load(handle)
-
-
-def _save_result(result, uri: str) -> None:
-    import pickle
-
-    with open(os.path.join(uri, RESULT_FILE), "wb") as handle:
-        pickle.dump(result, handle)
 
 
 def _failures(result) -> list[str]:
@@ -148,8 +130,6 @@ def _predictions(model: Model, table):
     """One score per example from the model's ``serving_default`` (serialized examples)."""
     import numpy as np
     import tensorflow as tf
-
-    from toolkit.components.bulk_inferrer import predict
 
     loaded, signature = load_signature(model, "serving_default",
                                        what="serving_default signature")

@@ -4,7 +4,8 @@
 :class:`EvalResult` with TFMA's interface (``slicing_metrics``,
 ``get_metrics_for_slice``...), a tidy ``to_dataframe()``, ``validation`` and
 ``blessed``. :func:`write_tfma_artifact` writes the result as TFMA's records so
-``tfma.load_eval_result`` reads it.
+``tfma.load_eval_result`` reads it; :func:`save_result` and :func:`load_result` store
+and read the toolkit's own exact form (``evaluation.json``, plus ``metrics.parquet``).
 
 Importing this package does not import TensorFlow or TFMA; only ``engine="tfma"``,
 metrics the engine does not implement, text-proto configs and
@@ -22,6 +23,7 @@ from toolkit.evaluation.errors import (
     MissingColumnError,
 )
 from toolkit.evaluation.result import EvalResult
+from toolkit.evaluation.storage import load_result, save_result
 from toolkit.evaluation.validation import ThresholdCheck, Validation
 from toolkit.evaluation.values import MetricKey, MetricValue, SliceMetrics
 
@@ -52,5 +54,7 @@ __all__ = [
     "Validation",
     "evaluate",
     "load_eval_config",
+    "load_result",
+    "save_result",
     "write_tfma_artifact",
 ]

@@ -34,7 +34,9 @@ class EvalResult:
 
     Beyond TFMA: :meth:`to_dataframe` (tidy, one row per slice, metric and
     threshold), :meth:`against` (differences and ratios to a baseline slice),
-    :attr:`validation` and :attr:`blessed`.
+    :attr:`validation` and :attr:`blessed`. :mod:`toolkit.evaluation.storage` stores it;
+    ``toolkit.show(result)`` draws it with the dashboard that :mod:`toolkit.visualize`
+    registers for this class (the library itself never imports a view).
     """
 
     def __init__(self, slices: Sequence[SliceMetrics], eval_config: EvalConfig, validation: Validation,
@@ -52,12 +54,6 @@ class EvalResult:
         self.slicing_metrics = [
             (sm.key, encode_slice(sm, self._model, self._baseline_model)) for sm in self._slices if not sm.empty
         ]
-
-    def _toolkit_view_(self):
-        """The per-slice dashboard (``toolkit.show(result)``)."""
-        from toolkit.visualize.evaluation import EvaluationDashboard
-
-        return EvaluationDashboard(self)
 
     # --- TFMA's EvalResult interface -------------------------------------------------
     @property

@@ -89,7 +89,7 @@ def threshold_rules(config: EvalConfig) -> list[ThresholdRule]:
 
 
 def has_change_thresholds(config: EvalConfig) -> bool:
-    return any(isinstance(rule.threshold, ChangeThreshold) for rule in config.threshold_rules())
+    return any(isinstance(rule.threshold, ChangeThreshold) for rule in threshold_rules(config))
 
 
 @dataclass

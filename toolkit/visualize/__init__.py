@@ -10,16 +10,19 @@ import os
 from typing import Any, Callable, Iterable
 
 from toolkit.errors import ToolkitError
-from toolkit.visualize.html import (NOTE, View, _ipython_shell, esc, escape, fmt_bytes,
-                                    fmt_num, is_kernel, new_uid, plain, root, stack, table, tag,
-                                    truncate)
-from toolkit.visualize.schema import anomalies_view, load_anomalies, load_schema, schema_view
-from toolkit.visualize.statistics import (load_statistics, show_statistics, statistics_view,
+from toolkit.visualize.evaluation import dashboard, model_evaluation_view
+from toolkit.visualize.html import (NOTE, View, display_view, esc, escape, fmt_bytes, fmt_num,
+                                    new_uid, plain, root, stack, table, tag, truncate)
+from toolkit.visualize.reading import toolkit_artifact
+from toolkit.visualize.run import execution_result_view, executions_table_view, lineage_view
+from toolkit.visualize.schema import anomalies_view, artifact_anomalies, schema_view
+from toolkit.visualize.statistics import (artifact_statistics, show_statistics, statistics_view,
                                           statistics_view_of)
 
 __all__ = [
-    "View", "anomalies_view", "display_view", "escape", "register_view", "schema_view",
-    "show", "show_statistics", "statistics_view", "statistics_view_of", "truncate", "view_of",
+    "View", "anomalies_view", "artifact_view", "display_view", "escape", "qualified_name",
+    "register_view", "schema_view", "show", "show_statistics", "statistics_view",
+    "statistics_view_of", "truncate", "view_of",
 ]
 
 ViewFunction = Callable[[Any], View]
@@ -30,38 +33,40 @@ PREVIEW_ROWS = 5
 PREVIEW_COLUMNS = 30
 
 
-def register_view(type_name: str, fn: ViewFunction) -> ViewFunction:
-    """Render artifacts of ``type_name`` (their ``TYPE_NAME``) with ``fn(artifact) -> View``."""
-    _VIEWS[type_name] = fn
+def qualified_name(cls: type) -> str:
+    """``"module.QualName"``: how the registry names a class without importing its module."""
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def register_view(key: str | type, fn: ViewFunction) -> ViewFunction:
+    """Render objects with ``fn(obj) -> View``.
+
+    ``key`` is an artifact ``TYPE_NAME`` (``"ModelEvaluation"``: the view gets the
+    artifact and is headed by its type and uri), a class, or a class's qualified name
+    (``"toolkit.evaluation.result.EvalResult"``), so that views can be registered for a
+    class without importing it; instances of subclasses get the view too.
+    """
+    _VIEWS[key if isinstance(key, str) else qualified_name(key)] = fn
     return fn
 
 
-def _in_kernel() -> Any:
-    shell = _ipython_shell()
-    return shell if is_kernel(shell) else None
-
-
-def display_view(view: View) -> View:
-    """Display ``view`` in a notebook kernel, or print its text elsewhere; return it."""
-    shell = _in_kernel()
-    if shell is None:
-        print(view.text)
-        return view
-    from IPython.display import display
-
-    view._echo_cell = None
-    display(view)
-    # The returned view is not echoed again if this call ends the cell.
-    view._echo_cell = getattr(shell, "execution_count", None)
-    return view
+def _registered_class_view(obj: Any) -> ViewFunction | None:
+    for cls in type(obj).__mro__:
+        if cls is object:
+            continue
+        fn = _VIEWS.get(qualified_name(cls))
+        if fn is not None:
+            return fn
+    return None
 
 
 def show(obj: Any) -> View | None:
     """Display ``obj`` as a view: in a notebook inline, elsewhere as text. Returns the view.
 
-    ``obj`` may be a View, anything with a ``_toolkit_view_()`` method, a
-    statistics/schema/anomalies proto, an artifact, a list of artifacts or a
-    channel (anything with ``.get()`` returning artifacts).
+    ``obj`` may be a View, an object of a class with a registered view (an
+    evaluation result, a run's result, lineage), anything with a ``_toolkit_view_()``
+    method, a statistics/schema/anomalies proto, an artifact, a list of artifacts or
+    a channel (anything with ``.get()`` returning artifacts).
     """
     return display_view(view_of(obj))
 
@@ -84,17 +89,25 @@ def _is_artifact(obj: Any) -> bool:
 
 
 def view_of(obj: Any) -> View:
-    """The view ``show`` would display for ``obj``, without displaying it."""
+    """The view ``show`` would display for ``obj``, without displaying it.
+
+    Looked up in order: a view registered for the object's class (or a base class),
+    the view of its artifact type, then an object's own ``_toolkit_view_()`` (user
+    classes), protos, lists of artifacts and channels.
+    """
     if isinstance(obj, View):
         return obj
+    registered = _registered_class_view(obj)
+    if registered is not None:
+        return registered(obj)
+    if _is_artifact(obj):
+        return artifact_view(obj)
     maker = getattr(obj, "_toolkit_view_", None)
     if callable(maker):
         return maker()
     proto = _proto_view(obj)
     if proto is not None:
         return proto
-    if _is_artifact(obj):
-        return artifact_view(obj)
     if isinstance(obj, (list, tuple)):
         return _artifacts_view(obj)
     getter = getattr(obj, "get", None)
@@ -198,15 +211,15 @@ def _generic_view(artifact: Any) -> View:
 
 
 def _example_statistics_view(artifact: Any) -> View:
-    return statistics_view(load_statistics(artifact))
+    return statistics_view(artifact_statistics(artifact))
 
 
 def _schema_artifact_view(artifact: Any) -> View:
-    return schema_view(load_schema(artifact))
+    return schema_view(toolkit_artifact(artifact, "Schema").load())
 
 
 def _anomalies_artifact_view(artifact: Any) -> View:
-    return anomalies_view(load_anomalies(artifact))
+    return anomalies_view(artifact_anomalies(artifact))
 
 
 def _split_names(artifact: Any) -> list[str]:
@@ -279,5 +292,10 @@ register_view("ExampleStatistics", _example_statistics_view)
 register_view("Schema", _schema_artifact_view)
 register_view("ExampleAnomalies", _anomalies_artifact_view)
 register_view("Examples", _examples_view)
-
-from toolkit.visualize import evaluation as _evaluation  # noqa: E402,F401  registers ModelEvaluation
+register_view("ModelEvaluation", model_evaluation_view)
+# Results are registered by qualified name: importing the views never imports the
+# library or the context, and the library never imports a view.
+register_view("toolkit.evaluation.result.EvalResult", dashboard)
+register_view("toolkit.context.ExecutionResult", execution_result_view)
+register_view("toolkit.context.ExecutionsTable", executions_table_view)
+register_view("toolkit.context.Lineage", lineage_view)

@@ -193,7 +193,7 @@ class View:
         # ``show(x)`` displays the view and returns it; when that call is the last
         # line of a cell, IPython would echo the returned view a second time.
         # The echo in the same cell is skipped; displaying it later works as usual.
-        shell = _ipython_shell()
+        shell = ipython_shell()
         if shell is not None and self._echo_cell == getattr(shell, "execution_count", None):
             return
         self._publish(shell)
@@ -220,7 +220,7 @@ class View:
         return path
 
 
-def _ipython_shell() -> Any:
+def ipython_shell() -> Any:
     """The running IPython shell, or None (IPython is never imported here)."""
     if "IPython" not in sys.modules:
         return None
@@ -232,6 +232,21 @@ def _ipython_shell() -> Any:
 def is_kernel(shell: Any) -> bool:
     """Whether ``shell`` is a notebook kernel's (it can show HTML and widgets)."""
     return shell is not None and hasattr(shell, "kernel")
+
+
+def display_view(view: View) -> View:
+    """Display ``view`` in a notebook kernel, or print its text elsewhere; return it."""
+    shell = ipython_shell()
+    if not is_kernel(shell):
+        print(view.text)
+        return view
+    from IPython.display import display
+
+    view._echo_cell = None
+    display(view)
+    # The returned view is not echoed again if this call ends the cell.
+    view._echo_cell = getattr(shell, "execution_count", None)
+    return view
 
 
 def stack(views: Iterable[View], title: str = "") -> View:

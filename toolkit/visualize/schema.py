@@ -1,16 +1,15 @@
 """Schema and anomalies views (the offline equivalents of TFDV's display_schema/anomalies)."""
 from __future__ import annotations
 
-import os
 from typing import Any, Mapping
 
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2
 
-from toolkit.artifacts import (ANOMALIES_FILE, SCHEMA_FILE, files_by_split, read_anomalies,
-                               read_schema)
+from toolkit.artifacts import ANOMALIES_FILE
 from toolkit.errors import ToolkitError
 from toolkit.visualize.html import (BAD, GOOD, HEADING, NOTE, WARN, View, badge, esc,
                                     escape, fmt_num, new_uid, plain, root, table, tag)
+from toolkit.visualize.reading import splits_with, toolkit_artifact
 
 DOMAIN_VALUES_SHOWN = 20
 
@@ -19,32 +18,15 @@ DOMAIN_VALUES_SHOWN = 20
 # Loading
 # --------------------------------------------------------------------------
 
-def load_schema(source: Any) -> schema_pb2.Schema:
-    """A Schema from a proto, a ``schema.pbtxt`` path, a folder holding one, or an artifact."""
-    if isinstance(source, schema_pb2.Schema):
-        return source
-    path = getattr(source, "schema_path", None) or os.fspath(source)
-    if os.path.isdir(path):
-        path = os.path.join(path, SCHEMA_FILE)
-    return read_schema(path)
-
-
-def load_anomalies(source: Any) -> dict[str, anomalies_pb2.Anomalies]:
-    """Anomalies per split from an ExampleAnomalies artifact, a folder or a SchemaDiff.pb path."""
-    if isinstance(source, anomalies_pb2.Anomalies):
-        return {"": source}
-    if hasattr(source, "anomalies_path"):
-        splits = list(getattr(source, "split_names", []) or [])
-        if splits:
-            return {split: read_anomalies(source.anomalies_path(split)) for split in splits}
-        source = source.uri
-    path = os.fspath(source)
-    if os.path.isfile(path):
-        return {"": read_anomalies(path)}
-    found = files_by_split(path, ANOMALIES_FILE)
-    if not found:
-        raise ToolkitError(f"no anomalies in {path!r}: expected Split-<name>/SchemaDiff.pb files")
-    return {split: read_anomalies(file) for split, file in found.items()}
+def artifact_anomalies(source: Any) -> dict[str, anomalies_pb2.Anomalies]:
+    """Anomalies per split of an ExampleAnomalies artifact (the toolkit's, TFX's or any object
+    with its ``uri``), read by ``ExampleAnomalies.load``."""
+    artifact = toolkit_artifact(source, "ExampleAnomalies")
+    splits = splits_with(artifact, ANOMALIES_FILE)
+    if not splits:
+        raise ToolkitError(f"no anomalies in {artifact.uri!r}: expected "
+                           "Split-<name>/SchemaDiff.pb files")
+    return {split: artifact.load(split) for split in splits}
 
 
 # --------------------------------------------------------------------------

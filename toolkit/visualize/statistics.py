@@ -23,9 +23,10 @@ from tensorflow_metadata.proto.v0 import statistics_pb2
 from toolkit.artifacts import STATS_FILE, files_by_split, read_statistics
 from toolkit.errors import ToolkitError
 from toolkit.visualize.html import (BAD, GRID, HEADING, MUTED, NOTE, PALETTE, TABLE,
-                                    TABLE_ATTRS, TD, TH_LEFT, TH_RIGHT, WARN, View, esc,
-                                    escape, fmt_num, fmt_pct, new_uid, plain, root, swatch,
+                                    TABLE_ATTRS, TD, TH_LEFT, TH_RIGHT, WARN, View, display_view,
+                                    esc, escape, fmt_num, fmt_pct, new_uid, plain, root, swatch,
                                     tag)
+from toolkit.visualize.reading import splits_with, toolkit_artifact
 
 Histogram = statistics_pb2.Histogram
 DatasetList = statistics_pb2.DatasetFeatureStatisticsList
@@ -171,11 +172,20 @@ def _is_dataframe(obj: Any) -> bool:
     return pandas is not None and isinstance(obj, pandas.DataFrame)
 
 
-def _artifact_stats(artifact: Any) -> dict[str, DatasetList]:
-    splits = list(getattr(artifact, "split_names", []) or [])
+def artifact_statistics(source: Any) -> dict[str, DatasetList]:
+    """Statistics per split of an ExampleStatistics artifact (the toolkit's, TFX's or any
+    object with its ``uri``), read by ``ExampleStatistics.load``."""
+    artifact = toolkit_artifact(source, "ExampleStatistics")
+    splits = splits_with(artifact, STATS_FILE)
     if not splits:
         return _stats_from_folder(artifact.uri)
-    return {split: read_statistics(artifact.stats_path(split)) for split in splits}
+    return {split: artifact.load(split) for split in splits}
+
+
+def _is_statistics_artifact(source: Any) -> bool:
+    type_name = getattr(source, "type_name", None) or getattr(source, "TYPE_NAME", None)
+    return hasattr(source, "uri") and (hasattr(source, "stats_path")
+                                       or type_name == "ExampleStatistics")
 
 
 def load_statistics(source: Any) -> dict[str, DatasetList]:
@@ -206,8 +216,8 @@ def load_statistics(source: Any) -> dict[str, DatasetList]:
         if os.path.isfile(path):
             return {"": read_statistics(path)}
         raise ToolkitError(f"statistics path {path!r} does not exist")
-    if hasattr(source, "stats_path") and hasattr(source, "uri"):
-        return _artifact_stats(source)
+    if _is_statistics_artifact(source):
+        return artifact_statistics(source)
     if hasattr(source, "get") and callable(source.get) and not isinstance(source, Mapping):
         artifacts = list(source.get())
         if len(artifacts) != 1:
@@ -913,6 +923,4 @@ def show_statistics(data: Any, compare_to: Any = None,
     artifact. ``names`` labels them (default ``data`` and ``compare_to``; splits
     keep their own names). Displays like :func:`toolkit.show` and returns the view.
     """
-    from toolkit.visualize import display_view
-
     return display_view(statistics_view_of(data, compare_to, names))

@@ -1,0 +1,183 @@
+"""Publishing an execution's outputs whole or not at all.
+
+An executor writes each output into ``<root>/<component>/<key>/.staging-<execution>-<pid>``.
+Only after ``Do`` returns is each folder given a manifest (every file with its size)
+and renamed to ``<root>/<component>/<key>/<execution>``. So a folder at its final
+place was written completely, readers and the cache never see half an output, and
+a process killed midway leaves only folders named after its execution and pid,
+which the next run removes. The manifest lets a later run tell that a published
+folder is still intact before reusing it, and a disk that fills up mid-write is
+reported as such instead of as whatever error the executor happened to hit.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import time
+
+from toolkit._paths import resolve_within
+from toolkit._text import show_controls
+from toolkit.artifacts import Artifact
+from toolkit.errors import ToolkitError
+
+#: written last into each published output folder: relative file path -> size in bytes
+MANIFEST = ".toolkit-manifest.json"
+
+
+def staging_dir(output_parent: str, execution_id: int, pid: int) -> str:
+    """Where execution ``execution_id`` of process ``pid`` writes one output before publishing."""
+    return os.path.join(output_parent, f".staging-{execution_id}-{pid}")
+
+
+def final_dir(output_parent: str, execution_id: int) -> str:
+    """Where one output of execution ``execution_id`` lives once published."""
+    return os.path.join(output_parent, str(execution_id))
+
+
+def scratch_dir(pipeline_root: str, execution_id: int, pid: int) -> str:
+    """The executor's scratch folder (``ExecutorContext.tmp_dir``) for one execution."""
+    return os.path.join(pipeline_root, ".tmp", f"{execution_id}-{pid}")
+
+
+class OutputFolders:
+    """One execution's output folders: staged before ``Do``, published after it, or
+    removed if anything fails in between."""
+
+    def __init__(self, pipeline_root: str, component_id: str, execution_id: int, pid: int,
+                 store_location: str):
+        self.pipeline_root = pipeline_root
+        self.component_id = component_id
+        self.execution_id = execution_id
+        self.pid = pid
+        self.store_location = store_location
+        self.staging: dict[str, str] = {}
+        self.finals: dict[str, str] = {}
+        self.published: set[str] = set()
+
+    def stage(self, output_types: dict[str, type[Artifact]]) -> dict[str, list[Artifact]]:
+        """Create an empty staging folder per output key; the artifacts point at them."""
+        outputs: dict[str, list[Artifact]] = {}
+        for key, art_type in output_types.items():
+            parent = os.path.join(self.pipeline_root, self.component_id, key)
+            os.makedirs(parent, exist_ok=True)
+            check_inside(parent, self.pipeline_root)
+            self.staging[key] = staging_dir(parent, self.execution_id, self.pid)
+            self.finals[key] = final_dir(parent, self.execution_id)
+            move_aside_unknown(self.finals[key], self.component_id, self.store_location)
+            os.makedirs(self.staging[key])
+            outputs[key] = [art_type(uri=self.staging[key], producer=self.component_id)]
+        return outputs
+
+    def publish(self, outputs: dict[str, list[Artifact]]) -> None:
+        """Write each output's manifest, rename it to its final folder, repoint its artifacts."""
+        for key, arts in outputs.items():
+            for art in arts:
+                write_manifest(art.uri)
+            os.replace(self.staging[key], self.finals[key])
+            self.published.add(key)
+            for art in arts:
+                art.uri = self.finals[key]
+
+    def discard(self) -> None:
+        """Remove everything this execution wrote, staged or already published."""
+        for key, staged in self.staging.items():
+            final = self.finals[key] if key in self.published else None
+            for path in (staged, final):
+                if path and os.path.isdir(path):
+                    shutil.rmtree(path, ignore_errors=True)
+
+
+def remove_abandoned(pipeline_root: str, component_id: str, execution_id: int, pid: int) -> None:
+    """Remove what an execution whose process died left on disk: its scratch and staging
+    folders, and any folder it published but never registered (no artifact points at it)."""
+    shutil.rmtree(scratch_dir(pipeline_root, execution_id, pid), ignore_errors=True)
+    component_dir = os.path.join(pipeline_root, component_id)
+    if os.path.isdir(component_dir):
+        for key in os.listdir(component_dir):
+            parent = os.path.join(component_dir, key)
+            shutil.rmtree(staging_dir(parent, execution_id, pid), ignore_errors=True)
+            shutil.rmtree(final_dir(parent, execution_id), ignore_errors=True)
+
+
+def write_manifest(uri: str) -> None:
+    """Record every file under ``uri`` with its size, in ``uri``'s manifest."""
+    files = {}
+    for root, _, names in os.walk(uri):
+        for name in names:
+            full = os.path.join(root, name)
+            files[os.path.relpath(full, uri)] = os.path.getsize(full)
+    with open(os.path.join(uri, MANIFEST), "w") as handle:
+        json.dump(files, handle, sort_keys=True)
+
+
+def manifest_ok(uri: str) -> bool:
+    """True when every file the execution wrote is still there with its size."""
+    try:
+        with open(os.path.join(uri, MANIFEST)) as handle:
+            files = json.load(handle)
+    except (OSError, ValueError):
+        return False
+    for rel, size in files.items():
+        try:
+            if os.path.getsize(os.path.join(uri, rel)) != size:
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def has_artifact_folders(pipeline_root: str) -> bool:
+    """True when published ``<root>/<component>/<key>/<execution id>`` folders exist."""
+    try:
+        components = [d for d in os.scandir(pipeline_root)
+                      if d.is_dir(follow_symlinks=False) and not d.name.startswith(".")]
+        for component in components:
+            for key in os.scandir(component.path):
+                if key.is_dir() and any(e.name.isdigit() for e in os.scandir(key.path)):
+                    return True
+    except OSError:
+        return False
+    return False
+
+
+def check_inside(path: str, pipeline_root: str) -> None:
+    """Refuse an output folder that a symlink leads out of the pipeline root."""
+    real, real_root, inside = resolve_within(path, pipeline_root)
+    if not inside:
+        raise ToolkitError(f"output folder {path} resolves to {real}, outside the pipeline root "
+                           f"{real_root} (a symlink?); refusing to write there")
+
+
+def move_aside_unknown(final: str, component_id: str, store_location: str) -> None:
+    """A folder already at an execution's final place was left by another metadata store
+    (this store just allotted the id): keep it, but out of the way."""
+    if not os.path.lexists(final):
+        return
+    aside = os.path.join(os.path.dirname(final),
+                         f".orphaned-{os.path.basename(final)}-{time.time_ns()}")
+    os.replace(final, aside)
+    print(show_controls(f"[{component_id}] {final} is not known to {store_location} (left by "
+                        f"an earlier metadata store); moved it to {aside}"), flush=True)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """True when ``exc`` (or the text an executor wrapped it in) says the disk is full."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(exc)
+    return "No space left on device" in text or "Disk quota exceeded" in text
+
+
+def disk_full_message(path: str, reason: str) -> str:
+    """What to tell the user when writing under ``path`` filled the disk (``reason``: the
+    error as one line)."""
+    try:
+        usage = shutil.disk_usage(path)
+        free = f" ({usage.free / 2**20:,.1f} MB free of {usage.total / 2**20:,.1f} MB now)"
+    except OSError:
+        free = ""
+    return (f"no space left on the device holding {path}{free} while writing this execution's "
+            f"outputs; its partial outputs were removed. Free space or choose another "
+            f"pipeline_root ({reason})")

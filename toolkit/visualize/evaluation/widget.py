@@ -1,0 +1,249 @@
+"""The interactive dashboard: ipywidgets controls over the chart, plus a static copy.
+
+How it displays, and why:
+
+* Bars are ``div``s with inline styles only. JupyterLab strips ``<script>``,
+  ``<style>`` and inline ``<svg>`` from untrusted output (papermill's), and
+  nbconvert's HTML cannot run widgets offline, so nothing a reader needs may
+  depend on scripts, stylesheets or SVG.
+* :class:`EvaluationDashboard` displays **two outputs**: first the ipywidgets
+  dashboard (controls plus a chart in an ``HTML`` widget), then a static
+  output with the same chart for the current choices and the full table. The
+  widget's HTML carries one ``<style>`` rule that hides the static chart of the
+  same dashboard (a class unique to it). Where the widget renders (a live
+  kernel), that rule exists and only the widget's chart is seen; wherever the
+  widget cannot render (untrusted notebook, kernel-less reopen, nbconvert HTML
+  offline, VS Code without the widget manager) the rule never reaches the page
+  and the static chart shows. The full table is never hidden, so it is never
+  duplicated in the widget either.
+* A single bundle holding both the widget and ``text/html`` was rejected: a
+  front end renders one mimetype per output, and both JupyterLab (a trusted
+  notebook reopened without its kernel: "model not found") and nbconvert
+  (papermill stores widget state, so the widget view wins and is empty offline)
+  pick the widget where it cannot render.
+* When a control changes, the static output is updated in place (its display
+  id), so a saved or exported notebook shows what the user last chose.
+
+Importing this module does not import TensorFlow, TFMA or ipywidgets; the
+dashboard imports ipywidgets when it is first displayed.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from toolkit.errors import ToolkitError
+from toolkit.visualize.evaluation.loading import dashboard_data, load_evaluation
+from toolkit.visualize.evaluation.model import ALL_SLICES, SORTS, Choice, resolve, resolve_metric
+from toolkit.visualize.evaluation.static import (chart_html, full_table, live_class, live_rules,
+                                                 plain_text, static_html)
+from toolkit.visualize.html import NOTE, View, escape, is_kernel, new_uid, root, tag
+
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+LIVE_NOTE = ("Interactive controls (metric, threshold, baseline, slicing, sort) appear here when "
+             "the notebook runs with a live kernel; the static dashboard follows.")
+
+
+class EvaluationDashboard(View):
+    """The interactive fairness dashboard (ipywidgets 7) with a static copy that always shows.
+
+    Dropdowns pick the metric, threshold, baseline slice, slicing and sort order;
+    the chart follows. Displayed in a notebook it emits the widget and then the
+    static dashboard (see this module's docstring for why both, and why only one is
+    ever seen). As a :class:`View` its ``html`` and ``text`` are the static
+    dashboard for the current choices.
+    """
+
+    def __init__(self, result: Any, compare_to: Any = None, *, metric: str | None = None,
+                 threshold: float | None = None, baseline_slice: Any = None, slicing: Any = None,
+                 sort: str = "metric", labels: Sequence[str] | None = None):
+        self._data = dashboard_data(result, compare_to, labels)
+        self.choice = resolve(self._data, metric, threshold, baseline_slice, slicing, sort)
+        self.uid = new_uid()
+        self._header_html = ""
+        self._header_text = ""
+        self._widget: Any = None
+        self._header_widget: Any = None
+        self._controls: dict[str, Any] = {}
+        self._chart: Any = None
+        self._handles: list[Any] = []
+        self._updating = False
+        self._chart_for: tuple[Choice, str] | None = None
+        self._table: str | None = None
+        super().__init__("", "", "Evaluation")
+        self._render()
+
+    # --- static form ------------------------------------------------------
+    def _render(self) -> None:
+        chart = self.chart_html
+        if self._table is None:  # the full table does not depend on the choices: built once
+            self._table = full_table(self._data)
+        self.html = static_html(self._data, self.choice, self.uid, self._header_html, chart,
+                                self._table)
+        text = plain_text(self._data, self.choice)
+        self.text = f"{self._header_text}\n{text}" if self._header_text else text
+
+    @property
+    def chart_html(self) -> str:
+        """The chart for the current choices, as the widget shows it (built once per choice)."""
+        if self._chart_for is None or self._chart_for[0] != self.choice:
+            self._chart_for = (self.choice, chart_html(self._data, self.choice))
+        return self._chart_for[1]
+
+    def with_header(self, html: str, text: str) -> "EvaluationDashboard":
+        """Put ``html``/``text`` (trusted markup, e.g. an artifact's header) above the dashboard.
+
+        Call it before the dashboard is displayed: the widget shows the header above
+        its controls, the static copy above its chart.
+        """
+        self._header_html, self._header_text = html, text
+        self._render()
+        if self._header_widget is not None:
+            self._header_widget.value = html
+            self._header_widget.layout.display = "" if html else "none"
+        return self
+
+    def select(self, **changes: Any) -> "EvaluationDashboard":
+        """Change what is shown; keywords as in :func:`evaluation_view` (``baseline_slice``...)."""
+        current = {"metric": self.choice.metric, "threshold": self.choice.threshold,
+                   "baseline_slice": self.choice.baseline, "slicing": self.choice.slicing,
+                   "sort": self.choice.sort}
+        unknown = set(changes) - set(current)
+        if unknown:
+            raise ToolkitError(f"unknown dashboard choice(s) {sorted(unknown)}; "
+                               f"use {', '.join(current)}")
+        if "metric" in changes and "threshold" not in changes:
+            metric = resolve_metric(self._data, changes["metric"])
+            current["threshold"] = self._data.keep_threshold(metric, self.choice.threshold)
+        current.update(changes)
+        self.choice = resolve(self._data, current["metric"], current["threshold"],
+                              current["baseline_slice"], current["slicing"], current["sort"])
+        self._render()
+        self._sync_controls()
+        self._refresh()
+        return self
+
+    # --- widget -----------------------------------------------------------
+    @property
+    def controls(self) -> dict[str, Any]:
+        """The Dropdowns by name: metric, threshold, baseline, slicing, sort."""
+        self._ensure_widget()
+        return dict(self._controls)
+
+    @property
+    def widget(self) -> Any:
+        """The ipywidgets VBox: controls above the chart (built on first use)."""
+        self._ensure_widget()
+        return self._widget
+
+    def _options(self) -> dict[str, list[tuple[str, Any]]]:
+        data = self._data
+        thresholds = [(f"{t:g}", f"{t!r}") for t in data.thresholds(self.choice.metric)]
+        return {
+            "metric": [(data.metric_label(m), m) for m in data.metrics],
+            "threshold": thresholds or [("—", "")],
+            "baseline": [(_label(b), b) for b in data.baselines],
+            "slicing": [("all slices", ALL_SLICES)] + [(_label(s), s) for s in data.specs],
+            "sort": [(label, key) for key, label in SORTS.items()],
+        }
+
+    def _values(self) -> dict[str, Any]:
+        choice = self.choice
+        return {"metric": choice.metric,
+                "threshold": "" if choice.threshold is None else f"{choice.threshold!r}",
+                "baseline": choice.baseline, "slicing": choice.slicing, "sort": choice.sort}
+
+    def _ensure_widget(self) -> None:
+        if self._widget is not None:
+            return
+        import ipywidgets as widgets
+
+        labels = {"metric": "Metric", "threshold": "Threshold", "baseline": "Baseline",
+                  "slicing": "Slicing", "sort": "Sort by"}
+        widths = {"metric": "290px", "threshold": "140px", "baseline": "250px",
+                  "slicing": "220px", "sort": "200px"}
+        options, values = self._options(), self._values()
+        for name, label in labels.items():
+            dropdown = widgets.Dropdown(options=options[name], value=values[name],
+                                        description=label,
+                                        style={"description_width": "initial"},
+                                        layout=widgets.Layout(width=widths[name]))
+            dropdown.observe(self._on_change, names="value")
+            self._controls[name] = dropdown
+        self._controls["threshold"].disabled = values["threshold"] == ""
+        self._chart = widgets.HTML(value=self._chart_value(),
+                                   layout=widgets.Layout(width="100%"))
+        self._chart.add_class(live_class(self.uid))
+        bar = widgets.HBox(list(self._controls.values()),
+                           layout=widgets.Layout(flex_flow="row wrap"))
+        shown = "" if self._header_html else "none"
+        self._header_widget = widgets.HTML(value=self._header_html,
+                                           layout=widgets.Layout(display=shown))
+        self._widget = widgets.VBox([self._header_widget, bar, self._chart])
+
+    def _chart_value(self) -> str:
+        return live_rules(self.uid) + root(self.chart_html, self.uid + "-live")
+
+    def _on_change(self, change: Mapping[str, Any]) -> None:
+        if self._updating:
+            return
+        values = {name: control.value for name, control in self._controls.items()}
+        changes = {"metric": values["metric"], "baseline_slice": values["baseline"],
+                   "slicing": values["slicing"], "sort": values["sort"]}
+        if values["metric"] == self.choice.metric:  # a new metric keeps the nearest threshold
+            changes["threshold"] = None if values["threshold"] == "" else float(values["threshold"])
+        self.select(**changes)
+
+    def _sync_controls(self) -> None:
+        if self._widget is None:
+            return
+        self._updating = True
+        try:
+            options, values = self._options(), self._values()
+            for name, control in self._controls.items():
+                if list(control.options) != options[name]:
+                    control.options = options[name]
+                if control.value != values[name]:
+                    control.value = values[name]
+            self._controls["threshold"].disabled = values["threshold"] == ""
+        finally:
+            self._updating = False
+
+    def _refresh(self) -> None:
+        if self._chart is not None:
+            self._chart.value = self._chart_value()
+        for handle in self._handles:
+            handle.update({"text/html": self.html, "text/plain": self.text}, raw=True)
+
+    # --- display ----------------------------------------------------------
+    def _publish(self, shell: Any) -> None:
+        from IPython.display import display
+
+        if is_kernel(shell):
+            try:
+                self._ensure_widget()
+            except ImportError:
+                self._widget = None
+            if self._widget is not None:
+                display({WIDGET_MIME: {"version_major": 2, "version_minor": 0,
+                                       "model_id": self._widget.model_id},
+                         "text/plain": LIVE_NOTE,
+                         "text/html": tag("div", escape(LIVE_NOTE), NOTE)}, raw=True)
+        handle = display({"text/html": self.html, "text/plain": self.text}, raw=True,
+                         display_id=True)
+        if handle is not None:
+            self._handles.append(handle)
+
+
+def _label(text: str, n: int = 60) -> str:
+    """Dropdown labels are plain text (the widget escapes them); keep them short."""
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def dashboard(result: Any, compare_to: Any = None, **choices: Any) -> EvaluationDashboard:
+    """The interactive dashboard of ``result``; what ``toolkit.show(result)`` displays."""
+    return EvaluationDashboard(result, compare_to, **choices)
+
+
+def model_evaluation_view(artifact: Any) -> View:
+    """The dashboard of a ``ModelEvaluation`` artifact (what ``toolkit.show`` draws for one)."""
+    return EvaluationDashboard(load_evaluation(artifact))
