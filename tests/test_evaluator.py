@@ -212,3 +212,117 @@ def test_missing_label_column_is_one_line_naming_it(credit):
     assert "bad_risk" in message
     assert credit.context.executions("NoLabelEvaluator")[-1]["state"] == "FAILED"
     assert not [a for a in credit.context.store.artifacts() if a.producer == "NoLabelEvaluator"]
+
+
+# -- models with class scores ------------------------------------------------------------
+from toolkit import custom
+from toolkit.artifacts import Model
+
+
+@custom.component
+def ClassScoresModel(model: custom.OutputArtifact[Model], with_probability: int = 0):
+    """A tiny Keras model whose ``serving_default`` parses serialized tf.Examples and returns
+    three class scores per example as ``output_0`` (and, with ``with_probability``, the
+    third class's score alone as ``probability``)."""
+    import tensorflow as tf
+
+    inputs = tf.keras.Input(shape=(1,), name="age")
+    keras_model = tf.keras.Model(inputs, tf.keras.layers.Dense(3, activation="softmax")(inputs))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def serve(examples):
+        age = tf.io.parse_example(examples, {"age": tf.io.FixedLenFeature([1], tf.int64)})["age"]
+        scores = keras_model(tf.cast(age, tf.float32) / 100.0)
+        return {"output_0": scores, "probability": scores[:, 2:]} if with_probability else {
+            "output_0": scores}
+
+    holder = tf.Module()
+    holder.model = keras_model
+    tf.saved_model.save(holder, os.path.join(model.uri, "Format-Serving"),
+                        signatures={"serving_default": serve})
+
+
+def _auc_config(prediction_key: str | None = None):
+    import tensorflow_model_analysis as tfma
+
+    spec = tfma.ModelSpec(label_key="bad_risk")
+    if prediction_key:
+        spec.prediction_key = prediction_key
+    return tfma.EvalConfig(model_specs=[spec], metrics_specs=[tfma.MetricsSpec(
+        metrics=[tfma.MetricConfig(class_name="ExampleCount"),
+                 tfma.MetricConfig(class_name="AUC")])])
+
+
+def _evaluation_error(credit, component_id: str, model, config) -> str:
+    from toolkit.components import Evaluator
+    from toolkit.errors import ComponentError
+
+    evaluator = Evaluator(examples=credit.examples, model=model,
+                          eval_config=config).with_id(component_id)
+    with pytest.raises(ComponentError) as info:
+        credit.context.run(evaluator)
+    assert credit.context.executions(component_id)[-1]["state"] == "FAILED"
+    assert not [a for a in credit.context.store.artifacts() if a.producer == component_id]
+    return str(info.value)
+
+
+def test_class_scores_are_refused_naming_the_output_and_its_shape(credit):
+    scores = ClassScoresModel().with_id("ClassScoresModel")
+    credit.context.run(scores)
+    model_id = scores.outputs["model"].get()[0].id
+    message = _evaluation_error(credit, "ClassScoresEvaluator", scores.outputs["model"],
+                                _auc_config())
+    assert "\n" not in message
+    assert message.startswith(
+        f"ClassScoresEvaluator: Model #{model_id}: output 'output_0' has 3 scores per example "
+        "(shape [None, 3]); the Evaluator evaluates one score per example")
+    assert "export a serving signature that returns one score per example" in message
+
+
+def test_prediction_key_chooses_the_output_with_one_score(credit):
+    import tensorflow as tf
+
+    import toolkit
+    from toolkit.components import Evaluator
+
+    both = ClassScoresModel(with_probability=1).with_id("ClassScoresAndProbabilityModel")
+    credit.context.run(both)
+    model = both.outputs["model"]
+    unnamed = _evaluation_error(credit, "UnnamedOutputEvaluator", model, _auc_config())
+    assert ("serving_default returns 2 outputs ('output_0' [None, 3], 'probability' [None, 1]) "
+            "and none is named 'prediction': set prediction_key") in unnamed
+    scores = _evaluation_error(credit, "ScoresOutputEvaluator", model, _auc_config("output_0"))
+    assert "output 'output_0' has 3 scores per example (shape [None, 3])" in scores
+    assert "set prediction_key in the EvalConfig's model_spec to 'probability'" in scores
+
+    evaluator = Evaluator(examples=credit.examples, model=model,
+                          eval_config=_auc_config("probability")).with_id("ProbabilityEvaluator")
+    credit.context.run(evaluator)
+    overall = evaluator.outputs["evaluation"].get()[0].load().get_metrics_for_slice(())
+    frame = pd.read_parquet(credit.examples.get()[0].split_uri("eval"))
+    serialized = [tf.train.Example(features=tf.train.Features(feature={"age": tf.train.Feature(
+        int64_list=tf.train.Int64List(value=[age]))})).SerializeToString() for age in frame["age"]]
+    loaded = tf.saved_model.load(os.path.join(model.get()[0].uri, "Format-Serving"))
+    answer = loaded.signatures["serving_default"](examples=tf.constant(serialized))
+    frame["probability"] = answer["probability"].numpy().reshape(-1)
+    expected = toolkit.evaluate(frame, _auc_config("probability")).get_metrics_for_slice(())
+    assert overall["example_count"] == expected["example_count"]
+    assert overall["auc"]["doubleValue"] == pytest.approx(expected["auc"]["doubleValue"],
+                                                          abs=1e-12)
+
+
+def test_bulk_inferrer_writes_every_class_score(credit):
+    from toolkit.components import BulkInferrer
+
+    scores = ClassScoresModel().with_id("ClassScoresModel")
+    credit.context.run(scores)
+    inferrer = BulkInferrer(examples=credit.examples, model=scores.outputs["model"],
+                            data_spec={"example_splits": ["eval"]}).with_id("ClassScoresInferrer")
+    credit.context.run(inferrer)
+    written = pd.read_parquet(inferrer.outputs["inference_result"].get()[0].split_uri("eval"))
+    matrix = np.stack(written["scores"].to_numpy())
+    assert matrix.shape == (len(written), 3)
+    assert np.allclose(matrix.sum(axis=1), 1.0, atol=1e-5)
+    assert (written["prediction"].to_numpy() == matrix.argmax(axis=1)).all()
+    assert written["age"].tolist() == pd.read_parquet(
+        credit.examples.get()[0].split_uri("eval"))["age"].tolist()

@@ -174,9 +174,15 @@ def predict(tf, signature, table) -> dict[str, Any]:
     """Prediction columns (Arrow arrays) for every row of ``table``.
 
     A model output of one value per example becomes ``prediction``; several values
-    per example become ``scores`` (a list) and ``prediction`` (the index of the
+    per example become ``scores`` (the full list) and ``prediction`` (the index of the
     highest); several outputs get ``prediction_<output>``/``scores_<output>``.
     """
+    return _columns(predict_outputs(tf, signature, table))
+
+
+def predict_outputs(tf, signature, table) -> dict[str, Any]:
+    """Each output of ``signature`` on every row of ``table``, as a numpy array with one
+    row per example, its shape as the model returned it."""
     import numpy as np
 
     specs = signature.structured_input_signature[1]
@@ -190,8 +196,15 @@ def predict(tf, signature, table) -> dict[str, Any]:
             inputs = _feature_inputs(tf, specs, rows)
         for name, value in signature(**inputs).items():
             parts.setdefault(name, []).append(np.asarray(value))
-    arrays = {k: np.concatenate(v) for k, v in parts.items()}
-    return _columns(arrays)
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def output_shape(signature, name: str, value) -> str:
+    """The shape of output ``name`` as the signature declares it (``[None, 3]``), or as
+    returned when it declares none."""
+    spec = (signature.structured_outputs or {}).get(name)
+    dims = spec.shape.as_list() if spec is not None and spec.shape.rank is not None else None
+    return "[" + ", ".join(str(d) for d in (dims or value.shape)) + "]"
 
 
 def _feature_inputs(tf, specs, rows) -> dict[str, Any]:

@@ -27,9 +27,10 @@ class BulkInferrer(BaseComponent):
         model_spec: ``{"model_signature_name": ["serving_default"]}``.
 
     A model output of one value per example becomes the column ``prediction``;
-    several values per example (class scores) become ``scores`` (a list) and
-    ``prediction`` (the index of the highest). Models with several outputs get
-    ``prediction_<output>`` columns instead.
+    several values per example (class scores) become ``scores`` (the full list) and
+    ``prediction`` (the index of the highest), which is then a class index, not a
+    score to compute binary metrics on. Models with several outputs get
+    ``prediction_<output>`` and ``scores_<output>`` columns instead.
     """
 
     INPUTS = {"examples": InputSpec(Examples), "model": InputSpec(Model),

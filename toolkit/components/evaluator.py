@@ -18,7 +18,8 @@ from toolkit._quiet import quiet_tensorflow
 from toolkit.artifacts import Examples, Model, ModelBlessing, ModelEvaluation, TransformGraph
 from toolkit.base_component import BaseComponent, ExecutorContext, InputSpec, ExecutionParameter
 from toolkit.components._io import check_splits, read_split
-from toolkit.components._model_io import load_signature, predict, serialize_examples
+from toolkit.components._model_io import (load_signature, output_shape, predict_outputs,
+                                           serialize_examples)
 from toolkit.errors import InputDataError, ToolkitError
 
 
@@ -32,7 +33,10 @@ class Evaluator(BaseComponent):
             metrics); see :class:`toolkit.components.LatestBlessedModelResolver`.
         eval_config: a ``tfma.EvalConfig`` (or its dict / JSON form). The candidate's
             ``prediction_key`` names the column the model's predictions go to
-            (``prediction`` by default).
+            (``prediction`` by default) and, when ``serving_default`` returns several
+            outputs, the output to evaluate. The evaluated output must hold one score
+            per example: class scores of a multi-class model are refused, not reduced
+            to their argmax.
         transform_graph: optional TransformGraph; when the label (``label_key``) is
             not a raw column, it is computed by this graph (a label made in
             ``preprocessing_fn``, as in the taxi example).
@@ -44,6 +48,7 @@ class Evaluator(BaseComponent):
               "baseline_model": InputSpec(Model, optional=True),
               "transform_graph": InputSpec(TransformGraph, optional=True)}
     OUTPUTS = {"evaluation": ModelEvaluation, "blessing": ModelBlessing}
+    EXECUTOR_VERSION = "2"
     PARAMETERS = {"eval_config": ExecutionParameter(object, required=True),
                   "example_splits": ExecutionParameter(list, default=["eval"]),
                   "engine": ExecutionParameter(str, default="auto")}
@@ -76,11 +81,11 @@ class Evaluator(BaseComponent):
         ctx.log(f"predicting {table.num_rows:,} examples with Model #{model.id}"
                 + (f" and baseline Model #{baseline.id}" if baseline else ""))
         frame = table.to_pandas()
-        frame[prediction_key] = _predictions(model, table)
+        frame[prediction_key] = _predictions(model, table, prediction_key)
         baseline_column = None
         if baseline is not None:
             baseline_column = f"{prediction_key}__baseline"
-            frame[baseline_column] = _predictions(baseline, table)
+            frame[baseline_column] = _predictions(baseline, table, prediction_key)
         if label_key not in frame.columns:
             if graph is None:
                 raise InputDataError(
@@ -126,18 +131,48 @@ def _failures(result) -> list[str]:
     return lines
 
 
-def _predictions(model: Model, table):
-    """One score per example from the model's ``serving_default`` (serialized examples)."""
+def _predictions(model: Model, table, prediction_key: str):
+    """One score per example from the model's ``serving_default`` (serialized examples).
+
+    When the signature returns several outputs, the one named ``prediction_key`` is
+    evaluated, as TFMA reads a dict of predictions. An output with several scores per
+    example (class scores) is refused rather than reduced to its argmax: binary metrics
+    computed on a class index look plausible and mean nothing.
+    """
     import numpy as np
     import tensorflow as tf
 
     loaded, signature = load_signature(model, "serving_default",
                                        what="serving_default signature")
-    columns = predict(tf, signature, table)
-    if "prediction" not in columns:
-        raise ToolkitError(f"Model #{model.id}: serving_default must return one output with one "
-                           f"score per example for evaluation; it returned {sorted(columns)}")
-    return np.asarray(columns["prediction"].to_numpy(zero_copy_only=False), dtype=float)
+    outputs = predict_outputs(tf, signature, table)
+    widths = {name: _scores_per_example(value) for name, value in outputs.items()}
+    single = sorted(name for name, width in widths.items() if width == 1)
+    listed = ", ".join(f"{name!r} {output_shape(signature, name, value)}"
+                       for name, value in sorted(outputs.items()))
+    if len(outputs) == 1:
+        (name,) = outputs
+    elif prediction_key in outputs:
+        name = prediction_key
+    else:
+        raise ToolkitError(
+            f"Model #{model.id}: serving_default returns {len(outputs)} outputs ({listed}) "
+            f"and none is named {prediction_key!r}: set prediction_key in the EvalConfig's "
+            "model_spec to the output to evaluate")
+    if widths[name] != 1:
+        others = [n for n in single if n != name]
+        fix = (f"set prediction_key in the EvalConfig's model_spec to "
+               f"{' or '.join(repr(n) for n in others)}, an output with one score per example"
+               if others else "export a serving signature that returns one score per example "
+               "(such as the probability of the positive class)")
+        raise ToolkitError(
+            f"Model #{model.id}: output {name!r} has {widths[name]} scores per example "
+            f"(shape {output_shape(signature, name, outputs[name])}); the Evaluator evaluates "
+            f"one score per example, not multi-class scores: {fix}")
+    return np.asarray(outputs[name], dtype=float).reshape(-1)
+
+
+def _scores_per_example(value) -> int:
+    return int(value[0].size) if value.ndim > 1 and len(value) else 1
 
 
 def _label_from_transform(graph: TransformGraph, table, label_key: str):

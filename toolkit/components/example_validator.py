@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 
+from toolkit._text import shorten, squeeze
 from toolkit.artifacts import ExampleAnomalies, ExampleStatistics, Schema
 from toolkit.base_component import BaseComponent, InputSpec, ExecutionParameter
 
@@ -17,7 +18,11 @@ class ExampleValidator(BaseComponent):
 
     In production mode anomalies stop the pipeline unless their type is listed in
     ``allowed_anomalies`` (anomaly type names such as ``"ENUM_TYPE_UNEXPECTED_STRING_VALUES"``,
-    or ``"*"`` for all).
+    or ``"*"`` for all). That includes the dataset-level anomalies of a whole split,
+    such as ``DATASET_LOW_NUM_EXAMPLES`` (fewer examples than the schema's
+    ``dataset_constraints.min_examples_count``) and ``COMPARATOR_LOW_NUM_EXAMPLES`` /
+    ``COMPARATOR_HIGH_NUM_EXAMPLES`` (its ``num_examples_drift_comparator`` against
+    ``baseline_statistics``).
     """
 
     INPUTS = {"statistics": InputSpec(ExampleStatistics), "schema": InputSpec(Schema),
@@ -61,24 +66,43 @@ class ExampleValidator(BaseComponent):
         anomalies.properties["anomaly_count"] = total
 
     def gate(self, outputs, exec_properties) -> str | None:
-        """A one-line reason to stop a production run, or None."""
+        """A one-line reason to stop a production run, or None.
+
+        Dataset-level anomalies (too few examples for the schema's
+        ``dataset_constraints``, or a change in the number of examples against the
+        baseline) stop the run like a feature's do: a split that lost most of its rows
+        is as wrong as a column with a new value, and ``allowed_anomalies`` waives
+        either by its type name.
+        """
         allowed = set(exec_properties.get("allowed_anomalies") or [])
         if "*" in allowed:
             return None
-        from tensorflow_metadata.proto.v0 import anomalies_pb2
-
         found = []
         artifact: ExampleAnomalies = outputs["anomalies"][0]
         for split in artifact.split_names:
-            for feature, info in artifact.load(split).anomaly_info.items():
-                kinds = [anomalies_pb2.AnomalyInfo.Type.Name(r.type) for r in info.reason]
+            result = artifact.load(split)
+            for feature, info in result.anomaly_info.items():
+                kinds = _type_names(info)
                 if not set(kinds) <= allowed:
                     found.append(f"{split}/{feature} ({', '.join(kinds)})")
+            if result.HasField("dataset_anomaly_info"):
+                info = result.dataset_anomaly_info
+                kinds = _type_names(info)
+                if not set(kinds) <= allowed:
+                    found.append(f"{split} split ({', '.join(kinds)}: "
+                                 f"{shorten(squeeze(info.description), 200)})")
         if not found:
             return None
         more = f" and {len(found) - 5} more" if len(found) > 5 else ""
         return f"anomalies found: {'; '.join(found[:5])}{more}"
 
+
+def _type_names(info) -> list[str]:
+    """The TFDV anomaly type names of an AnomalyInfo's reasons, as ``allowed_anomalies``
+    lists them."""
+    from tensorflow_metadata.proto.v0 import anomalies_pb2
+
+    return [anomalies_pb2.AnomalyInfo.Type.Name(r.type) for r in info.reason]
 
 def _matching(artifact: ExampleStatistics | None, split: str):
     if artifact is None:

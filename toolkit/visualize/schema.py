@@ -145,6 +145,8 @@ def schema_view(schema: schema_pb2.Schema) -> View:
 # --------------------------------------------------------------------------
 
 _SEVERITY_COLOUR = {"ERROR": BAD, "WARNING": WARN}
+#: the row of anomalies about a split as a whole (its number of examples), not one feature
+_DATASET_ROW = "(dataset)"
 
 
 def _anomaly_count(anomalies: anomalies_pb2.Anomalies) -> int:
@@ -153,13 +155,28 @@ def _anomaly_count(anomalies: anomalies_pb2.Anomalies) -> int:
 
 
 def _anomaly_row(name: str, info: anomalies_pb2.AnomalyInfo) -> list[str]:
+    """One table row; each reason shows its type name, the name ``allowed_anomalies`` takes."""
     severity = anomalies_pb2.AnomalyInfo.Severity.Name(info.severity)
     reasons = [r for r in info.reason] or [None]
-    short = "<br>".join(esc(r.short_description if r else info.short_description, 300)
+    short = "<br>".join(_reason_short(r) if r else esc(info.short_description, 300)
                         for r in reasons)
     long = "<br>".join(esc(r.description if r else info.description, 1000) for r in reasons)
     return [f'<b title="{esc(name, 1000)}">{esc(name, 120)}</b>',
             badge(severity, _SEVERITY_COLOUR.get(severity, WARN)), short, long]
+
+
+def _reason_short(reason: anomalies_pb2.AnomalyInfo.Reason) -> str:
+    kind = anomalies_pb2.AnomalyInfo.Type.Name(reason.type)
+    return esc(reason.short_description, 300) + " " + tag("span", escape(kind), NOTE)
+
+
+def _anomaly_line(name: str, info: anomalies_pb2.AnomalyInfo) -> str:
+    """The text form of one anomaly row, with the anomaly type names that
+    ``allowed_anomalies`` takes, so a reader of a headless run's log can waive it."""
+    severity = anomalies_pb2.AnomalyInfo.Severity.Name(info.severity)
+    kinds = ", ".join(anomalies_pb2.AnomalyInfo.Type.Name(r.type) for r in info.reason)
+    return (f"  {plain(name, 60)}: {severity} {plain(info.short_description, 120)}"
+            f" - {plain(info.description, 300)}" + (f" [{kinds}]" if kinds else ""))
 
 
 def _measurements(items: Any) -> str:
@@ -185,18 +202,15 @@ def _split_anomalies(split: str, anomalies: anomalies_pb2.Anomalies) -> tuple[st
         rows = [_anomaly_row(name, anomalies.anomaly_info[name])
                 for name in sorted(anomalies.anomaly_info)]
         text = [f"{label}{count} anomal{'y' if count == 1 else 'ies'}:"]
-        for name in sorted(anomalies.anomaly_info):
-            info = anomalies.anomaly_info[name]
-            severity = anomalies_pb2.AnomalyInfo.Severity.Name(info.severity)
-            text.append(f"  {plain(name, 60)}: {severity} {plain(info.short_description, 120)}"
-                        f" - {plain(info.description, 300)}")
+        text += [_anomaly_line(name, anomalies.anomaly_info[name])
+                 for name in sorted(anomalies.anomaly_info)]
         if anomalies.HasField("dataset_anomaly_info"):
-            rows.append(_anomaly_row("(dataset)", anomalies.dataset_anomaly_info))
-            text.append(f"  (dataset): {plain(anomalies.dataset_anomaly_info.description, 300)}")
+            rows.append(_anomaly_row(_DATASET_ROW, anomalies.dataset_anomaly_info))
+            text.append(_anomaly_line(_DATASET_ROW, anomalies.dataset_anomaly_info))
         if anomalies.data_missing:
-            rows.append(["<b>(dataset)</b>", badge("ERROR", BAD), "Data missing",
+            rows.append([f"<b>{escape(_DATASET_ROW)}</b>", badge("ERROR", BAD), "Data missing",
                          "The dataset is empty or missing."])
-            text.append("  (dataset): data missing")
+            text.append(f"  {_DATASET_ROW}: data missing")
         body = table(["Feature", "Severity", "Short description", "Description"], rows)
     if anomalies.drift_skew_info:
         rows = [[f"<b>{esc('.'.join(info.path.step), 120)}</b>",
