@@ -118,10 +118,16 @@ def test_trainer_writes_savedmodel_with_raw_signatures_and_logs(model_pipeline):
 
 
 def test_pushed_model_answers_raw_examples_like_training_saw_them(model_pipeline):
-    """The skew check: raw examples through the pushed model's serving signature give the
-    predictions the trained model gives on the Transform's output for the same split."""
+    """The skew check: each raw example through the pushed model's serving signature gives the
+    prediction the trained model gives on that example's row of the Transform's output.
+
+    The Transform writes its rows in no particular order, so each raw example is matched
+    to its row by its transformed features (the model's ``transform_features`` signature);
+    the matched rows must hold the same features, then the same prediction."""
     import pyarrow.parquet as pq
     import tensorflow as tf
+
+    from toolkit.components._model_io import serialize_examples
 
     pushed = model_pipeline.pusher.outputs["pushed_model"].get()[0]
     version_dir = os.path.join(pushed.properties["pushed_destination"],
@@ -132,11 +138,18 @@ def test_pushed_model_answers_raw_examples_like_training_saw_them(model_pipeline
                                 .get()[0].split_uri("eval"))
     loaded = tf.saved_model.load(version_dir)
     signature = loaded.signatures["predict_transformed"]
-    inputs = {k: tf.constant(transformed.column(k).to_numpy())
-              for k in signature.structured_input_signature[1]}
+    keys = sorted(signature.structured_input_signature[1])
+    inputs = {k: tf.constant(transformed.column(k).to_numpy()) for k in keys}
     from_transformed = signature(**inputs)["outputs"].numpy().reshape(-1)
     assert len(from_raw) == len(from_transformed) == raw.num_rows
-    np.testing.assert_allclose(np.sort(from_raw), np.sort(from_transformed), rtol=0, atol=1e-6)
+
+    served = loaded.signatures["transform_features"](examples=tf.constant(serialize_examples(raw)))
+    by_raw_row = np.column_stack([served[k].numpy().reshape(-1).astype(float) for k in keys])
+    by_artifact_row = np.column_stack([transformed.column(k).to_numpy().astype(float) for k in keys])
+    raw_order = np.lexsort(np.round(by_raw_row, 5).T[::-1])
+    artifact_order = np.lexsort(np.round(by_artifact_row, 5).T[::-1])
+    np.testing.assert_allclose(by_raw_row[raw_order], by_artifact_row[artifact_order], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(from_raw[raw_order], from_transformed[artifact_order], rtol=0, atol=1e-6)
     assert 0.02 < from_raw.mean() < 0.6  # a model, not a constant
 
 

@@ -203,3 +203,16 @@ def test_export_runs_the_same_under_toolkit_run_and_papermill(tmp_path: Path) ->
         parameters={"message": "42", "repeat": 3, "pipeline_root": str(tmp_path / "root")},
     )
     assert json.loads((source_dir / "received.json").read_text()) == by_toolkit
+
+
+def test_which_parameters_are_relative_paths(tmp_path: Path) -> None:
+    values = {"pipeline_root": "runs/x", "serving_dir": "serving", "model_file": "m.py", "data_base": "../d",
+              "message": "a/b", "name": "taxi", "uri": "gs://bucket/x", "out_path": str(tmp_path),
+              "home_dir": "~/data", "empty_root": "", "epochs": 3, "labels": ["a/b"]}
+    assert runner.resolved_paths(values, tmp_path / "nb") == {
+        "pipeline_root": str(tmp_path / "nb" / "runs" / "x"),
+        "serving_dir": str(tmp_path / "nb" / "serving"),
+        "model_file": str(tmp_path / "nb" / "m.py"),
+        "data_base": str(tmp_path / "d"),
+        "message": str(tmp_path / "nb" / "a" / "b"),
+    }

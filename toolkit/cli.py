@@ -79,8 +79,9 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
     )
     cmd.add_argument(
         "--cwd", metavar="DIR",
-        help="working directory of the kernel (default: the source notebook's folder recorded by export, "
-        "else the current directory)",
+        help="working directory of the kernel, against which relative paths in the notebook and in "
+        "path parameters resolve (default: the source notebook's folder recorded by export, else the "
+        "current directory)",
     )
     cmd.add_argument("--timeout", type=float, metavar="SECONDS", help="fail a cell running longer than this")
     cmd.add_argument("-q", "--quiet", action="store_true", help="no per-cell progress lines")
@@ -126,6 +127,7 @@ def _run(args: argparse.Namespace) -> int:
         cwd=args.cwd,
         execution_timeout=args.timeout,
         progress=None if args.quiet else runner.print_progress,
+        announce=runner.print_progress,
     )
     summary = result.summary
     print(f"executed notebook: {result.notebook}")
@@ -147,9 +149,18 @@ def _describe_success(summary: dict) -> str:
     ]
     if summary.get("blessing") is not None:
         parts.append("model blessed" if summary["blessing"] else "model NOT blessed")
-    if summary.get("pushed_version") is not None:
-        parts.append(f"pushed version {summary['pushed_version']}")
+    parts.extend(_describe_push(summary.get("push")))
     return ", ".join(parts)
+
+
+def _describe_push(push: dict | None) -> list[str]:
+    if not push:
+        return []
+    if not push.get("pushed"):
+        return [f"not pushed: {squeeze(str(push.get('reason') or 'model not pushed'))}"]
+    if push.get("cached"):
+        return [f"already pushed as version {push['version']} (cached)"]
+    return [f"pushed version {push['version']}"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

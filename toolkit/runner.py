@@ -6,6 +6,16 @@ translator writes them into the injected cell as Python literals, so a value can
 never become code. Each run gets a folder (default ``runs/<name>/<UTC time>/``)
 holding the executed notebook, ``summary.json`` and the component log the
 toolkit writes while it runs (``executions.jsonl``, named by ``TOOLKIT_RUN_LOG``).
+
+The kernel runs in the source notebook's folder (``cwd``), so a notebook's own
+relative paths mean what they meant in Jupyter. A relative path given as a
+parameter therefore resolves against that folder, not against the shell's
+current directory: every path-like ``str`` parameter (see
+:func:`resolved_paths`) is reported with the absolute path it resolves to, and
+recorded in ``summary.json`` under ``resolved_paths``.
+
+The kernel's channels use local IPC sockets in a private folder (POSIX), so no
+kernel traffic crosses TCP and ipykernel has no unencrypted-TCP warning to print.
 What a notebook declares, and whether the supplied values fit it, is answered by
 :mod:`toolkit.exporter.inspection`; this module only executes and records.
 """
@@ -32,6 +42,8 @@ MODE_ENV = "TOOLKIT_MODE"
 SUMMARY_NAME = "summary.json"
 RUN_LOG_NAME = "executions.jsonl"
 KERNEL_NAME = "python3"
+
+PATH_SUFFIXES = ("_root", "_dir", "_path", "_file", "_base")
 
 Progress = Callable[[str], None]
 
@@ -62,6 +74,7 @@ def run_notebook(
     cwd: str | Path | None = None,
     execution_timeout: float | None = None,
     progress: Progress | None = None,
+    announce: Progress | None = None,
 ) -> RunResult:
     """Validate parameters, execute ``notebook`` with papermill, and write the run record.
 
@@ -71,12 +84,19 @@ def run_notebook(
     :class:`toolkit.errors.ParameterError`. The run folder is ``run_dir``, by
     default ``runs/<name>/<UTC time>/``. A failing cell does not raise; the
     returned result has ``status == "failed"`` and a one-line ``reason``.
+    ``announce`` receives one line per relative path parameter (where it
+    resolves) before the kernel starts.
     """
     notebook = Path(notebook)
     overrides, effective = run_values(notebook, parameters, values_file=parameter_file, texts=cli_parameters)
     name = notebook_stem(notebook)
     if cwd is None:
         cwd = source_directory(notebook)
+    working_directory = Path(cwd).resolve() if cwd is not None else Path.cwd()
+    paths = resolved_paths(effective, working_directory)
+    if announce is not None:
+        for line in describe_resolved_paths(effective, paths, working_directory):
+            announce(line)
     folder = _new_run_dir(Path("runs") / name) if run_dir is None else _given_run_dir(Path(run_dir))
     folder = folder.resolve()
     output = folder / f"{name}.ipynb"
@@ -95,10 +115,42 @@ def run_notebook(
         duration=duration,
         failure=failure,
     )
-    summary["working_directory"] = str(Path(cwd).resolve()) if cwd is not None else os.getcwd()
+    summary["working_directory"] = str(working_directory)
+    summary["resolved_paths"] = paths
     summary_path = folder / SUMMARY_NAME
     summary_path.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return RunResult(summary["status"], summary["reason"], folder, output, summary_path, summary)
+
+
+def is_path_parameter(name: str, value: Any) -> bool:
+    """Whether a parameter value is a relative filesystem path that the kernel resolves.
+
+    The rule: a non-empty ``str`` value that is not absolute and not a URL
+    (``scheme://...``), and either the parameter's name ends in ``_root``,
+    ``_dir``, ``_path``, ``_file`` or ``_base``, or the value contains a path
+    separator.
+    """
+    if not isinstance(value, str) or not value.strip() or "://" in value:
+        return False
+    if os.path.isabs(value) or value.startswith("~"):
+        return False
+    separators = {os.sep, "/"} | ({os.altsep} if os.altsep else set())
+    return name.endswith(PATH_SUFFIXES) or any(sep in value for sep in separators)
+
+
+def resolved_paths(parameters: Mapping[str, Any], working_directory: Path) -> dict[str, str]:
+    """``{name: absolute path}`` for every relative path parameter, as the kernel resolves it."""
+    return {name: os.path.normpath(os.path.join(str(working_directory), value))
+            for name, value in parameters.items() if is_path_parameter(name, value)}
+
+
+def describe_resolved_paths(parameters: Mapping[str, Any], paths: Mapping[str, str],
+                            working_directory: Path) -> list[str]:
+    """One line per relative path parameter: its value and where it resolves."""
+    where = show_controls(str(working_directory))
+    return [f"parameter {name}: {show_controls(repr(parameters[name]))} resolves to {show_controls(path)} "
+            f"(relative to the kernel's working directory {where})"
+            for name, path in paths.items()]
 
 
 def _given_run_dir(folder: Path) -> Path:
@@ -144,7 +196,7 @@ def _execute(
     hooks = _CellProgress(progress) if progress is not None else None
     hook_kwargs = {"on_cell_start": hooks.start, "on_cell_executed": hooks.executed} if hooks else {}
     try:
-        with kernel_environment(run_log), _papermill_errors_only():
+        with kernel_environment(run_log), _papermill_errors_only(), _kernel_config() as config:
             papermill.execute_notebook(
                 _literal_path(notebook),
                 _literal_path(output),
@@ -154,7 +206,7 @@ def _execute(
                 log_output=False,
                 cwd=str(cwd) if cwd is not None else None,
                 execution_timeout=execution_timeout,
-                config=_kernel_config(),
+                config=config,
                 **hook_kwargs,
             )
     except PapermillExecutionError as exc:
@@ -172,11 +224,29 @@ def _execute(
     return None
 
 
-def _kernel_config() -> Any:
-    """Encrypt kernel traffic (CurveZMQ) when the kernel and pyzmq support it."""
+@contextmanager
+def _kernel_config() -> Iterator[Any]:
+    """Kernel manager settings: IPC sockets in a private folder, removed afterwards.
+
+    Unix sockets in a folder only this user can enter keep the kernel's traffic
+    off the network. Where IPC is unavailable (Windows), traffic stays on TCP and
+    is encrypted with CurveZMQ when pyzmq and the kernel support it.
+    """
+    import shutil
+    import tempfile
+
     from traitlets.config import Config
 
-    return Config({"KernelManager": {"transport_encryption": "auto"}})
+    if os.name != "posix":
+        import zmq
+
+        yield Config({"KernelManager": {"transport_encryption": "auto"}} if zmq.has("curve") else {})
+        return
+    folder = tempfile.mkdtemp(prefix="toolkit-kernel-")
+    try:
+        yield Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(folder, "kernel")}})
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _literal_path(path: Path) -> str:
@@ -271,11 +341,16 @@ def build_summary(
     duration: float,
     failure: _Failure | None,
 ) -> dict[str, Any]:
-    """The run record: parameters, executions, artifacts, blessing, pushed version, outcome."""
+    """The run record: parameters, executions, artifacts, blessing, push outcome, outcome.
+
+    ``pushed_version`` is set only when a model was pushed; ``push`` tells whether
+    the Pusher pushed, from cache or not, and why not.
+    """
     records, unreadable = read_run_log(run_log)
     executions, artifacts = [], []
     blessing: bool | None = None
     pushed_version: Any = None
+    push: dict[str, Any] | None = None
     for record in records:
         executions.append({
             key: record.get(key)
@@ -297,8 +372,9 @@ def build_summary(
                 })
                 if item.get("type") == "ModelBlessing" and "blessed" in properties:
                     blessing = bool(properties["blessed"])
-                if item.get("type") == "PushedModel" and properties.get("pushed_version") is not None:
-                    pushed_version = properties["pushed_version"]
+                if item.get("type") == "PushedModel":
+                    push = _push_outcome(record, properties)
+                    pushed_version = push["version"]
     summary: dict[str, Any] = {
         "notebook": str(notebook),
         "status": "failed" if failure else "succeeded",
@@ -311,6 +387,7 @@ def build_summary(
         "artifacts": artifacts,
         "blessing": blessing,
         "pushed_version": pushed_version,
+        "push": push,
         "executed_notebook": str(output),
         "run_log": str(run_log),
     }
@@ -319,6 +396,20 @@ def build_summary(
     if unreadable:
         summary["run_log_unreadable_lines"] = unreadable
     return summary
+
+
+def _push_outcome(record: Mapping[str, Any], properties: Mapping[str, Any]) -> dict[str, Any]:
+    """What a Pusher execution did: a version only when it pushed, else its reason."""
+    version = properties.get("pushed_version")
+    try:
+        pushed = int(properties.get("pushed", 0)) == 1 and version not in (None, "")
+    except (TypeError, ValueError):
+        pushed = False
+    reason = None
+    if not pushed:
+        reason = str(properties.get("reason") or "model not pushed").removeprefix("not pushed: ")
+    return {"pushed": pushed, "version": version if pushed else None, "cached": bool(record.get("cached")),
+            "reason": reason, "destination": properties.get("pushed_destination")}
 
 
 def print_progress(line: str) -> None:
