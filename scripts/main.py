@@ -24,6 +24,8 @@ def main() -> int:
     import papermill
     from nbconvert import HTMLExporter
 
+    from toolkit.runner import kernel_config
+
     run_dir = os.path.join(ROOT, "runs", "main", time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
     interactive_dir = os.path.join(run_dir, "interactive")
     export_dir = os.path.join(run_dir, "export")
@@ -34,11 +36,12 @@ def main() -> int:
 
     started = _step("1/3 run notebooks/taxi.ipynb headless (interactive mode)")
     executed = os.path.join(interactive_dir, "taxi.ipynb")
-    papermill.execute_notebook(
-        NOTEBOOK, executed, cwd=os.path.dirname(NOTEBOOK), kernel_name="python3",
-        parameters={"pipeline_root": os.path.join(interactive_dir, "pipeline"),
-                    "serving_dir": os.path.join(interactive_dir, "serving")},
-        progress_bar=False)
+    with kernel_config() as config:  # the kernel on private IPC sockets, as toolkit run does
+        papermill.execute_notebook(
+            NOTEBOOK, executed, cwd=os.path.dirname(NOTEBOOK), kernel_name="python3",
+            parameters={"pipeline_root": os.path.join(interactive_dir, "pipeline"),
+                        "serving_dir": os.path.join(interactive_dir, "serving")},
+            progress_bar=False, config=config)
     html, _ = HTMLExporter().from_notebook_node(nbformat.read(executed, as_version=4))
     report = os.path.join(interactive_dir, "taxi.html")
     with open(report, "w", encoding="utf-8") as handle:

@@ -196,7 +196,7 @@ def _execute(
     hooks = _CellProgress(progress) if progress is not None else None
     hook_kwargs = {"on_cell_start": hooks.start, "on_cell_executed": hooks.executed} if hooks else {}
     try:
-        with kernel_environment(run_log), _papermill_errors_only(), _kernel_config() as config:
+        with kernel_environment(run_log), _papermill_errors_only(), kernel_config() as config:
             papermill.execute_notebook(
                 _literal_path(notebook),
                 _literal_path(output),
@@ -225,7 +225,7 @@ def _execute(
 
 
 @contextmanager
-def _kernel_config() -> Iterator[Any]:
+def kernel_config() -> Iterator[Any]:
     """Kernel manager settings: IPC sockets in a private folder, removed afterwards.
 
     Unix sockets in a folder only this user can enter keep the kernel's traffic
