@@ -54,11 +54,12 @@ def toolkit_run_on_same_root(executed_taxi, tmp_path_factory):
     result = _toolkit(*args, env={**os.environ, "TOOLKIT_PUSH_ROOT": allowed})
     assert result.returncode == 0, result.stdout + result.stderr
     summary = json.loads((run_dir / "summary.json").read_text())
-    return before, summary, result
+    run_log = [json.loads(line) for line in (run_dir / "executions.jsonl").read_text().splitlines()]
+    return before, summary, result, run_log
 
 
 def test_toolkit_run_reuses_every_interactive_execution(toolkit_run_on_same_root):
-    before, summary, _ = toolkit_run_on_same_root
+    before, summary, _, _ = toolkit_run_on_same_root
     executions = summary["executions"]
     interactive = {e["component_id"]: e["id"] for e in before}
     assert [e["component_id"] for e in executions] == list(interactive)
@@ -71,13 +72,30 @@ def test_toolkit_run_reuses_every_interactive_execution(toolkit_run_on_same_root
                                         f"{interactive[component_id]}")
 
 
-def test_summary_reports_blessing_and_pushed_version(toolkit_run_on_same_root):
-    _, summary, result = toolkit_run_on_same_root
+def test_summary_reports_blessing_and_the_push_it_reused(toolkit_run_on_same_root,
+                                                         executed_taxi):
+    """This run pushed nothing itself: its Pusher is a cache hit of the interactive run's,
+    valid only because the version that run pushed is still in place. The record says so."""
+    from toolkit import InteractiveContext
+
+    before, summary, result, run_log = toolkit_run_on_same_root
     assert summary["status"] == "succeeded"
     assert summary["parameters"]["train_steps"] == 600
     assert summary["blessing"] is True
-    assert str(summary["pushed_version"]).isdigit()
     assert "summary.json" in result.stdout
+    interactive = InteractiveContext(pipeline_name=executed_taxi.parameters["pipeline_name"],
+                                     pipeline_root=executed_taxi.root)
+    pusher = next(e for e in before if e["component_id"] == "Pusher")
+    [pushed] = interactive.store.outputs_of(pusher["id"])["pushed_model"]
+    version = pushed.properties["pushed_version"]
+    assert version.isdigit()
+    assert summary["push"]["pushed"] is True and summary["push"]["cached"] is True
+    assert str(summary["push"]["version"]) == str(summary["pushed_version"]) == version
+    version_dir = os.path.join(summary["push"]["destination"], version)
+    assert os.path.isfile(os.path.join(version_dir, "saved_model.pb"))
+    [record] = [r for r in run_log if r["component_id"] == "Pusher"]
+    assert record["cached"] is True
+    assert record["outcome"] == f"already pushed as version {version} (cached)"
 
 
 def test_papermill_runs_the_export_cold_with_the_same_results(executed_taxi, tmp_path,

@@ -32,7 +32,16 @@ _LAZY = {
 __all__ = sorted([*_LAZY, "component"]) + ["__version__"]
 
 
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext toolkit``: registers the ``%%skip_for_export`` cell magic."""
+    from toolkit import _magics
+
+    _magics.register(ipython)
+
+
 def __getattr__(name: str) -> Any:
+    if name == "v1":  # ``toolkit.v1``, TFX's names (``from toolkit import v1 as tfx``)
+        return importlib.import_module("toolkit.v1")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'toolkit' has no attribute {name!r}")

@@ -11,6 +11,7 @@ import dataclasses
 import os
 from typing import Any, Callable, ClassVar
 
+from toolkit._process import DEFAULT_LEASE_SECONDS
 from toolkit.artifacts import Artifact
 from toolkit.cache import fingerprint_path
 from toolkit.errors import ToolkitError, UpstreamNotRunError, WiringError
@@ -90,6 +91,16 @@ class ExecutorContext:
     beam_pipeline_args: list[str]
     production: bool = False
     log: Callable[[str], None] = print
+    #: the context's lease length: work an executor leaves outside its output folders
+    #: while it runs (the Pusher's hidden copy) is claimed for this long per heartbeat
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
+    #: the outputs of the cached execution this run replaces because what it did outside
+    #: its artifact folders is gone (see ``BaseComponent.missing_external_effects``), else
+    #: None; the Pusher uses them to push above the version that was lost
+    replaced_outputs: dict[str, list[Artifact]] | None = None
+    #: the pipeline's metadata store (a ``toolkit.metadata.MetadataStore``), for executors
+    #: whose job is to find artifacts recorded earlier, such as resolvers; others ignore it
+    store: Any = None
 
 
 class BaseComponent:
@@ -101,6 +112,11 @@ class BaseComponent:
     PARAMETERS: ClassVar[dict[str, ExecutionParameter]] = {}
     #: bump when an executor changes what it writes, so old cache entries are not reused
     EXECUTOR_VERSION: ClassVar[str] = "1"
+    #: True for nodes whose outputs are artifacts recorded earlier (resolvers, importers):
+    #: the driver gives ``Do`` empty output lists to fill instead of new staged folders,
+    #: publishes nothing, and never takes them from the cache, since what they find can
+    #: change between runs while their inputs and parameters do not
+    REFERENCES_EXISTING_ARTIFACTS: ClassVar[bool] = False
 
     def __init__(self, **kwargs: Any):
         inputs: dict[str, Channel | None] = {}
@@ -168,6 +184,25 @@ class BaseComponent:
         it, which a notebook shows beside the result and a production run raises as
         :class:`toolkit.errors.GateError`. Components that judge their outputs (validators,
         pushers) override it."""
+        return None
+
+    def missing_external_effects(self, outputs: dict[str, list[Artifact]]) -> str | None:
+        """Asked before a cached execution with these ``outputs`` is reused: a one-line
+        note saying what it did outside its artifact folders that is gone or changed (and
+        what running again does), or ``None`` when everything is still there.
+
+        The cache checks the artifact folders themselves against their manifests; only a
+        component whose effect lies elsewhere (the Pusher's version folder in the serving
+        destination) can tell whether that effect still exists, and a cached result must
+        never claim an effect that is gone. With a note, the context prints it and runs
+        the component again. Default: the component does nothing outside its folders."""
+        return None
+
+    def outcome(self, outputs: dict[str, list[Artifact]], cached: bool) -> str | None:
+        """One line on what this execution did that its artifact list does not say,
+        recorded with the execution and shown by ``context.executions()`` and the run's
+        result (the Pusher: "pushed now as version N" or "already pushed as version N
+        (cached)"); ``None`` for nothing to add."""
         return None
 
     def fingerprints(self) -> dict[str, str]:

@@ -17,15 +17,33 @@ import traceback
 from typing import Any
 
 from toolkit._mode import get_mode, set_mode  # noqa: F401  set_mode: exports made before toolkit.set_mode
-from toolkit._process import pid_alive
+from toolkit._process import (
+    DEFAULT_LEASE_SECONDS,
+    Heartbeat,
+    Owner,
+    abandoned_reason,
+    lease_seconds,
+    pid_alive,
+)
 from toolkit._text import error_line, show_controls
 from toolkit.artifacts import Artifact
 from toolkit.base_component import BaseComponent, Channel, ExecutorContext
 from toolkit.cache import CacheKey, cache_key, encode_parameter, unusable_outputs
 from toolkit.errors import ComponentError, GateError, ToolkitError
-from toolkit.metadata import MetadataStore, sqlite_config
-from toolkit.publishing import (OutputFolders, disk_full_message, has_artifact_folders,
-                                is_disk_full, remove_abandoned, scratch_dir)
+from toolkit.metadata import (
+    MetadataStore,
+    heartbeat_renewer,
+    shared_between_processes,
+    sqlite_config,
+)
+from toolkit.publishing import (
+    OutputFolders,
+    disk_full_message,
+    has_artifact_folders,
+    is_disk_full,
+    remove_abandoned,
+    scratch_dir,
+)
 
 
 class InteractiveContext:
@@ -40,11 +58,18 @@ class InteractiveContext:
         metadata_connection_config: an ``ml_metadata`` ``ConnectionConfig``
             (for example MySQL) used instead of the SQLite file.
         beam_pipeline_args: default Beam arguments for data-heavy components.
+        lease_seconds: how long a running execution's heartbeat vouches for it (renewed
+            every third of it). Another process on another host declares the execution
+            abandoned only once its heartbeat is older than this; on the same host a
+            process that is gone is recognised at once. Default ``$TOOLKIT_LEASE_SECONDS``,
+            else 120 s: long enough that a busy 2-core machine renews in time, short
+            enough that a crashed cluster job is recovered within minutes.
     """
 
     def __init__(self, pipeline_name: str | None = None, pipeline_root: str | None = None,
                  metadata_connection_config: Any = None,
-                 beam_pipeline_args: list[str] | None = None):
+                 beam_pipeline_args: list[str] | None = None,
+                 lease_seconds: float | None = None):
         self.pipeline_name = pipeline_name or "pipeline"
         if pipeline_root is None:
             pipeline_root = tempfile.mkdtemp(prefix=f"toolkit-{self.pipeline_name}-")
@@ -56,6 +81,7 @@ class InteractiveContext:
                 os.path.join(self.pipeline_root, "metadata.sqlite"))
         self.metadata_connection_config = metadata_connection_config
         self.beam_pipeline_args = list(beam_pipeline_args or [])
+        self.lease_seconds = _lease_seconds(lease_seconds)
         self._store: MetadataStore | None = None
 
     @property
@@ -87,27 +113,41 @@ class InteractiveContext:
         key = cache_key(component, inputs, store.location)
         self._reap_abandoned(component.id)
 
-        if enable_cache:
-            hit = self._cached_outputs(component.id, key.digest)
+        replaced = None
+        if enable_cache and not component.REFERENCES_EXISTING_ARTIFACTS:
+            hit, replaced = self._cached_outputs(component, key.digest)
             if hit is not None:
                 source_id, outputs = hit
                 execution_id = self._start_execution(component, key, inputs)
                 store.complete_execution(execution_id, outputs, time.perf_counter() - started,
-                                         cached_from=source_id)
+                                         cached_from=source_id,
+                                         outcome=component.outcome(outputs, cached=True))
                 return self._finish(component, execution_id, inputs, outputs, True, started)
 
         execution_id = self._start_execution(component, key, inputs)
-        outputs = self._execute(component, execution_id, inputs, beam_pipeline_args, started)
+        outputs = self._execute(component, execution_id, inputs, beam_pipeline_args, started,
+                                replaced)
         return self._finish(component, execution_id, inputs, outputs, False, started)
 
     def _start_execution(self, component: BaseComponent, key: CacheKey,
                          inputs: dict[str, list[Artifact]]) -> int:
         return self.store.start_execution(type(component).__name__, component.id, key.digest,
-                                          key.parameters, key.module_fingerprint, inputs)
+                                          key.parameters, key.module_fingerprint, inputs,
+                                          owner=Owner.current(self.lease_seconds))
+
+    def _heartbeat(self, component_id: str, execution_id: int) -> Heartbeat | None:
+        """Renews the execution's ``heartbeat_at`` every third of the lease while it runs,
+        through a connection of its own, so other hosts see it is alive."""
+        if not shared_between_processes(self.metadata_connection_config):
+            return None
+        renew = heartbeat_renewer(self.metadata_connection_config, execution_id,
+                                  retry_budget=self.lease_seconds / 3)
+        return Heartbeat(renew, self.lease_seconds / 3, component_id).start()
 
     def _execute(self, component: BaseComponent, execution_id: int,
                  inputs: dict[str, list[Artifact]], beam_pipeline_args: list[str] | None,
-                 started: float) -> dict[str, list[Artifact]]:
+                 started: float, replaced: dict[str, list[Artifact]] | None = None
+                 ) -> dict[str, list[Artifact]]:
         """Run the executor into staged folders, publish them and record the execution.
 
         On any failure nothing it wrote is left behind, the execution is recorded as
@@ -117,18 +157,29 @@ class InteractiveContext:
         folders = OutputFolders(self.pipeline_root, component.id, execution_id, pid,
                                 self.store.location)
         tmp_dir = scratch_dir(self.pipeline_root, execution_id, pid)
+        heartbeat = self._heartbeat(component.id, execution_id)
         try:
-            outputs = folders.stage(component.OUTPUTS)
-            os.makedirs(tmp_dir, exist_ok=True)
-            ctx = ExecutorContext(
-                component_id=component.id, pipeline_root=self.pipeline_root,
-                execution_id=execution_id, tmp_dir=tmp_dir,
-                beam_pipeline_args=list(beam_pipeline_args if beam_pipeline_args is not None
-                                        else self.beam_pipeline_args),
-                production=self.production, log=_logger(component.id))
-            component.Do(inputs, outputs, dict(component.exec_properties), ctx)
-            folders.publish(outputs)
-            self.store.complete_execution(execution_id, outputs, time.perf_counter() - started)
+            try:
+                references = component.REFERENCES_EXISTING_ARTIFACTS
+                outputs = ({key: [] for key in component.OUTPUTS} if references
+                           else folders.stage(component.OUTPUTS))
+                os.makedirs(tmp_dir, exist_ok=True)
+                ctx = ExecutorContext(
+                    component_id=component.id, pipeline_root=self.pipeline_root,
+                    execution_id=execution_id, tmp_dir=tmp_dir,
+                    beam_pipeline_args=list(beam_pipeline_args if beam_pipeline_args is not None
+                                            else self.beam_pipeline_args),
+                    production=self.production, log=_logger(component.id),
+                    lease_seconds=self.lease_seconds, replaced_outputs=replaced,
+                    store=self.store)
+                component.Do(inputs, outputs, dict(component.exec_properties), ctx)
+                if not references:
+                    folders.publish(outputs)
+            finally:
+                if heartbeat is not None:
+                    heartbeat.stop()
+            self.store.complete_execution(execution_id, outputs, time.perf_counter() - started,
+                                          outcome=component.outcome(outputs, cached=False))
         except BaseException as exc:
             message = _failure_reason(exc)
             folders.discard()
@@ -137,7 +188,8 @@ class InteractiveContext:
                 exc = ToolkitError(message)
             try:
                 self.store.fail_execution(execution_id,
-                                          message + "\n" + traceback.format_exc()[-3000:])
+                                          message + "\n" + traceback.format_exc()[-3000:],
+                                          only_if_running=True)
             except Exception:  # the store itself may be what failed; the original error matters
                 pass
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
@@ -156,19 +208,25 @@ class InteractiveContext:
         for key, channel in component.outputs.items():
             channel._artifacts = list(outputs.get(key, []))
         result = ExecutionResult(component, execution_id, inputs, outputs, cached,
-                                 time.perf_counter() - started)
+                                 time.perf_counter() - started,
+                                 outcome=component.outcome(outputs, cached))
         result.gate_failure = component.gate(outputs, component.exec_properties)
         _append_run_log(result)
         if result.gate_failure and self.production:
             raise GateError(f"{component.id}: {result.gate_failure}")
         return result
 
-    def _cached_outputs(self, component_id: str, digest: str):
-        """The latest reusable execution with this cache key, as ``(execution id, outputs)``;
-        executions whose outputs were damaged on disk are marked failed and skipped."""
+    def _cached_outputs(self, component: BaseComponent, digest: str):
+        """``(hit, replaced)``: the latest reusable execution with this cache key as
+        ``(execution id, outputs)``, or None; and, when that execution's effects outside
+        its artifact folders are gone (it is then not reused, but stays a true record of
+        what it once did), its outputs, for the executor that replaces it.
+
+        Executions whose outputs were damaged on disk are marked failed and skipped."""
+        component_id = component.id
         hit = self.store.find_cached(component_id, digest)
         if hit is None:
-            return None
+            return None, None
         source_id, outputs = hit
         damaged = unusable_outputs(outputs)
         if damaged:
@@ -177,20 +235,27 @@ class InteractiveContext:
                                 "recomputing"), flush=True)
             self.store.mark_artifacts_deleted(damaged)
             self.store.fail_execution(source_id, "outputs missing or damaged on disk")
-            return self._cached_outputs(component_id, digest)
-        return hit
+            return self._cached_outputs(component, digest)
+        missing = component.missing_external_effects(outputs)
+        if missing:
+            print(show_controls(f"[{component_id}] {missing}"), flush=True)
+            return None, outputs
+        return hit, None
 
     def _reap_abandoned(self, component_id: str) -> None:
-        """Executions whose process died mid-run: mark them failed, remove what they wrote."""
+        """Executions whose process is provably gone: mark them failed, remove what they
+        wrote. An execution recorded with its owner is abandoned only when its process
+        ended on this host or its lease expired (:func:`toolkit._process.abandoned_reason`);
+        one recorded before owners were (no host) only when its pid is not alive here."""
         for row in self.store.executions(component_id):
             if row["state"] != "RUNNING":
                 continue
-            pid = int(row["pid"] or 0)
-            if pid and pid_alive(pid):
+            reason = _abandonment(row)
+            if reason is None:
                 continue
-            self.store.fail_execution(row["id"], f"abandoned: process {pid} ended before "
-                                                 "the execution finished")
-            remove_abandoned(self.pipeline_root, component_id, row["id"], pid)
+            if self.store.fail_execution(row["id"], f"abandoned: {reason}", only_if_running=True):
+                remove_abandoned(self.pipeline_root, component_id, row["id"],
+                                 int(row["pid"] or 0))
 
     # -- inspecting ---------------------------------------------------------------
     def show(self, item: Any):
@@ -220,7 +285,7 @@ class ExecutionResult:
 
     def __init__(self, component: BaseComponent, execution_id: int,
                  inputs: dict[str, list[Artifact]], outputs: dict[str, list[Artifact]],
-                 cached: bool, duration_s: float):
+                 cached: bool, duration_s: float, outcome: str | None = None):
         self.component = component
         self.component_id = component.id
         self.execution_id = execution_id
@@ -228,6 +293,8 @@ class ExecutionResult:
         self.outputs = outputs
         self.cached = cached
         self.duration_s = duration_s
+        #: what the execution did beyond its artifacts, one line (``BaseComponent.outcome``)
+        self.outcome = outcome
         self.gate_failure: str | None = None
 
     def _status(self) -> str:
@@ -236,6 +303,8 @@ class ExecutionResult:
     def __repr__(self) -> str:
         lines = [f"{self.component_id}: {self._status()} (execution {self.execution_id}, "
                  f"{self.duration_s:.2f} s)"]
+        if self.outcome:
+            lines.append(f"  {self.outcome}")
         for label, group in (("input", self.inputs), ("output", self.outputs)):
             for key, arts in group.items():
                 for art in arts:
@@ -256,7 +325,7 @@ class ExecutionResult:
         return {"component_id": self.component_id,
                 "component_type": type(self.component).__name__,
                 "execution_id": self.execution_id, "cached": self.cached,
-                "duration_s": round(self.duration_s, 4),
+                "outcome": self.outcome, "duration_s": round(self.duration_s, 4),
                 "parameters": encode_parameter(self.component.exec_properties),
                 "inputs": arts(self.inputs), "outputs": arts(self.outputs),
                 "gate_failure": self.gate_failure}
@@ -265,7 +334,8 @@ class ExecutionResult:
 class ExecutionsTable(list):
     """A list of execution records that renders as a table."""
 
-    COLUMNS = ("id", "component_id", "component_type", "state", "cached_from", "duration_s")
+    COLUMNS = ("id", "component_id", "component_type", "state", "cached_from", "duration_s",
+               "outcome")
 
     def __repr__(self) -> str:
         if not self:
@@ -339,6 +409,33 @@ def _one_artifact(item: Any) -> Artifact:
             raise ToolkitError(f"channel from {item.producer_id} has no artifacts yet: run it first")
         return arts[-1]
     raise TypeError(f"expected an artifact or a channel, got {type(item).__name__}")
+
+
+def _lease_seconds(value: float | None) -> float:
+    try:
+        return lease_seconds(value)
+    except ValueError as exc:
+        raise ToolkitError(str(exc)) from None
+
+
+def _abandonment(row: dict[str, Any]) -> str | None:
+    """Why a RUNNING execution record is abandoned, or None while it may be alive."""
+    pid = int(row["pid"] or 0)
+    if not row.get("host"):
+        if pid and pid_alive(pid):
+            return None
+        return f"process {pid} ended before the execution finished"
+    owner = Owner(row["host"], pid, row.get("pid_started") or "",
+                  _number(row.get("heartbeat_at") or row.get("started_at"), 0.0),
+                  _number(row.get("lease_s"), DEFAULT_LEASE_SECONDS))
+    return abandoned_reason(owner)
+
+
+def _number(text: Any, default: float) -> float:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return default
 
 
 def _failure_reason(exc: BaseException) -> str:

@@ -8,14 +8,16 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
+from toolkit._process import Owner, lease_seconds
 from toolkit.artifacts import ARTIFACT_TYPES, Artifact
 from toolkit.errors import ToolkitError
 
 PIPELINE_CONTEXT_TYPE = "pipeline"
 EXECUTION_PROPERTIES = ("component_id", "component_type", "cache_key", "parameters",
-                        "module_fingerprint", "error", "pid", "started_at", "duration_s")
+                        "module_fingerprint", "error", "pid", "started_at", "duration_s",
+                        "host", "pid_started", "heartbeat_at", "lease_s", "outcome")
 
 _STATE_NAMES = {0: "UNKNOWN", 1: "NEW", 2: "RUNNING", 3: "COMPLETE", 4: "FAILED",
                 5: "CACHED", 6: "CANCELED"}
@@ -126,35 +128,67 @@ class MetadataStore:
     # -- executions ------------------------------------------------------------
     def start_execution(self, component_type: str, component_id: str, cache_key: str,
                         parameters: str, module_fingerprint: str,
-                        inputs: dict[str, list[Artifact]]) -> int:
-        """Record a RUNNING execution with its input events; returns its id."""
+                        inputs: dict[str, list[Artifact]], owner: Owner | None = None) -> int:
+        """Record a RUNNING execution owned by ``owner`` (host, pid, start time, first
+        heartbeat, lease; default: this process with the default lease) with its input
+        events; returns its id."""
         from ml_metadata.proto import metadata_store_pb2 as pb
+
+        owner = owner or Owner.current(lease_seconds())
 
         execution = pb.Execution(type_id=self._execution_type_id(component_type),
                                  last_known_state=pb.Execution.RUNNING)
         props = {"component_id": component_id, "component_type": component_type,
                  "cache_key": cache_key, "parameters": parameters,
-                 "module_fingerprint": module_fingerprint, "pid": str(os.getpid()),
-                 "started_at": f"{time.time():.3f}"}
+                 "module_fingerprint": module_fingerprint, "pid": str(owner.pid),
+                 "started_at": f"{time.time():.3f}", "host": owner.host,
+                 "pid_started": owner.pid_started, "heartbeat_at": f"{owner.heartbeat_at:.3f}",
+                 "lease_s": f"{owner.lease_s:g}"}
         for key, value in props.items():
             execution.properties[key].string_value = value
         pairs = []
+        # ML Metadata keeps one INPUT event per (artifact, execution): an artifact wired to
+        # several inputs (statistics and baseline_statistics) gets one event whose path
+        # holds every (key, index) it is read under
+        by_artifact: dict[int, Any] = {}
         for key, artifacts in inputs.items():
             for index, artifact in enumerate(artifacts):
-                pairs.append((self._input_pb(artifact), _event(pb.Event.INPUT, key, index)))
+                known = by_artifact.get(artifact.id) if artifact.id is not None else None
+                if known is not None:
+                    known.path.steps.add().key = key
+                    known.path.steps.add().index = index
+                    continue
+                event = _event(pb.Event.INPUT, key, index)
+                pairs.append((self._input_pb(artifact), event))
+                if artifact.id is not None:
+                    by_artifact[artifact.id] = event
         execution_id, _, _ = self._store.put_execution(
             execution, pairs, [self._context_pb()], reuse_context_if_already_exist=True)
         return execution_id
 
     def complete_execution(self, execution_id: int, outputs: dict[str, list[Artifact]],
-                           duration_s: float, cached_from: int | None = None) -> None:
+                           duration_s: float, cached_from: int | None = None,
+                           outcome: str | None = None) -> None:
         """Register output artifacts LIVE and mark the execution COMPLETE (or CACHED),
-        all in one MLMD transaction."""
+        all in one MLMD transaction; ``outcome`` is the component's one-line account of
+        what it did (see ``BaseComponent.outcome``).
+
+        An execution that another process declared abandoned meanwhile (its lease ran
+        out) is not brought back: its folders may already be gone, so this raises."""
         from ml_metadata.proto import metadata_store_pb2 as pb
 
         [execution] = self._store.get_executions_by_id([execution_id])
+        if execution.last_known_state != pb.Execution.RUNNING:
+            reason = execution.properties["error"].string_value if (
+                "error" in execution.properties) else ""
+            raise ToolkitError(f"execution {execution_id} is no longer running "
+                               f"({_STATE_NAMES.get(execution.last_known_state, 'UNKNOWN')}"
+                               f"{': ' + reason.splitlines()[0] if reason else ''}); "
+                               "its outputs are not registered")
         execution.last_known_state = pb.Execution.CACHED if cached_from else pb.Execution.COMPLETE
         execution.properties["duration_s"].string_value = f"{duration_s:.3f}"
+        if outcome:
+            execution.properties["outcome"].string_value = outcome
         if cached_from:
             execution.custom_properties["cached_from"].int_value = cached_from
         pairs = []
@@ -173,13 +207,20 @@ class MetadataStore:
             artifact.id = art_id
             artifact.store_location = self.location
 
-    def fail_execution(self, execution_id: int, message: str) -> None:
+    def fail_execution(self, execution_id: int, message: str,
+                       only_if_running: bool = False) -> bool:
+        """Mark the execution FAILED with ``message``; with ``only_if_running``, leave an
+        execution alone that is no longer RUNNING (a reaper must not overwrite an
+        execution that completed after it looked). Returns whether it was marked."""
         from ml_metadata.proto import metadata_store_pb2 as pb
 
         [execution] = self._store.get_executions_by_id([execution_id])
+        if only_if_running and execution.last_known_state != pb.Execution.RUNNING:
+            return False
         execution.last_known_state = pb.Execution.FAILED
         execution.properties["error"].string_value = message[:4000]
         self._store.put_executions([execution])
+        return True
 
     def executions(self, component_id: str | None = None) -> list[dict[str, Any]]:
         """Executions of this pipeline, oldest first, as plain dicts."""
@@ -222,9 +263,12 @@ class MetadataStore:
         by_id = {a.id: a for a in self._store.get_artifacts_by_id([e.artifact_id for e in events])}
         result: dict[str, list[tuple[int, Artifact]]] = {}
         for event in events:
-            key = event.path.steps[0].key if event.path.steps else "output"
-            index = event.path.steps[1].index if len(event.path.steps) > 1 else 0
-            result.setdefault(key, []).append((index, self._from_pb(by_id[event.artifact_id])))
+            steps = list(event.path.steps)
+            # (key, index) pairs: several when one artifact is wired to several inputs
+            places = [(steps[i].key, steps[i + 1].index if i + 1 < len(steps) else 0)
+                      for i in range(0, len(steps), 2)] or [("output", 0)]
+            for key, index in places:
+                result.setdefault(key, []).append((index, self._from_pb(by_id[event.artifact_id])))
         return {k: [a for _, a in sorted(v, key=lambda t: t[0])] for k, v in result.items()}
 
     def producer_of(self, artifact_id: int) -> int | None:
@@ -335,6 +379,42 @@ class MetadataStore:
         return row
 
 
+def heartbeat_renewer(connection_config: Any, execution_id: int,
+                      retry_budget: float = 10.0) -> Callable[[], None]:
+    """A function that stamps ``heartbeat_at = now`` on one execution, for
+    :class:`toolkit._process.Heartbeat`.
+
+    It opens its own MLMD connection on first call, in the thread that calls it (MLMD
+    connections are not shared between threads), and writes only ``heartbeat_at``
+    (a field mask): an update racing with the run's own completion can never turn a
+    finished execution back into a running one. SQLite and MySQL alike."""
+    state: dict[str, Any] = {}
+
+    def renew() -> None:
+        from ml_metadata.metadata_store import metadata_store
+        from ml_metadata.proto import metadata_store_pb2 as pb
+
+        if "store" not in state:
+            state["store"] = _with_retry(
+                lambda: metadata_store.MetadataStore(connection_config), retry_budget)
+            [execution] = _with_retry(
+                lambda: state["store"].get_executions_by_id([execution_id]), retry_budget)
+            state["type_id"] = execution.type_id
+        update = pb.Execution(id=execution_id, type_id=state["type_id"])
+        update.properties["heartbeat_at"].string_value = f"{time.time():.3f}"
+        _with_retry(lambda: state["store"].put_executions(
+            [update], field_mask_paths=["properties.heartbeat_at"]), retry_budget)
+    return renew
+
+
+def shared_between_processes(connection_config: Any) -> bool:
+    """Whether other processes can see this store (an in-memory SQLite store is private
+    to its connection, so nothing there needs a heartbeat)."""
+    if connection_config.HasField("sqlite"):
+        return connection_config.sqlite.filename_uri not in ("", ":memory:")
+    return not connection_config.HasField("fake_database")
+
+
 _ARTIFACT_STATES = {0: "UNKNOWN", 1: "PENDING", 2: "LIVE", 3: "MARKED_FOR_DELETION",
                     4: "DELETED", 5: "ABANDONED", 6: "REFERENCE"}
 
@@ -365,10 +445,12 @@ def _describe(config: Any) -> str:
 
 
 # -- SQLite: concurrent use, damaged and old files ---------------------------------------
-#: MLMD messages of SQLite states that clear up when another process finishes its write
+#: words of MLMD errors that clear up on retry: SQLite's busy/locked, and MySQL/MariaDB's
+#: deadlock and lock-wait errors, after which the server has rolled the transaction back
 _TRANSIENT = ("database is locked", "database table is locked", "database schema is locked",
               "database is busy", "subset of tables", "please retry",
-              "concurrent writes aborted")
+              "concurrent writes aborted", "deadlock found when trying to get lock",
+              "try restarting transaction", "lock wait timeout exceeded")
 #: SQLite's own words for a file that is not (or no longer) a database
 _CORRUPT = ("file is not a database", "database disk image is malformed",
             "file is encrypted or is not a database")

@@ -101,13 +101,31 @@ def remove_abandoned(pipeline_root: str, component_id: str, execution_id: int, p
             shutil.rmtree(final_dir(parent, execution_id), ignore_errors=True)
 
 
-def write_manifest(uri: str) -> None:
-    """Record every file under ``uri`` with its size, in ``uri``'s manifest."""
+def file_sizes(folder: str) -> dict[str, int]:
+    """Every file under ``folder``: relative path -> size in bytes (a manifest)."""
     files = {}
-    for root, _, names in os.walk(uri):
+    for root, _, names in os.walk(folder):
         for name in names:
             full = os.path.join(root, name)
-            files[os.path.relpath(full, uri)] = os.path.getsize(full)
+            files[os.path.relpath(full, folder)] = os.path.getsize(full)
+    return files
+
+
+def sizes_match(folder: str, files: dict[str, int]) -> bool:
+    """True when every file of the manifest ``files`` is still under ``folder`` with its
+    size (files added since do not matter)."""
+    for rel, size in files.items():
+        try:
+            if os.path.getsize(os.path.join(folder, rel)) != size:
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def write_manifest(uri: str) -> None:
+    """Record every file under ``uri`` with its size, in ``uri``'s manifest."""
+    files = file_sizes(uri)
     with open(os.path.join(uri, MANIFEST), "w") as handle:
         json.dump(files, handle, sort_keys=True)
 
@@ -119,13 +137,7 @@ def manifest_ok(uri: str) -> bool:
             files = json.load(handle)
     except (OSError, ValueError):
         return False
-    for rel, size in files.items():
-        try:
-            if os.path.getsize(os.path.join(uri, rel)) != size:
-                return False
-        except OSError:
-            return False
-    return True
+    return isinstance(files, dict) and sizes_match(uri, files)
 
 
 def has_artifact_folders(pipeline_root: str) -> bool:

@@ -9,6 +9,11 @@ component runs, ``attr`` of ``module`` (``Class.method`` allowed) is wrapped so 
 its n-th call (default first) touches ``--marker`` and then sleeps forever, before or
 after doing its work: the parent test SIGKILLs the process there. ``--report`` gets a
 JSON record of what ran and of the results the tests compare between runs.
+
+The metadata store is ``ROOT/metadata.sqlite``, unless ``TOOLKIT_MYSQL_HOST`` is set: then
+it is the MySQL database named by ``TOOLKIT_MYSQL_HOST``, ``TOOLKIT_MYSQL_PORT``,
+``TOOLKIT_MYSQL_DATABASE``, ``TOOLKIT_MYSQL_USER`` and ``TOOLKIT_MYSQL_PASSWORD`` (see
+``toolkit.metadata_config.mysql_config_from_env``).
 """
 from __future__ import annotations
 
@@ -160,10 +165,12 @@ def main() -> int:
     args = parser.parse_args()
 
     from toolkit import InteractiveContext
+    from toolkit.metadata_config import mysql_config_from_env
 
     if args.start_at:
         time.sleep(max(0.0, args.start_at - time.time()))
-    context = InteractiveContext(pipeline_name="reliability", pipeline_root=args.root)
+    context = InteractiveContext(pipeline_name="reliability", pipeline_root=args.root,
+                                 metadata_connection_config=mysql_config_from_env())
     if args.pipeline == "data":
         components = data_components(args.data)
     elif args.pipeline == "taxi":

@@ -39,11 +39,13 @@ def child_args(root: Path, data: Path, pipeline: str = "data", upto: str | None 
     return args
 
 
-def run_child(args: list[str], log: Path, timeout: float = 900) -> dict:
-    """Run a child to completion (exit 0 asserted); returns its report when it wrote one."""
+def run_child(args: list[str], log: Path, timeout: float = 900,
+              env: dict[str, str] | None = None) -> dict:
+    """Run a child to completion (exit 0 asserted); returns its report when it wrote one.
+    ``env``: extra environment variables (a host identity, a lease)."""
     with open(log, "wb") as out:
-        proc = subprocess.run(args, stdout=out, stderr=subprocess.STDOUT, env=child_env(),
-                              cwd=REPO, timeout=timeout)
+        proc = subprocess.run(args, stdout=out, stderr=subprocess.STDOUT,
+                              env=child_env(**(env or {})), cwd=REPO, timeout=timeout)
     assert proc.returncode == 0, f"child failed ({proc.returncode}):\n{tail(log)}"
     if "--report" in args:
         return json.loads(Path(args[args.index("--report") + 1]).read_text())
@@ -51,14 +53,24 @@ def run_child(args: list[str], log: Path, timeout: float = 900) -> dict:
 
 
 def kill_at(args: list[str], component: str, spec: str, workdir: Path,
-            timeout: float = 600) -> int:
+            timeout: float = 600, env: dict[str, str] | None = None) -> int:
     """Start a child that freezes at ``spec`` while ``component`` runs, SIGKILL it there;
     returns the killed process id."""
+    proc = freeze_at(args, component, spec, workdir, timeout, env)
+    kill(proc)
+    return proc.pid
+
+
+def freeze_at(args: list[str], component: str, spec: str, workdir: Path,
+              timeout: float = 600, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Start a child and wait until it is frozen at ``spec`` while ``component`` runs (its
+    other threads, such as heartbeats, go on); returns the live process."""
     marker = workdir / f"frozen-{uuid.uuid4().hex[:8]}"
     log = workdir / f"{marker.name}.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(args + ["--pause", f"{component}={spec}", "--marker", str(marker)],
-                                stdout=out, stderr=subprocess.STDOUT, env=child_env(), cwd=REPO)
+                                stdout=out, stderr=subprocess.STDOUT, env=child_env(**(env or {})),
+                                cwd=REPO)
     deadline = time.monotonic() + timeout
     while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -66,10 +78,14 @@ def kill_at(args: list[str], component: str, spec: str, workdir: Path,
         proc.kill()
         proc.wait()
         raise AssertionError(f"the child never reached {spec} in {component}:\n{tail(log)}")
+    return proc
+
+
+def kill(proc: subprocess.Popen) -> None:
+    """SIGKILL a child and reap it."""
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    return proc.pid
 
 
 def tail(path: Path, lines: int = 40) -> str:
@@ -80,9 +96,13 @@ def tail(path: Path, lines: int = 40) -> str:
 
 
 def context(root: Path, name: str = PIPELINE):
+    """The pipeline's context as the children open it: the store is the SQLite file under
+    ``root``, or the MySQL database named by ``TOOLKIT_MYSQL_*`` when those are set."""
     from toolkit import InteractiveContext
+    from toolkit.metadata_config import mysql_config_from_env
 
-    return InteractiveContext(pipeline_name=name, pipeline_root=str(root))
+    return InteractiveContext(pipeline_name=name, pipeline_root=str(root),
+                              metadata_connection_config=mysql_config_from_env())
 
 
 def executions(root: Path, component: str | None = None) -> list[dict]:

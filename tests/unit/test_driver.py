@@ -223,3 +223,29 @@ def test_metadata_store_records_lineage(tmp_path):
     assert row["state"] == "FAILED" and row["error"] == "boom"
     reopened = MetadataStore("p", sqlite_config(str(tmp_path / "m.sqlite")))
     assert [r["id"] for r in reopened.executions()] == [gen, use]
+
+
+class CompareRows(BaseComponent):
+    """Reads two Examples inputs, which may be the same artifact (a split against itself)."""
+
+    INPUTS = {"examples": InputSpec(Examples), "baseline": InputSpec(Examples)}
+    OUTPUTS = {"model": Model}
+
+    def Do(self, input_dict, output_dict, exec_properties, ctx):
+        same = input_dict["examples"][0].uri == input_dict["baseline"][0].uri
+        with open(os.path.join(output_dict["model"][0].uri, "same.json"), "w") as handle:
+            json.dump({"same": same}, handle)
+
+
+def test_one_artifact_wired_to_two_inputs_is_recorded_under_both(context):
+    rows = WriteRows(rows=2)
+    context.run(rows)
+    compare = CompareRows(examples=rows.outputs["examples"], baseline=rows.outputs["examples"])
+    result = context.run(compare)
+    made = rows.outputs["examples"].get()[0].id
+    inputs = context.store.inputs_of(result.execution_id)
+    assert {k: [a.id for a in v] for k, v in inputs.items()} == {"examples": [made],
+                                                                 "baseline": [made]}
+    assert context.run(compare).cached
+    assert [e["component_id"] for e in context.lineage(compare.outputs["model"]).executions] == [
+        "CompareRows", "WriteRows"]

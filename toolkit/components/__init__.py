@@ -6,7 +6,7 @@ from toolkit.components.example_validator import ExampleValidator
 from toolkit.components.fn_args import DataAccessor, FnArgs
 from toolkit.components.infra_validator import InfraValidator
 from toolkit.components.pusher import Pusher
-from toolkit.components.resolver import latest_blessed_model
+from toolkit.components.resolver import Importer, Resolver, latest_blessed_model
 from toolkit.components.schema_gen import ImportSchemaGen, SchemaGen
 from toolkit.components.statistics_gen import StatisticsGen
 from toolkit.components.trainer import Trainer
@@ -14,4 +14,5 @@ from toolkit.components.transform import Transform
 
 __all__ = ["CsvExampleGen", "ImportExampleGen", "StatisticsGen", "SchemaGen", "ImportSchemaGen",
            "ExampleValidator", "Transform", "Trainer", "FnArgs", "DataAccessor",
-           "latest_blessed_model", "Evaluator", "InfraValidator", "Pusher", "BulkInferrer"]
+           "latest_blessed_model", "Resolver", "Importer", "Evaluator", "InfraValidator", "Pusher",
+           "BulkInferrer"]

@@ -26,6 +26,27 @@ def serving_model_path(model: Model) -> str:
                        f"(expected {SERVING_DIR}/saved_model.pb)")
 
 
+def load_saved_model(model: Model):
+    """The serving SavedModel of a Model artifact, loaded (keep it while calling its
+    signatures: it owns the variables)."""
+    import tensorflow as tf
+
+    from toolkit._quiet import quiet_tensorflow
+
+    quiet_tensorflow()
+    return tf.saved_model.load(serving_model_path(model))
+
+
+def signature_of(model: Model, loaded, name: str, what: str | None = None):
+    """Signature ``name`` of a loaded SavedModel; a missing one raises one line,
+    "Model #id has no <what> (it has a, b)", ``what`` being ``signature 'name'`` unless
+    given."""
+    if name not in loaded.signatures:
+        raise ToolkitError(f"Model #{model.id} has no {what or f'signature {name!r}'} "
+                           f"(it has {', '.join(loaded.signatures) or 'no signatures'})")
+    return loaded.signatures[name]
+
+
 def load_signature(model: Model, name: str, what: str | None = None):
     """``(loaded SavedModel, its signature name)`` of a Model artifact; keep the loaded
     object while calling the signature (it owns the variables).
@@ -33,16 +54,8 @@ def load_signature(model: Model, name: str, what: str | None = None):
     A missing signature raises "Model #id has no <what> (it has ...)", ``what`` being
     ``signature 'name'`` unless given.
     """
-    import tensorflow as tf
-
-    from toolkit._quiet import quiet_tensorflow
-
-    quiet_tensorflow()
-    loaded = tf.saved_model.load(serving_model_path(model))
-    if name not in loaded.signatures:
-        raise ToolkitError(f"Model #{model.id} has no {what or f'signature {name!r}'} "
-                           f"(it has {', '.join(loaded.signatures)})")
-    return loaded, loaded.signatures[name]
+    loaded = load_saved_model(model)
+    return loaded, signature_of(model, loaded, name, what)
 
 
 def serialized_input(tf, specs, columns) -> str | None:

@@ -25,6 +25,9 @@ from toolkit._text import first_line, shorten
 from toolkit.components.fn_args import DataAccessor, FnArgs
 from toolkit.errors import ModuleFileError, ToolkitError, UserCodeError
 
+#: the start of the name a module file is imported under (see :func:`load_module_file`)
+USER_MODULE_PREFIX = "toolkit_user_module_"
+
 
 def resolve_function(*, module_file: str | None, function: Any, name: str,
                      owner: str) -> tuple[Callable[..., Any], str]:
@@ -83,7 +86,9 @@ def load_module_file(path: str) -> types.ModuleType:
     """Execute ``path`` as a fresh module (never a stale copy from an earlier run).
 
     The file's folder is on ``sys.path`` while it runs, so it can import helper
-    modules beside it, as TFX module files often do.
+    modules beside it, as TFX module files often do. The generated module name
+    exists only in this process: code that runs in Beam workers is shipped there by
+    ``toolkit.components._shipping`` (pickled by value, and packaged for clusters).
     """
     path = os.fspath(path)
     base = os.path.basename(path)
@@ -93,7 +98,7 @@ def load_module_file(path: str) -> types.ModuleType:
     with open(path, "rb") as handle:
         source = handle.read()
     digest = hashlib.sha256(os.path.abspath(path).encode() + b"\0" + source).hexdigest()[:12]
-    module_name = f"toolkit_user_module_{os.path.splitext(base)[0]}_{digest}"
+    module_name = f"{USER_MODULE_PREFIX}{os.path.splitext(base)[0]}_{digest}"
     try:
         code = compile(source, os.path.abspath(path), "exec")
     except SyntaxError as exc:

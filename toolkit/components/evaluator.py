@@ -1,7 +1,10 @@
 """Evaluator: the model's predictions on real examples, sliced metrics, thresholds, blessing.
 
-The model answers through its serving signature (raw serialized examples in), the
-vectorized engine of :mod:`toolkit.evaluation` computes TFMA's metrics per slice,
+The model answers as TFMA calls it: its preprocessing signatures
+(``preprocessing_function_names``, such as TFX's ``transform_features``) compute features
+and labels from the raw serialized examples, a transformed feature taking precedence over
+a raw column of the same name, and the signature ``signature_name`` (``serving_default``)
+gives the predictions. The vectorized engine of :mod:`toolkit.evaluation` computes TFMA's metrics per slice,
 and the evaluation artifact holds TFMA's own records, so ``tfma.load_eval_result``
 reads it, beside the toolkit's stored result (``evaluation.json`` and a tidy
 ``metrics.parquet``, see :mod:`toolkit.evaluation.storage`) that
@@ -13,14 +16,28 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Any, NamedTuple
 
 from toolkit._quiet import quiet_tensorflow
 from toolkit.artifacts import Examples, Model, ModelBlessing, ModelEvaluation, TransformGraph
 from toolkit.base_component import BaseComponent, ExecutorContext, InputSpec, ExecutionParameter
 from toolkit.components._io import check_splits, read_split
-from toolkit.components._model_io import (load_signature, output_shape, predict_outputs,
-                                           serialize_examples)
+from toolkit.components._model_io import (load_saved_model, output_shape, predict_outputs,
+                                           serialize_examples, signature_of)
 from toolkit.errors import InputDataError, ToolkitError
+
+#: TFMA metrics computed from class scores (one score per class and example)
+MULTI_CLASS_METRICS = ("SparseCategoricalAccuracy", "CategoricalAccuracy",
+                       "MultiClassConfusionMatrixPlot", "MultiClassConfusionMatrixAtThresholds",
+                       "SparseCategoricalCrossentropy", "CategoricalCrossentropy",
+                       "SparseTopKCategoricalAccuracy", "TopKCategoricalAccuracy",
+                       "MultiLabelConfusionMatrixPlot")
+#: TFMA metrics (beyond those the engine resolves as binary) that read scores as probabilities
+PROBABILITY_METRICS = ("BinaryCrossentropy", "CalibrationPlot", "ConfusionMatrixPlot",
+                       "ConfusionMatrixAtThresholds", "MultiClassConfusionMatrixPlot",
+                       "MultiClassConfusionMatrixAtThresholds")
+#: TFMA's preprocessing signatures, called when the model has them and none is named
+DEFAULT_PREPROCESSING = ("transformed_features", "transformed_labels")
 
 
 class Evaluator(BaseComponent):
@@ -30,16 +47,26 @@ class Evaluator(BaseComponent):
         examples: raw Examples (the model is called as a server would call it).
         model: the candidate Model.
         baseline_model: optional Model to compare with (change thresholds, ``*_diff``
-            metrics); see :class:`toolkit.components.LatestBlessedModelResolver`.
-        eval_config: a ``tfma.EvalConfig`` (or its dict / JSON form). The candidate's
-            ``prediction_key`` names the column the model's predictions go to
-            (``prediction`` by default) and, when ``serving_default`` returns several
-            outputs, the output to evaluate. The evaluated output must hold one score
-            per example: class scores of a multi-class model are refused, not reduced
-            to their argmax.
-        transform_graph: optional TransformGraph; when the label (``label_key``) is
-            not a raw column, it is computed by this graph (a label made in
-            ``preprocessing_fn``, as in the taxi example).
+            metrics); see :func:`toolkit.components.latest_blessed_model` and
+            :class:`toolkit.components.Resolver`.
+        eval_config: a ``tfma.EvalConfig`` (or its dict / JSON form). From the
+            candidate's model_spec: ``signature_name`` is the signature that predicts
+            (``serving_default``); ``preprocessing_function_names`` are signatures that
+            compute features and labels (``label_key='tips_xf'`` of TFX's taxi tutorial,
+            made by ``transform_features``); with none named, TFMA's
+            ``transformed_features``/``transformed_labels`` are called if the model has
+            them. ``prediction_key`` names the column the predictions go to
+            (``prediction`` by default) and, when the signature returns several
+            outputs, the output to evaluate. That output holds one score per example,
+            or class scores when the config asks for multi-class metrics
+            (:data:`MULTI_CLASS_METRICS`, ``binarize``, ``aggregate``); otherwise class
+            scores are refused, not reduced to their argmax. Scores that look wrong for
+            a metric (logits read as probabilities) are evaluated as TFMA evaluates
+            them, with a warning in the log and in the evaluation's ``warnings``
+            property (a JSON list).
+        transform_graph: optional TransformGraph; computes the label (``label_key``)
+            when no preprocessing signature does, in place of a raw column of the same
+            name (a label made in ``preprocessing_fn``, as in the taxi example).
         example_splits: splits to evaluate on (``["eval"]``).
         engine: ``"auto"``, ``"toolkit"`` or ``"tfma"`` (see :func:`toolkit.evaluate`).
     """
@@ -48,7 +75,7 @@ class Evaluator(BaseComponent):
               "baseline_model": InputSpec(Model, optional=True),
               "transform_graph": InputSpec(TransformGraph, optional=True)}
     OUTPUTS = {"evaluation": ModelEvaluation, "blessing": ModelBlessing}
-    EXECUTOR_VERSION = "2"
+    EXECUTOR_VERSION = "3"
     PARAMETERS = {"eval_config": ExecutionParameter(object, required=True),
                   "example_splits": ExecutionParameter(list, default=["eval"]),
                   "engine": ExecutionParameter(str, default="auto")}
@@ -60,13 +87,15 @@ class Evaluator(BaseComponent):
                          example_splits=list(example_splits or ["eval"]), engine=engine)
 
     def Do(self, input_dict, output_dict, exec_properties, ctx: ExecutorContext) -> None:
-        from toolkit.evaluation import evaluate, load_eval_config, write_tfma_artifact
+        from toolkit.evaluation import load_eval_config, write_tfma_artifact
         from toolkit.evaluation.storage import save_result
 
         config = load_eval_config(exec_properties["eval_config"])
         candidate = config.candidate
         label_key = candidate.label_key or "label"
         prediction_key = candidate.prediction_key or "prediction"
+        signature_name, preprocessing = model_spec_signatures(config)
+        class_scores = wants_class_scores(config)
         examples: Examples = input_dict["examples"][0]
         model: Model = input_dict["model"][0]
         baseline: Model | None = (input_dict.get("baseline_model") or [None])[0]
@@ -79,22 +108,39 @@ class Evaluator(BaseComponent):
 
         table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
         ctx.log(f"predicting {table.num_rows:,} examples with Model #{model.id}"
-                + (f" and baseline Model #{baseline.id}" if baseline else ""))
+                + (f" and baseline Model #{baseline.id}" if baseline else "")
+                + f" ({signature_name}"
+                + (f"; features from {', '.join(preprocessing)}" if preprocessing else "") + ")")
         frame = table.to_pandas()
-        frame[prediction_key] = _predictions(model, table, prediction_key)
-        baseline_column = None
+        answer = _model_answer(model, table, signature_name, preprocessing, prediction_key,
+                               class_scores)
+        referenced = _referenced_columns(config)
+        replaced = [c for c in _merge_features(frame, answer.features, referenced)
+                    if c in referenced]
+        if replaced:
+            ctx.log(f"transformed {', '.join(replaced)} from {', '.join(answer.preprocessing)} "
+                    "take precedence over the raw column(s) of the same name, as in TFMA")
+        frame[prediction_key] = _column(answer.predictions)
+        baseline_column, baseline_answer = None, None
         if baseline is not None:
             baseline_column = f"{prediction_key}__baseline"
-            frame[baseline_column] = _predictions(baseline, table, prediction_key)
-        if label_key not in frame.columns:
-            if graph is None:
-                raise InputDataError(
-                    f"label_key {label_key!r} is not a column of Examples #{examples.id} "
-                    f"(columns: {', '.join(table.column_names)}); give transform_graph= when "
-                    "the label is computed by preprocessing_fn")
-            frame[label_key] = _label_from_transform(graph, table, label_key)
-        result = evaluate(frame, config, engine=exec_properties["engine"],
-                          baseline=baseline_column, rubber_stamp=baseline is None)
+            baseline_answer = _model_answer(baseline, table, signature_name, [], prediction_key,
+                                            class_scores, preprocess=False)
+            frame[baseline_column] = _column(baseline_answer.predictions)
+        if label_key not in answer.features:
+            if graph is not None and (label_key not in frame.columns
+                                      or _graph_outputs(graph, label_key)):
+                frame[label_key] = _label_from_transform(graph, table, label_key)
+            elif label_key not in frame.columns:
+                raise InputDataError(_missing_label(label_key, examples, table, answer))
+        warnings = _value_warnings(config, model, answer, "")
+        if baseline_answer is not None:
+            warnings += _value_warnings(config, baseline, baseline_answer, "baseline ")
+        for warning in warnings:
+            ctx.log(f"warning: {warning}")
+        result = _evaluate(_evaluated_frame(frame, config, baseline_column), config,
+                           exec_properties["engine"], baseline_column, baseline is None,
+                           ctx, out_of_range=bool(warnings))
         evaluation: ModelEvaluation = output_dict["evaluation"][0]
         locations = {candidate.name or "candidate": model.uri}
         if baseline is not None:
@@ -114,7 +160,10 @@ class Evaluator(BaseComponent):
             blessing.properties["baseline_model_id"] = baseline.id or 0
         if not blessed:
             blessing.properties["reason"] = "; ".join(failures[:3]) or "thresholds failed"
-        evaluation.properties.update(blessed=int(blessed), engine=result.engine)
+        evaluation.properties.update(blessed=int(blessed), engine=result.engine,
+                                     signature_name=signature_name)
+        if warnings:
+            evaluation.properties["warnings"] = json.dumps(warnings)
         ctx.log(f"{'blessed' if blessed else 'NOT blessed'}"
                 + (f": {'; '.join(failures[:3])}" if failures else ""))
 
@@ -131,20 +180,86 @@ def _failures(result) -> list[str]:
     return lines
 
 
-def _predictions(model: Model, table, prediction_key: str):
-    """One score per example from the model's ``serving_default`` (serialized examples).
+class _Answer(NamedTuple):
+    """What a model said about the examples: its predictions (one score per example, or
+    a matrix of class scores), the output they come from, and the features its
+    preprocessing signatures computed (name -> one row per example)."""
+
+    predictions: Any
+    output: str
+    features: dict[str, Any]
+    preprocessing: list[str]
+
+
+def model_spec_signatures(config) -> tuple[str, list[str]]:
+    """The candidate model_spec's ``signature_name`` (TFMA's default ``serving_default``)
+    and ``preprocessing_function_names``."""
+    specs = config.raw.get("model_specs") or [{}]
+    spec = next((s for s in specs if not s.get("is_baseline")), specs[0])
+    return (spec.get("signature_name") or "serving_default",
+            [str(n) for n in spec.get("preprocessing_function_names") or []])
+
+
+def wants_class_scores(config) -> bool:
+    """True when the EvalConfig asks for metrics computed from class scores: a metric of
+    :data:`MULTI_CLASS_METRICS`, a metric configured with ``top_k``/``class_id``, or a
+    MetricsSpec that binarizes (``class_ids``, ``k_list``, ``top_k_list``) or aggregates."""
+    for spec in config.metrics_specs:
+        binarize = spec.raw.get("binarize") or {}
+        if spec.raw.get("aggregate") or any(binarize.get(k) for k in ("class_ids", "k_list",
+                                                                        "top_k_list")):
+            return True
+        for metric in spec.metrics:
+            if metric.class_name in MULTI_CLASS_METRICS or {"top_k", "class_id"} & set(
+                    metric.config):
+                return True
+    return False
+
+
+def _model_answer(model: Model, table, signature_name: str, preprocessing: list[str],
+                  prediction_key: str, class_scores: bool, preprocess: bool = True) -> _Answer:
+    """Call the model as TFMA does: the preprocessing signatures named (or, when none is
+    named, TFMA's defaults ``transformed_features``/``transformed_labels`` if the model has
+    them) on the raw serialized examples, then ``signature_name`` for the predictions."""
+    import tensorflow as tf
+
+    loaded = load_saved_model(model)
+    required = bool(preprocessing)
+    names = list(preprocessing) if required else [
+        n for n in DEFAULT_PREPROCESSING if preprocess and n in loaded.signatures]
+    features: dict[str, Any] = {}
+    for name in names if preprocess else []:
+        signature = signature_of(
+            model, loaded, name, what=f"signature {name!r} (named in the EvalConfig's "
+            "model_spec preprocessing_function_names)")
+        for key, value in predict_outputs(tf, signature, table).items():
+            if len(value) != table.num_rows:
+                raise ToolkitError(
+                    f"Model #{model.id}: signature {name!r} returns {key!r} with "
+                    f"{len(value):,} rows for {table.num_rows:,} examples; a preprocessing "
+                    "function must return one row per example")
+            features[key] = value
+    signature = signature_of(model, loaded, signature_name,
+                             what=f"signature {signature_name!r} (the EvalConfig's model_spec "
+                             "signature_name)")
+    outputs = predict_outputs(tf, signature, table)
+    predictions, output = _predictions(model, signature_name, signature, outputs,
+                                       prediction_key, class_scores)
+    return _Answer(predictions, output, features, names)
+
+
+def _predictions(model: Model, signature_name: str, signature, outputs, prediction_key: str,
+                 class_scores: bool):
+    """``(predictions, output name)`` from the outputs of the prediction signature.
 
     When the signature returns several outputs, the one named ``prediction_key`` is
     evaluated, as TFMA reads a dict of predictions. An output with several scores per
-    example (class scores) is refused rather than reduced to its argmax: binary metrics
-    computed on a class index look plausible and mean nothing.
+    example (class scores) is passed on as a matrix when the EvalConfig asks for
+    multi-class metrics, and refused otherwise rather than reduced to its argmax: binary
+    metrics computed on a class index look plausible and mean nothing.
     """
     import numpy as np
-    import tensorflow as tf
 
-    loaded, signature = load_signature(model, "serving_default",
-                                       what="serving_default signature")
-    outputs = predict_outputs(tf, signature, table)
     widths = {name: _scores_per_example(value) for name, value in outputs.items()}
     single = sorted(name for name, width in widths.items() if width == 1)
     listed = ", ".join(f"{name!r} {output_shape(signature, name, value)}"
@@ -155,24 +270,146 @@ def _predictions(model: Model, table, prediction_key: str):
         name = prediction_key
     else:
         raise ToolkitError(
-            f"Model #{model.id}: serving_default returns {len(outputs)} outputs ({listed}) "
+            f"Model #{model.id}: {signature_name} returns {len(outputs)} outputs ({listed}) "
             f"and none is named {prediction_key!r}: set prediction_key in the EvalConfig's "
             "model_spec to the output to evaluate")
-    if widths[name] != 1:
-        others = [n for n in single if n != name]
-        fix = (f"set prediction_key in the EvalConfig's model_spec to "
-               f"{' or '.join(repr(n) for n in others)}, an output with one score per example"
-               if others else "export a serving signature that returns one score per example "
-               "(such as the probability of the positive class)")
-        raise ToolkitError(
-            f"Model #{model.id}: output {name!r} has {widths[name]} scores per example "
-            f"(shape {output_shape(signature, name, outputs[name])}); the Evaluator evaluates "
-            f"one score per example, not multi-class scores: {fix}")
-    return np.asarray(outputs[name], dtype=float).reshape(-1)
+    value = np.asarray(outputs[name], dtype=float)
+    if widths[name] == 1:
+        return value.reshape(-1), name
+    if class_scores:
+        return value.reshape(len(value), -1), name
+    others = [n for n in single if n != name]
+    fix = (f"set prediction_key in the EvalConfig's model_spec to "
+           f"{' or '.join(repr(n) for n in others)}, an output with one score per example"
+           if others else "export a serving signature that returns one score per example "
+           "(such as the probability of the positive class)")
+    raise ToolkitError(
+        f"Model #{model.id}: output {name!r} has {widths[name]} scores per example "
+        f"(shape {output_shape(signature, name, outputs[name])}); the Evaluator evaluates "
+        "one score per example, or class scores when the EvalConfig asks for multi-class "
+        f"metrics ({', '.join(MULTI_CLASS_METRICS[:4])}, or a MetricsSpec with binarize "
+        f"class_ids/top_k_list): add such a metric, or {fix}")
 
 
 def _scores_per_example(value) -> int:
     return int(value[0].size) if value.ndim > 1 and len(value) else 1
+
+
+def _column(values) -> Any:
+    """A frame column: one value per row, or (class scores) one numpy vector per row."""
+    return values if values.ndim == 1 else list(values)
+
+
+def _referenced_columns(config) -> set[str]:
+    """Columns the evaluation reads: labels, example weights and slicing features."""
+    columns = {spec.label_key for spec in config.model_specs}
+    columns |= {spec.example_weight_key for spec in config.model_specs if spec.example_weight_key}
+    for spec in config.all_slicing_specs():
+        columns |= set(spec.columns)
+    return columns
+
+
+def _merge_features(frame, features: dict[str, Any], referenced: set[str]) -> list[str]:
+    """Put the preprocessed features into ``frame``, in place of raw columns of the same
+    name (TFMA looks features up in the transformed ones first). A feature with one value
+    per example becomes a column (bytes decoded to text, as raw string columns are); one
+    with several (a one-hot vector) only when the evaluation reads it. Returns the raw
+    columns replaced."""
+    import numpy as np
+
+    replaced = []
+    for name, value in features.items():
+        flat = value.reshape(len(value), -1) if value.ndim > 1 else value.reshape(-1, 1)
+        if flat.shape[1] == 1:
+            column = flat[:, 0]
+            if column.dtype == object:
+                column = np.array([v.decode("utf-8", "replace") if isinstance(v, bytes) else v
+                                   for v in column], dtype=object)
+        elif name in referenced:
+            column = list(flat)
+        else:
+            continue
+        if name in frame.columns:
+            replaced.append(name)
+        frame[name] = column
+    return sorted(replaced)
+
+
+def _evaluated_frame(frame, config, baseline_column: str | None):
+    """Only the columns the evaluation reads (TFMA's path serializes every column), unless
+    one is missing: then the whole frame, so the engine's error lists every column."""
+    wanted = _referenced_columns(config) | {config.candidate.prediction_key}
+    if baseline_column:
+        wanted.add(baseline_column)
+    if not wanted <= set(frame.columns):
+        return frame
+    return frame[[c for c in frame.columns if c in wanted]]
+
+
+def _missing_label(label_key: str, examples: Examples, table, answer: _Answer) -> str:
+    made = (f", nor an output of {', '.join(answer.preprocessing)} "
+            f"({', '.join(sorted(answer.features)) or 'none'})" if answer.preprocessing else "")
+    return (f"label_key {label_key!r} is not a column of Examples #{examples.id} "
+            f"(columns: {', '.join(table.column_names)}){made}; name the model's signature "
+            "that computes it in the model_spec's preprocessing_function_names (as TFX's "
+            "tutorials do with 'transform_features'), or give transform_graph= when the "
+            "label is computed by preprocessing_fn")
+
+
+def _value_warnings(config, model: Model, answer: _Answer, which: str) -> list[str]:
+    """Values that look wrong for a metric that TFMA computes anyway (so the engine does
+    too): scores outside [0, 1], such as logits, read as probabilities."""
+    import numpy as np
+
+    from toolkit.evaluation.config import iter_metric_configs
+    from toolkit.evaluation.metrics import resolve
+
+    names = []
+    for _, metric in iter_metric_configs(config):
+        resolved, _ = resolve(metric)
+        thresholded = (resolved is not None and resolved.needs_binary) or (
+            metric.class_name in PROBABILITY_METRICS)
+        if thresholded and metric.class_name not in names:
+            names.append(metric.class_name)
+    values = np.asarray(answer.predictions, dtype=float)
+    if not names or not values.size:
+        return []
+    outside = (values < 0) | (values > 1)
+    if not outside.any():
+        return []
+    what = "class scores" if values.ndim > 1 else "predictions"
+    return [f"{what} of {which}Model #{model.id} (output {answer.output!r}) range from "
+            f"{np.nanmin(values):.4g} to {np.nanmax(values):.4g}, {int(outside.sum()):,} of "
+            f"{values.size:,} outside [0, 1]: they look like logits, not probabilities. "
+            f"As TFMA does, {', '.join(names)} read them as probabilities (BinaryAccuracy "
+            "counts a score above 0.5 as positive); end the model with a sigmoid (or "
+            "softmax) to evaluate probabilities"]
+
+
+def _evaluate(frame, config, engine: str, baseline_column: str | None, rubber_stamp: bool,
+              ctx: ExecutorContext, out_of_range: bool):
+    """``toolkit.evaluate``; where the vectorized engine refuses predictions outside [0, 1]
+    that TFMA accepts (and ``engine`` is ``"auto"``), TFMA computes the evaluation."""
+    from toolkit.evaluation import InvalidValuesError, evaluate
+
+    try:
+        return evaluate(frame, config, engine=engine, baseline=baseline_column,
+                        rubber_stamp=rubber_stamp)
+    except InvalidValuesError as exc:
+        if not (out_of_range and engine == "auto" and str(exc).startswith("prediction column")
+                and "outside [0, 1]" in str(exc)):
+            raise
+    ctx.log("the vectorized engine refuses predictions outside [0, 1], which TFMA accepts: "
+            "computing the evaluation with TFMA")
+    return evaluate(frame, config, engine="tfma", baseline=baseline_column,
+                    rubber_stamp=rubber_stamp)
+
+
+def _graph_outputs(graph: TransformGraph, key: str) -> bool:
+    import tensorflow_transform as tft
+
+    quiet_tensorflow()
+    return key in tft.TFTransformOutput(graph.uri).transformed_feature_spec()
 
 
 def _label_from_transform(graph: TransformGraph, table, label_key: str):

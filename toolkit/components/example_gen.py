@@ -1,8 +1,12 @@
 """CsvExampleGen and ImportExampleGen: ingest data into a split Examples artifact.
 
-The payload is Parquet (``payload_format = FORMAT_PARQUET``), one file per split,
-which TFX's TFXIO reads and which is an order of magnitude faster to load than
-TFRecords of tf.Example for the in-memory statistics and evaluation paths.
+The payload is chosen by ``output_data_format`` (TFX's parameter). The toolkit's
+default is Parquet (``FORMAT_PARQUET``), one file per split, which TFX's TFXIO reads
+and which is an order of magnitude faster to load than TFRecords of tf.Example for
+the in-memory statistics and evaluation paths. ``FORMAT_TF_EXAMPLE`` writes TFX's
+default payload, GZIP TFRecord files of serialized tf.Example
+(``Split-<name>/data_tfrecord-00000-of-00001.gz``), which TFX's tutorial cells read
+with ``tf.data.TFRecordDataset(files, compression_type="GZIP")``.
 """
 from __future__ import annotations
 
@@ -11,10 +15,10 @@ import glob
 import os
 from typing import Any
 
-from toolkit._text import first_line
 from toolkit.artifacts import Examples, Schema
 from toolkit.base_component import BaseComponent, ExecutorContext, InputSpec, ExecutionParameter
-from toolkit.components._io import record_splits, split_file, write_split
+from toolkit.components._io import (FORMAT_PARQUET, open_split_writer, payload_format_name,
+                                   read_tfrecord_table, record_splits, write_split)
 from toolkit.components.csv_reader import STREAM_BLOCK_BYTES, CsvStream, read_csv_files
 from toolkit.errors import InputDataError
 
@@ -50,7 +54,9 @@ class _ExampleGenBase(BaseComponent):
         return (patterns or None), buckets
 
     def _publish(self, examples: Examples, table, buckets: list[tuple[str, int]],
-                 pattern_tables: dict[str, Any] | None, ctx: ExecutorContext) -> None:
+                 pattern_tables: dict[str, Any] | None, ctx: ExecutorContext,
+                 payload: str = FORMAT_PARQUET) -> None:
+        examples.properties["payload_format"] = payload  # write_split writes this format
         counts = {}
         if pattern_tables is not None:
             for name, part in pattern_tables.items():
@@ -74,16 +80,22 @@ class CsvExampleGen(_ExampleGenBase):
             train:eval 2:1 by default.
         schema: optional curated Schema channel; columns are parsed as the types it declares
             and a value that does not parse stops ingestion naming file, line and column.
+        output_data_format: the payload, as TFX names it: ``"FORMAT_PARQUET"`` (default) or
+            ``"FORMAT_TF_EXAMPLE"`` (GZIP TFRecord of tf.Example, TFX's default); TFX's
+            enum numbers (15, 6) work too.
     """
 
     INPUTS = {"schema": InputSpec(Schema, optional=True)}
     PARAMETERS = {"input_base": ExecutionParameter(str, required=True, fingerprint="tree"),
-                  "input_config": ExecutionParameter(dict), "output_config": ExecutionParameter(dict)}
+                  "input_config": ExecutionParameter(dict), "output_config": ExecutionParameter(dict),
+                  "output_data_format": ExecutionParameter(str, default=FORMAT_PARQUET)}
 
     def __init__(self, input_base: str, input_config: dict | None = None,
-                 output_config: dict | None = None, schema=None):
+                 output_config: dict | None = None, schema=None,
+                 output_data_format: str | int | None = None):
         super().__init__(input_base=os.fspath(input_base), input_config=input_config,
-                         output_config=output_config, schema=schema)
+                         output_config=output_config, schema=schema,
+                         output_data_format=payload_format_name(output_data_format))
 
     def Do(self, input_dict, output_dict, exec_properties, ctx):
         base = exec_properties["input_base"]
@@ -95,7 +107,8 @@ class CsvExampleGen(_ExampleGenBase):
         if size > STREAM_BYTES:
             ctx.log(f"{size / 2**20:,.0f} MB of CSV: reading it in blocks of "
                     f"{STREAM_BLOCK_BYTES / 2**20:g} MB (bounded memory)")
-            _stream_publish(output_dict["examples"][0], groups, buckets, declared, base, ctx)
+            _stream_publish(output_dict["examples"][0], groups, buckets, declared, base, ctx,
+                            _payload(exec_properties))
             return
         if patterns:
             pattern_tables = {name: read_csv_files(files, declared, ctx.log)
@@ -106,19 +119,27 @@ class CsvExampleGen(_ExampleGenBase):
             pattern_tables = None
         if table is not None and table.num_rows == 0:
             raise InputDataError(f"{base}: the CSV files have a header but no rows")
-        self._publish(output_dict["examples"][0], table, buckets, pattern_tables, ctx)
+        self._publish(output_dict["examples"][0], table, buckets, pattern_tables, ctx,
+                      _payload(exec_properties))
 
 
 class ImportExampleGen(_ExampleGenBase):
-    """Imports TFRecord files of serialized ``tf.Example`` (plain or GZIP) under ``input_base``."""
+    """Imports TFRecord files of serialized ``tf.Example`` (plain or GZIP) under ``input_base``.
+
+    ``output_data_format`` chooses the payload written, as for :class:`CsvExampleGen`
+    (Parquet by default; ``"FORMAT_TF_EXAMPLE"`` writes GZIP TFRecord of tf.Example).
+    """
 
     PARAMETERS = {"input_base": ExecutionParameter(str, required=True, fingerprint="tree"),
-                  "input_config": ExecutionParameter(dict), "output_config": ExecutionParameter(dict)}
+                  "input_config": ExecutionParameter(dict), "output_config": ExecutionParameter(dict),
+                  "output_data_format": ExecutionParameter(str, default=FORMAT_PARQUET)}
 
     def __init__(self, input_base: str, input_config: dict | None = None,
-                 output_config: dict | None = None):
+                 output_config: dict | None = None,
+                 output_data_format: str | int | None = None):
         super().__init__(input_base=os.fspath(input_base), input_config=input_config,
-                         output_config=output_config)
+                         output_config=output_config,
+                         output_data_format=payload_format_name(output_data_format))
 
     def Do(self, input_dict, output_dict, exec_properties, ctx):
         base = exec_properties["input_base"]
@@ -130,7 +151,12 @@ class ImportExampleGen(_ExampleGenBase):
         else:
             table = _read_tfrecords(_data_files(base, "*", "TFRecord"))
             pattern_tables = None
-        self._publish(output_dict["examples"][0], table, buckets, pattern_tables, ctx)
+        self._publish(output_dict["examples"][0], table, buckets, pattern_tables, ctx,
+                      _payload(exec_properties))
+
+
+def _payload(exec_properties: dict[str, Any]) -> str:
+    return payload_format_name(exec_properties.get("output_data_format"))
 
 
 # -- inputs ------------------------------------------------------------------------------
@@ -169,9 +195,10 @@ def _schema_types(schema_artifacts) -> dict[str, str]:
 # -- splitting and writing -----------------------------------------------------------------
 def _stream_publish(examples: Examples, groups: dict[str | None, list[str]],
                     buckets: list[tuple[str, int]], declared: dict[str, str], base: str,
-                    ctx: ExecutorContext) -> None:
+                    ctx: ExecutorContext, payload: str = FORMAT_PARQUET) -> None:
     """Write the splits block by block: the same rows, types and split assignment as
     loading the files whole (``read_csv_files`` then ``_publish``), in bounded memory."""
+    examples.properties["payload_format"] = payload
     counts: dict[str, int] = {}
     for group, files in groups.items():
         stream = CsvStream(files, declared, ctx.log)
@@ -215,64 +242,14 @@ def _hash_split(table, buckets: list[tuple[str, int]],
 
 
 def _split_writer(examples: Examples, split: str, schema):
-    import pyarrow.parquet as pq
-
-    return pq.ParquetWriter(split_file(examples, split), schema, compression="snappy")
+    """A block-by-block writer of one split in the artifact's payload format."""
+    return open_split_writer(examples, split, schema)
 
 
 # -- TFRecord ------------------------------------------------------------------------------
 def _read_tfrecords(files: list[str]):
     """Decode tf.Example records to Arrow; single-valued features become scalar columns."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    from tfx_bsl.coders import example_coder
-
-    records = []
-    for path in files:
-        records.extend(_tfrecord_payloads(path))
-    if not records:
+    table = read_tfrecord_table(files)
+    if table.num_rows == 0:
         raise InputDataError(f"{os.path.dirname(files[0])}: the TFRecord files hold no records")
-    decoder = example_coder.ExamplesToRecordBatchDecoder()
-    try:
-        batch = decoder.DecodeBatch(records)
-    except Exception as exc:
-        raise InputDataError(f"{files[0]}: records are not serialized tf.Example "
-                             f"({first_line(str(exc))})") from None
-    columns, names = [], []
-    for name, column in zip(batch.schema.names, batch.columns):
-        lengths = pc.list_value_length(column).fill_null(0)
-        if pc.max(lengths).as_py() is not None and pc.max(lengths).as_py() <= 1:
-            flat = pa.array([v[0] if v else None for v in column.to_pylist()])
-            if pa.types.is_binary(flat.type) or pa.types.is_large_binary(flat.type):
-                flat = pa.array([None if v is None else v.decode("utf-8", "replace")
-                                 for v in flat.to_pylist()], pa.string())
-            columns.append(flat)
-        else:
-            columns.append(column)
-        names.append(name)
-    return pa.table(columns, names=names)
-
-
-def _tfrecord_payloads(path: str) -> list[bytes]:
-    """Read TFRecord framing (length, crc, data, crc) without TensorFlow; GZIP aware."""
-    import gzip
-    import struct
-
-    with open(path, "rb") as raw:
-        magic = raw.read(2)
-    opener = gzip.open if magic == b"\x1f\x8b" else open
-    payloads = []
-    with opener(path, "rb") as handle:
-        while True:
-            head = handle.read(12)
-            if not head:
-                break
-            if len(head) < 12:
-                raise InputDataError(f"{path}: truncated TFRecord file")
-            (length,) = struct.unpack("<Q", head[:8])
-            data = handle.read(length)
-            handle.read(4)
-            if len(data) < length:
-                raise InputDataError(f"{path}: truncated TFRecord file")
-            payloads.append(data)
-    return payloads
+    return table

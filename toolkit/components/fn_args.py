@@ -95,14 +95,20 @@ class DataAccessor:
 
     def record_batch_factory(self, file_pattern: str | list[str], options: Any = None,
                              schema: Any = None) -> Iterator[Any]:
-        """Arrow RecordBatches of the examples (list columns, as TFXIO yields them)."""
+        """Arrow RecordBatches of the examples (list columns, as TFXIO yields them), from
+        Parquet or TFRecord (tf.Example) files."""
         import pyarrow.parquet as pq
 
         batch_size = int(getattr(options, "batch_size", None) or 1024)
+        if isinstance(schema, (str, os.PathLike)):
+            import tensorflow_data_validation as tfdv
+
+            schema = tfdv.load_schema_text(os.fspath(schema))
         types = arrow_types(schema) if schema is not None else None
         for path in _expand(file_pattern):
             if not path.endswith(".parquet"):
-                raise InputDataError(f"{path}: record_batch_factory reads Parquet examples")
+                yield from _tfrecord_batches(path, batch_size, schema, types)
+                continue
             columns = pq.read_schema(path).names
             if types:
                 columns = [c for c in columns if c in types]
@@ -114,6 +120,37 @@ class DataAccessor:
 
 
 # -- reading the examples -------------------------------------------------------------------
+def _tfrecord_batches(path: str, batch_size: int, schema: Any, types: dict | None):
+    """A TFRecord file of tf.Example as RecordBatches of list columns (the schema's
+    features, typed as the Parquet path types them, when a schema is given)."""
+    from tfx_bsl.coders import example_coder
+
+    from toolkit._text import first_line
+    from toolkit.components._io import decode_examples, read_records
+
+    decoder = (example_coder.ExamplesToRecordBatchDecoder(schema.SerializeToString())
+               if schema is not None else None)
+
+    def decode(records):
+        if decoder is None:
+            return decode_examples(records, path)
+        try:
+            batch = decoder.DecodeBatch(records)
+        except Exception as exc:
+            raise InputDataError(f"{path}: the tf.Examples do not match the schema "
+                                 f"({first_line(str(exc))})") from None
+        return to_list_batch(batch, types, [c for c in types if c in batch.schema.names])
+
+    chunk: list[bytes] = []
+    for record in read_records(path):
+        chunk.append(record)
+        if len(chunk) == batch_size:
+            yield decode(chunk)
+            chunk = []
+    if chunk:
+        yield decode(chunk)
+
+
 class _Options:
     """Reads ``tfxio.TensorFlowDatasetOptions`` (or any object/dict with its field names)."""
 

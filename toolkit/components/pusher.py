@@ -5,6 +5,14 @@ the highest numbered version. So a version must appear complete or not at all:
 the model is copied into a hidden folder inside the destination and renamed
 into place in one step. Versions are never overwritten; older ones stay for
 rollback.
+
+The pushed version lies outside the Pusher's artifact folder, so a cached push is
+reused only while that version folder still holds every file it was pushed with
+(``push.json`` lists them); otherwise the Pusher runs again and pushes a new version
+above the lost one. The hidden copy records its owner (host, pid, process start time,
+a heartbeat renewed while copying): another process removes a copy left behind only
+once its owner is provably gone on the same host, or its lease has expired, because
+the destination may be shared by machines that cannot see each other's processes.
 """
 from __future__ import annotations
 
@@ -12,14 +20,31 @@ import json
 import os
 import shutil
 import time
-from typing import Any
+import uuid
+from typing import Any, Callable
 
 from toolkit._paths import resolve_within
-from toolkit._process import pid_alive
+from toolkit._process import (
+    DEFAULT_LEASE_SECONDS,
+    Heartbeat,
+    Owner,
+    abandoned_reason,
+    pid_alive,
+)
 from toolkit.artifacts import InfraBlessing, Model, ModelBlessing, PushedModel
-from toolkit.base_component import BaseComponent, ExecutorContext, InputSpec, ExecutionParameter
-from toolkit.components._model_io import blessing_verdict, has_saved_model, serving_model_path
+from toolkit.base_component import (
+    BaseComponent,
+    ExecutionParameter,
+    ExecutorContext,
+    InputSpec,
+)
+from toolkit.components._model_io import (
+    blessing_verdict,
+    has_saved_model,
+    serving_model_path,
+)
 from toolkit.errors import PushRefused, ToolkitError
+from toolkit.publishing import file_sizes, sizes_match
 
 #: environment variable naming the folder push destinations must stay inside
 PUSH_ROOT_ENV = "TOOLKIT_PUSH_ROOT"
@@ -43,7 +68,8 @@ class Pusher(BaseComponent):
     completes with ``pushed_model.pushed == 0`` and the reason, and in production
     mode the pipeline stops there (``gate``). ``pushed_version`` is an integer, the
     push time in seconds, or one more than the newest existing version if that
-    is higher, so versions always increase.
+    is higher, so versions always increase. A cached push whose version folder is
+    gone or changed is pushed again, as a version above the lost one.
     """
 
     INPUTS = {"model": InputSpec(Model),
@@ -87,12 +113,46 @@ class Pusher(BaseComponent):
         source = serving_model_path(model)
         if not has_saved_model(source):
             raise ToolkitError(f"Model #{model.id} has no SavedModel in {source}")
-        version, path = push(source, destination)
+        version, path = push(source, destination, lease_s=ctx.lease_seconds,
+                             above=_claimed_version(ctx.replaced_outputs), log=ctx.log)
+        # as TFX's Pusher does, the artifact holds a copy of the SavedModel, so
+        # tf.saved_model.load(pushed_model.uri) works (tutorials do this)
+        shutil.copytree(source, pushed.uri, dirs_exist_ok=True)
         pushed.properties.update(pushed=1, pushed_version=str(version))
         _write_record(pushed, {"pushed": True, "model_id": model.id, "model_uri": model.uri,
                                "destination": destination, "version": version, "path": path,
-                               "pushed_at": time.time()})
+                               "pushed_at": time.time(), "files": file_sizes(path)})
         ctx.log(f"pushed Model #{model.id} as version {version}: {path}")
+
+    def missing_external_effects(self, outputs) -> str | None:
+        """A cached push counts only while ``<destination>/<version>`` still holds every file
+        it was pushed with, at its size (``push.json`` lists them; a record from before
+        that list needs the SavedModel file)."""
+        for pushed in outputs.get("pushed_model", []):
+            record = _read_record(pushed)
+            if not record.get("pushed"):
+                continue
+            version, destination = record.get("version"), record.get("destination")
+            folder = os.path.join(str(destination), str(version))
+            if not os.path.isdir(folder):
+                return f"pushed version {version} at {destination} is gone; pushing again"
+            files = record.get("files")
+            intact = sizes_match(folder, files) if isinstance(files, dict) else (
+                has_saved_model(folder))
+            if not intact:
+                return (f"pushed version {version} at {destination} is incomplete (files "
+                        "missing or changed since the push); pushing again")
+        return None
+
+    def outcome(self, outputs, cached: bool) -> str | None:
+        """"pushed now as version N", "already pushed as version N (cached)", or why not."""
+        for pushed in outputs.get("pushed_model", []):
+            version = pushed.properties.get("pushed_version")
+            if int(pushed.properties.get("pushed", 0) or 0) == 1 and version not in (None, ""):
+                return (f"already pushed as version {version} (cached)" if cached
+                        else f"pushed now as version {version}")
+            return pushed.properties.get("reason") or "not pushed"
+        return None
 
     def gate(self, outputs, exec_properties) -> str | None:
         """In production mode, a model not pushed for want of a blessing stops the run."""
@@ -113,14 +173,32 @@ def resolve_destination(destination: str, allowed_root: str | None) -> str:
     return real
 
 
-def push(source: str, destination: str) -> tuple[int, str]:
-    """Copy ``source`` to ``destination/<version>`` atomically; returns (version, path)."""
+#: inside a hidden copy folder: who is copying (``toolkit._process.Owner`` as JSON)
+OWNER_FILE = "owner.json"
+
+
+def push(source: str, destination: str, lease_s: float = DEFAULT_LEASE_SECONDS,
+         above: int = 0, log: Callable[[str], None] | None = None) -> tuple[int, str]:
+    """Copy ``source`` to ``destination/<version>`` atomically; returns (version, path).
+
+    The version is above ``above`` (a version this push replaces), above every version
+    present, and at least the time in seconds. The copy is made in
+    ``.pushing-<pid>-<ns>-<token>/model`` beside the versions, with an owner file whose
+    heartbeat is renewed every third of ``lease_s`` while copying, then renamed into place.
+    """
     os.makedirs(destination, exist_ok=True)
-    _remove_abandoned_copies(destination)
-    staging = os.path.join(destination, f".pushing-{os.getpid()}-{time.time_ns()}")
+    _remove_abandoned_copies(destination, lease_s, log)
+    hidden = os.path.join(destination,
+                          f".pushing-{os.getpid()}-{time.time_ns()}-{uuid.uuid4().hex[:8]}")
+    os.makedirs(hidden)
+    heartbeat = None
     try:
+        _write_owner(hidden, lease_s)
+        heartbeat = Heartbeat(lambda: _write_owner(hidden, lease_s), lease_s / 3,
+                              f"push copy {hidden}").start()
+        staging = os.path.join(hidden, "model")
         shutil.copytree(source, staging)
-        version = max(int(time.time()), _newest(destination) + 1)
+        version = max(int(time.time()), _newest(destination) + 1, above + 1)
         for _ in range(1000):
             target = os.path.join(destination, str(version))
             if not os.path.exists(target):
@@ -133,20 +211,58 @@ def push(source: str, destination: str) -> tuple[int, str]:
             version += 1
         raise ToolkitError(f"{destination}: no free version number after {version}")
     finally:
-        if os.path.isdir(staging):
-            shutil.rmtree(staging, ignore_errors=True)
+        if heartbeat is not None:
+            heartbeat.stop()
+        shutil.rmtree(hidden, ignore_errors=True)
 
 
-def _remove_abandoned_copies(destination: str) -> None:
-    """Hidden ``.pushing-<pid>-*`` copies of pushes whose process died (killed mid-copy)."""
+def _write_owner(hidden: str, lease_s: float) -> None:
+    """This process as the owner of the copy in ``hidden``, with a heartbeat of now,
+    replaced atomically so a reader never sees half a file."""
+    partial = os.path.join(hidden, f".{OWNER_FILE}.partial")
+    with open(partial, "w", encoding="utf-8") as handle:
+        json.dump(vars(Owner.current(lease_s)), handle)
+    os.replace(partial, os.path.join(hidden, OWNER_FILE))
+
+
+def _read_owner(hidden: str) -> Owner | None:
+    try:
+        with open(os.path.join(hidden, OWNER_FILE), encoding="utf-8") as handle:
+            data = json.load(handle)
+        return Owner(str(data["host"]), int(data["pid"]), str(data.get("pid_started") or ""),
+                     float(data["heartbeat_at"]), float(data["lease_s"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _remove_abandoned_copies(destination: str, lease_s: float,
+                             log: Callable[[str], None] | None = None) -> None:
+    """Remove hidden copies of pushes that are provably abandoned: the owner recorded in
+    the copy ended on this host, or its heartbeat is older than its lease. A copy from
+    before owners were recorded (``.pushing-<pid>-<ns>``) goes when its pid is not alive
+    here; one whose owner file is missing or unreadable, once it is older than
+    ``lease_s`` (its owner writes the file right after creating the folder)."""
     for name in os.listdir(destination):
         parts = name.split("-")
-        if len(parts) != 3 or parts[0] != ".pushing" or not parts[1].isdigit():
+        if parts[0] != ".pushing" or len(parts) < 3 or not parts[1].isdigit():
             continue
-        pid = int(parts[1])
-        if pid_alive(pid):
+        path = os.path.join(destination, name)
+        owner = _read_owner(path)
+        if owner is not None:
+            reason = abandoned_reason(owner)
+        elif len(parts) == 3:
+            reason = None if pid_alive(int(parts[1])) else f"process {parts[1]} ended"
+        else:
+            try:
+                age = time.time() - os.stat(path).st_mtime
+            except OSError:
+                continue
+            reason = f"no owner recorded for {age:.0f} s" if age > lease_s else None
+        if reason is None:
             continue
-        shutil.rmtree(os.path.join(destination, name), ignore_errors=True)
+        shutil.rmtree(path, ignore_errors=True)
+        if log is not None:
+            log(f"removed the abandoned push copy {path} ({reason})")
 
 
 def versions(destination: str) -> list[int]:
@@ -176,6 +292,23 @@ def _destination_text(destination: Any) -> str:
         raise TypeError("push_destination must be a folder or "
                         "{'filesystem': {'base_directory': folder}}")
     return os.fspath(base)
+
+
+def _claimed_version(outputs: dict[str, list[Any]] | None) -> int:
+    """The highest version a replaced execution's outputs claim to have pushed (0: none)."""
+    found = [int(a.properties.get("pushed_version")) for a in (outputs or {}).get(
+        "pushed_model", []) if str(a.properties.get("pushed_version") or "").isdigit()]
+    return max(found, default=0)
+
+
+def _read_record(pushed: PushedModel) -> dict[str, Any]:
+    """The artifact's ``push.json`` ({} when it is missing or unreadable)."""
+    try:
+        with open(os.path.join(pushed.uri, "push.json"), encoding="utf-8") as handle:
+            record = json.load(handle)
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def _write_record(pushed: PushedModel, record: dict[str, Any]) -> None:

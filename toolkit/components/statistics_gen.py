@@ -7,7 +7,7 @@ import os
 from toolkit._quiet import offline_beam, quiet_tensorflow
 from toolkit.artifacts import ExampleStatistics, Examples, Schema
 from toolkit.base_component import BaseComponent, InputSpec, ExecutionParameter
-from toolkit.components._io import read_split, split_pattern
+from toolkit.components._io import FORMAT_TF_EXAMPLE, payload_format, read_split, split_pattern
 
 
 class StatisticsGen(BaseComponent):
@@ -15,7 +15,8 @@ class StatisticsGen(BaseComponent):
 
     Runs in memory by default (the fastest path on one machine); with
     ``beam_pipeline_args`` (from the context or ``context.run``) it runs as a
-    Beam pipeline, so it can move to a cluster runner unchanged.
+    Beam pipeline, so it can move to a cluster runner unchanged. Parquet and
+    TFRecord (tf.Example) payloads give the same statistics.
 
     Args:
         examples: an Examples channel.
@@ -44,7 +45,8 @@ class StatisticsGen(BaseComponent):
             if ctx.beam_pipeline_args:
                 ctx.log(f"split {split}: statistics on Beam ({' '.join(ctx.beam_pipeline_args)})")
                 _beam_statistics(split_pattern(examples, split), path, options,
-                                 ctx.beam_pipeline_args)
+                                 ctx.beam_pipeline_args,
+                                 tfrecord=payload_format(examples) == FORMAT_TF_EXAMPLE)
             else:
                 stats = statistics_of_table(read_split(examples, split), options)
                 with open(path, "wb") as handle:
@@ -79,7 +81,8 @@ def _options(stats_options, schema_artifacts):
     return options
 
 
-def _beam_statistics(pattern: str, output_path: str, options, beam_args: list[str]) -> None:
+def _beam_statistics(pattern: str, output_path: str, options, beam_args: list[str],
+                     tfrecord: bool = False) -> None:
     import apache_beam as beam
     import tensorflow_data_validation as tfdv
     from apache_beam.options.pipeline_options import PipelineOptions
@@ -88,9 +91,25 @@ def _beam_statistics(pattern: str, output_path: str, options, beam_args: list[st
     offline_beam()
 
     with beam.Pipeline(options=PipelineOptions(beam_args)) as pipeline:
-        _ = (pipeline
-             | "Read" >> beam.io.ReadFromParquetBatched(pattern)
-             | "ToBatches" >> beam.FlatMap(lambda table: table.to_batches())
-             | "Canonicalize" >> beam.Map(table_util.CanonicalizeRecordBatch)
+        if tfrecord:
+            batches = (pipeline
+                       | "Read" >> beam.io.ReadFromTFRecord(
+                           pattern, compression_type=beam.io.filesystem.CompressionTypes.AUTO)
+                       | "Batch" >> beam.BatchElements(min_batch_size=500, max_batch_size=2000)
+                       | "Decode" >> beam.Map(_decode_batch, pattern))  # list columns already
+        else:
+            batches = (pipeline
+                       | "Read" >> beam.io.ReadFromParquetBatched(pattern)
+                       | "ToBatches" >> beam.FlatMap(lambda table: table.to_batches())
+                       | "Canonicalize" >> beam.Map(table_util.CanonicalizeRecordBatch))
+        _ = (batches
              | "Stats" >> tfdv.GenerateStatistics(options)
              | "Write" >> tfdv.WriteStatisticsToBinaryFile(output_path))
+
+
+def _decode_batch(records, where: str):
+    """Serialized tf.Examples to one RecordBatch of list columns (TFDV reads them as it
+    reads the in-memory path's scalar columns)."""
+    from toolkit.components._io import decode_examples
+
+    return decode_examples(list(records), where)

@@ -13,9 +13,13 @@ from typing import Callable
 from toolkit._quiet import offline_beam, quiet_tensorflow
 from toolkit.artifacts import Examples, Schema, TransformGraph
 from toolkit.base_component import BaseComponent, ExecutorContext, InputSpec, ExecutionParameter
-from toolkit.components._io import check_splits, record_splits, split_pattern
+from toolkit.components._io import (FORMAT_TF_EXAMPLE, check_splits, count_records,
+                                   payload_format, record_splits, split_columns, split_files,
+                                   split_pattern)
 from toolkit.components._model_io import arrow_types, to_list_batch
 from toolkit.components._module import describe, resolve_function, source_file
+from toolkit.components._shipping import (pickled_by_value, user_modules, with_user_code,
+                                          worker_import_failure)
 from toolkit.errors import InputDataError, ToolkitError, UserCodeError
 
 #: used when neither the context nor ``context.run`` gives Beam arguments
@@ -26,7 +30,7 @@ class Transform(BaseComponent):
     """Runs a tf.Transform ``preprocessing_fn`` over Examples with Apache Beam.
 
     Args:
-        examples: Examples channel (Parquet payload).
+        examples: Examples channel (Parquet or TFRecord of tf.Example payload).
         schema: Schema channel describing the raw features.
         module_file: Python file defining ``preprocessing_fn(inputs)`` (or
             ``preprocessing_fn(inputs, custom_config)``), as in TFX.
@@ -37,10 +41,15 @@ class Transform(BaseComponent):
             by default analyze ``train`` and transform every split.
         custom_config: passed to a two-argument ``preprocessing_fn``.
 
-    Outputs ``transform_graph`` and ``transformed_examples`` (Parquet, one column per
-    transformed feature; features of one value per example are scalar columns).
+    Outputs ``transform_graph`` and ``transformed_examples``, in the payload format of
+    the input, as TFX does: Parquet (one column per transformed feature; features of one
+    value per example are scalar columns), or GZIP TFRecord of tf.Example
+    (``Split-<name>/transformed_examples-00000-of-0000N.gz``, TFX's names).
     Beam runs with the context's ``beam_pipeline_args``; with none it uses the
-    in-memory DirectRunner with one worker, the fastest setting for one machine.
+    in-memory DirectRunner with one worker, the fastest setting for one machine. The
+    module file and the modules beside it that it imports reach Beam's workers on any
+    runner (see ``toolkit.components._shipping``); tf.Transform's temporary files go
+    to ``--temp_location`` when given, else to the execution's tmp folder.
     """
 
     INPUTS = {"examples": InputSpec(Examples), "schema": InputSpec(Schema)}
@@ -73,14 +82,21 @@ class Transform(BaseComponent):
         beam_args = ctx.beam_pipeline_args or DEFAULT_BEAM_ARGS
         ctx.log(f"analyzing {', '.join(analyze)}; transforming {', '.join(transform)} "
                 f"with {label} on Beam ({' '.join(beam_args)})")
+        modules = user_modules(fn)
         try:
-            counts = _run_pipeline(examples, schema, user_fn, analyze, transform, graph.uri,
-                                   transformed, ctx, beam_args)
+            with pickled_by_value(modules):
+                counts = _run_pipeline(examples, schema, user_fn, analyze, transform, graph.uri,
+                                       transformed, ctx,
+                                       with_user_code(beam_args, modules, ctx.tmp_dir))
         except ToolkitError:
             raise
         except Exception as exc:
+            unshipped = worker_import_failure(exc, label, beam_args)
+            if unshipped is not None:
+                raise UserCodeError(unshipped) from exc
             raise _pipeline_error(exc, label) from exc
-        record_splits(transformed, counts, ctx, "transformed", names=transform)
+        record_splits(transformed, counts, ctx, "transformed", names=transform,
+                      payload=payload_format(examples))
 
 
 def _splits(config: dict | None, examples: Examples) -> tuple[list[str], list[str]]:
@@ -95,18 +111,14 @@ def _splits(config: dict | None, examples: Examples) -> tuple[list[str], list[st
 
 
 def _columns(examples: Examples, splits: list[str]) -> list[str]:
-    """Columns present in every split used (read from the Parquet footers only)."""
-    import glob
-
-    import pyarrow.parquet as pq
-
+    """Columns present in every split used (Parquet footers, or a TFRecord payload's
+    recorded columns)."""
     common: list[str] | None = None
     for split in dict.fromkeys(splits):
-        files = sorted(glob.glob(split_pattern(examples, split)))
-        if not files:
-            raise InputDataError(f"Examples #{examples.id} split {split!r} has no Parquet files "
+        if not split_files(examples, split):
+            raise InputDataError(f"Examples #{examples.id} split {split!r} has no files "
                                  f"under {examples.split_uri(split)}")
-        names = pq.read_schema(files[0]).names
+        names = split_columns(examples, split)
         common = names if common is None else [n for n in common if n in names]
     return common or []
 
@@ -182,14 +194,26 @@ def _run_pipeline(examples: Examples, schema, preprocessing_fn, analyze: list[st
     adapter_config = tensor_adapter.TensorAdapterConfig(arrow_schema, representations)
     columns = list(types)
 
+    tfrecord = payload_format(examples) == FORMAT_TF_EXAMPLE
+    serialized_schema = schema.SerializeToString()
+
     def read(pipeline, split: str):
+        pattern = split_pattern(examples, split)
+        if tfrecord:
+            return (pipeline
+                    | f"Read[{split}]" >> beam.io.ReadFromTFRecord(
+                        pattern, compression_type=beam.io.filesystem.CompressionTypes.AUTO)
+                    | f"Batch[{split}]" >> beam.BatchElements(min_batch_size=500,
+                                                              max_batch_size=2000)
+                    | f"Decode[{split}]" >> beam.Map(_decode_lists, serialized_schema, types,
+                                                     columns, pattern))
         return (pipeline
-                | f"Read[{split}]" >> beam.io.ReadFromParquetBatched(
-                    split_pattern(examples, split), columns=columns)
+                | f"Read[{split}]" >> beam.io.ReadFromParquetBatched(pattern, columns=columns)
                 | f"ToLists[{split}]" >> beam.Map(to_list_batch, types, columns))
 
-    tmp = os.path.join(ctx.tmp_dir, "tft")
-    with beam.Pipeline(options=PipelineOptions(beam_args)) as pipeline:
+    options = PipelineOptions(beam_args)
+    tmp = _temp_dir(options, ctx)
+    with beam.Pipeline(options=options) as pipeline:
         with tft_beam.Context(temp_dir=tmp):
             if len(analyze) == 1:
                 analysis_data = read(pipeline, analyze[0])
@@ -205,13 +229,61 @@ def _run_pipeline(examples: Examples, schema, preprocessing_fn, analyze: list[st
                 (batches, metadata) = (((data, adapter_config), transform_fn)
                                        | f"Transform[{split}]" >> tft_beam.TransformDataset(
                                            output_record_batches=True))
+                if tfrecord:
+                    _ = (batches
+                         | f"Encode[{split}]" >> beam.FlatMap(_encode_examples)
+                         | f"Write[{split}]" >> beam.io.WriteToTFRecord(
+                             os.path.join(transformed.split_uri(split), TRANSFORMED_PREFIX),
+                             file_name_suffix=".gz"))
+                    continue
                 scalars = _scalar_features(metadata.dataset_metadata.schema)
                 _ = (batches
                      | f"Write[{split}]" >> beam.ParDo(
                          _parquet_writer(transformed.split_uri(split), scalars)))
     metadata_io.write_metadata(dataset_metadata.DatasetMetadata(schema),
                                os.path.join(graph_dir, "metadata"))
+    if tfrecord:
+        return {split: count_records(split_files(transformed, split)) for split in transform}
     return {split: _row_count(transformed.split_uri(split)) for split in transform}
+
+
+#: TFX's file prefix of transformed examples (``transformed_examples-00000-of-00001.gz``)
+TRANSFORMED_PREFIX = "transformed_examples"
+
+
+def _decode_lists(records, serialized_schema: bytes, types: dict, columns: list[str],
+                  where: str):
+    """A batch of serialized tf.Examples as the list columns tf.Transform reads, typed by
+    the schema exactly as the Parquet path types them."""
+    from tfx_bsl.coders import example_coder
+
+    from toolkit._text import first_line
+
+    try:
+        batch = example_coder.ExamplesToRecordBatchDecoder(serialized_schema).DecodeBatch(
+            list(records))
+    except Exception as exc:
+        raise InputDataError(f"{where}: the tf.Examples do not match the schema "
+                             f"({first_line(str(exc))})") from None
+    return to_list_batch(batch, types, columns)
+
+
+def _encode_examples(element):
+    """Transformed record batches as serialized tf.Examples (TFX's materialized form)."""
+    from tfx_bsl.coders import example_coder
+
+    batch = element[0] if isinstance(element, tuple) else element
+    return example_coder.RecordBatchToExamples(batch)
+
+
+def _temp_dir(options, ctx: ExecutorContext) -> str:
+    """tf.Transform's temporary folder: under ``--temp_location`` when given (workers on a
+    cluster can reach it), else in the execution's tmp folder (removed after the run)."""
+    temp_location = options.get_all_options().get("temp_location")
+    if temp_location:
+        return "/".join([temp_location.rstrip("/"),
+                         f"toolkit-tft-{ctx.component_id}-{ctx.execution_id}"])
+    return os.path.join(ctx.tmp_dir, "tft")
 
 
 def _scalar_features(schema) -> list[str]:

@@ -13,7 +13,8 @@ from toolkit.visualize.html import View, escape
 
 
 def execution_result_view(result: Any) -> View:
-    """``context.run``'s result: component, cached or ran, gate failure, inputs and outputs."""
+    """``context.run``'s result: component, cached or ran, what it did beyond its artifacts
+    (its outcome, such as the version a Pusher pushed), gate failure, inputs and outputs."""
 
     def rows(group: dict[str, list[Any]]) -> str:
         return "".join(
@@ -27,8 +28,10 @@ def execution_result_view(result: Any) -> View:
              "border-radius:3px'>ran</span>")
     gate = (f"<p style='color:#a50e0e'><b>Gate:</b> {escape(result.gate_failure)}</p>"
             if result.gate_failure else "")
+    said = f"<p>{escape(result.outcome)}</p>" if result.outcome else ""
     html = (f"<div class='toolkit-result'><p><b>{escape(result.component_id)}</b> {badge} "
-            f"execution {escape(result.execution_id)} &middot; {result.duration_s:.2f} s</p>{gate}"
+            f"execution {escape(result.execution_id)} &middot; {result.duration_s:.2f} s</p>"
+            f"{said}{gate}"
             "<table><thead><tr><th>key</th><th>type</th><th>id</th><th>uri</th></tr></thead>"
             "<tbody><tr><th colspan=4 style='text-align:left'>inputs</th></tr>"
             f"{rows(result.inputs)}"
