@@ -491,3 +491,67 @@ def test_model_evaluation_artifact_written_for_tfma_renders(result, tidy, tmp_pa
     assert "not blessed" in html
     assert "✗" in chart_rows(evaluation_view(loaded, metric="binary_accuracy").html)[
         "age_group:young"]
+
+
+# ------------------------------------------------------------------------------ multi-class
+
+
+def _penguin_result():
+    """A three-class evaluation of penguins, per class (class_ids) and overall."""
+    from datapaths import DATA
+
+    df = pd.read_csv(f"{DATA}/penguins/penguins.csv").dropna(subset=["bill_length_mm", "bill_depth_mm"])
+    df = df.reset_index(drop=True)
+    species = sorted(df["species"].unique())
+    df["label"] = df["species"].map({s: i for i, s in enumerate(species)})
+    z = np.column_stack([-(df.bill_length_mm - 39) / 3, (df.bill_length_mm - 47) / 3 - (df.bill_depth_mm - 17),
+                         (df.bill_length_mm - 47) / 3 + (17 - df.bill_depth_mm)])
+    scores = np.exp(z - z.max(axis=1, keepdims=True))
+    df["prediction"] = list(scores / scores.sum(axis=1, keepdims=True))
+    df["island"] = df["island"].replace({"Dream": SCRIPT})
+    return toolkit.evaluate(df, {
+        "slicing_specs": [{}, {"feature_keys": ["island"]}],
+        "metrics_specs": [
+            {"metrics": [{"class_name": "SparseCategoricalAccuracy"}, {"class_name": "ExampleCount"}]},
+            {"binarize": {"class_ids": {"values": [0, 1, 2]}},
+             "metrics": [{"class_name": "FairnessIndicators", "config": '{"thresholds": [0.5]}'},
+                         {"class_name": "AUC"}]}]})
+
+
+def test_class_chooser_picks_the_class_of_the_chart():
+    result = _penguin_result()
+    board = EvaluationDashboard(result)
+    assert board.choice.metric == FPR and board.choice.sub_key == "classId:0"
+    controls = board.controls
+    assert [label for label, _ in controls["class"].options] == ["class 0", "class 1", "class 2"]
+    assert not controls["class"].disabled
+    before = board.chart_html
+    controls["class"].value = "classId:2"
+    assert board.choice.sub_key == "classId:2" and "class 2" in board.chart_html
+    assert board.chart_html != before and "class 2" in board.text
+    value = result.get_metrics_for_slice((), class_id=2)[FPR + "@0.5"]["doubleValue"]
+    assert fmt_num(value) in board.chart_html
+    controls["metric"].value = "sparse_categorical_accuracy"  # a metric without classes
+    assert board.choice.sub_key == "" and controls["class"].disabled
+    assert board.select(metric="auc", class_id=1).choice.sub_key == "classId:1"
+    with pytest.raises(ToolkitError, match="class 7 was not evaluated for auc; choose one of"):
+        board.select(class_id=7)
+
+
+def test_static_view_has_per_class_tables_in_html_and_text():
+    result = _penguin_result()
+    view = evaluation_view(result, metric="auc", class_id=1)
+    for label in ("All classes (metrics without binarization)", "Per class: class 0", "Per class: class 1",
+                  "Per class: class 2"):
+        assert label in view.html
+    assert "× 3 classes" in view.html
+    assert SCRIPT not in view.html and "&lt;script&gt;" in view.html
+    for class_id in range(3):
+        auc = result.get_metrics_for_slice((), class_id=class_id)["auc"]["doubleValue"]
+        assert fmt_num(auc) in view.html
+    lines = view.text.splitlines()
+    header = next(line for line in lines if "per class: auc" in line)
+    assert "Overall" in header
+    rows = [line for line in lines if line.strip().startswith("class ")]
+    assert [row.split()[1] for row in rows] == ["0", "1", "2"]
+    assert fmt_num(result.get_metrics_for_slice((), class_id=2)["auc"]["doubleValue"]) in rows[2]

@@ -281,3 +281,42 @@ def test_a_newer_version_or_a_malformed_file_is_named_in_one_line(fairness, tmp_
     assert "malformed" in refused(json.dumps(broken))
     with pytest.raises(ToolkitError, match="no evaluation.json"):
         load_result(str(tmp_path / "empty"))
+
+
+def test_multiclass_results_round_trip_and_binary_documents_stay_version_1(tmp_path):
+    """Per-class metrics (sub keys) and confusion-matrix plots come back exactly; their
+    optional fields leave a binary evaluation's document unchanged."""
+    import json as json_module
+
+    from datapaths import DATA
+
+    df = pd.read_csv(f"{DATA}/penguins/penguins.csv").dropna(subset=["bill_length_mm"]).reset_index(drop=True)
+    df["label"] = df["species"].map({"Adelie": 0, "Chinstrap": 1, "Gentoo": 2})
+    z = np.column_stack([45 - df.bill_length_mm, df.bill_length_mm - 45, 0.3 * (df.bill_length_mm - 45)])
+    df["prediction"] = list(np.exp(z) / np.exp(z).sum(axis=1, keepdims=True))
+    df["weight"] = 1.0 + (np.arange(len(df)) % 2)
+    result = toolkit.evaluate(df, {
+        "model_specs": [{"example_weight_key": "weight"}],
+        "slicing_specs": [{}, {"feature_keys": ["island"]}],
+        "metrics_specs": [
+            {"metrics": [{"class_name": "SparseCategoricalAccuracy"},
+                         {"class_name": "MultiClassConfusionMatrixPlot"},
+                         {"class_name": "MultiClassConfusionMatrixAtThresholds"}]},
+            {"binarize": {"class_ids": {"values": [0, 2]}, "top_k_list": {"values": [1]}},
+             "metrics": [{"class_name": "Precision"}, {"class_name": "ExampleCount"}],
+             "thresholds": {"precision": {"value_threshold": {"lower_bound": 0.5}}}}]})
+    save_result(result, str(tmp_path))
+    loaded = load_result(str(tmp_path))
+    assert loaded.slicing_metrics == result.slicing_metrics and loaded.plots == result.plots
+    assert_frame_equal(loaded.to_dataframe(), result.to_dataframe())
+    assert_frame_equal(loaded.confusion_matrices(), result.confusion_matrices())
+    assert_frame_equal(loaded.validation.to_dataframe(), result.validation.to_dataframe())
+    assert {c.sub_key for c in loaded.validation.checks} == {"classId:0", "classId:2", "topK:1"}
+    for mine, theirs in zip(loaded.slices, result.slices):
+        assert mine.metrics.keys() == theirs.metrics.keys() and mine.plots.keys() == theirs.plots.keys()
+        for key, value in theirs.plots.items():
+            np.testing.assert_array_equal(mine.plots[key].value, value.value)
+    document = json_module.loads((tmp_path / "evaluation.json").read_text())
+    assert document["version"] == 1
+    keys = [m["key"] for s in document["slices"] for m in s["metrics"]]
+    assert {k.get("sub_key", "") for k in keys} == {"", "classId:0", "classId:2", "topK:1"}

@@ -7,6 +7,13 @@
 ``tfma.load_eval_result`` reads it; :func:`save_result` and :func:`load_result` store
 and read the toolkit's own exact form (``evaluation.json``, plus ``metrics.parquet``).
 
+Multi-class and multi-label models (a vector of class scores per row, labels as
+class ids or one-hot vectors, see :mod:`toolkit.evaluation.multiclass`) get
+``SparseCategoricalAccuracy``/``CategoricalAccuracy``, ``binarize`` (``class_ids``,
+``k_list``, ``top_k_list``: every binary metric per class, under TFMA's sub keys)
+and the multi-class confusion matrices (``EvalResult.plots``,
+``EvalResult.confusion_matrices()``).
+
 Importing this package does not import TensorFlow or TFMA; only ``engine="tfma"``,
 metrics the engine does not implement, text-proto configs and
 ``write_tfma_artifact`` do.

@@ -232,11 +232,20 @@ class MetricConfig:
 
 @dataclass
 class MetricsSpec:
+    """One TFMA MetricsSpec.
+
+    ``sub_keys`` are TFMA's sub keys from ``binarize`` in TFMA's order (class ids,
+    then ``k_list``, then ``top_k_list``), as TFMA prints them: ``classId:0``,
+    ``k:2``, ``topK:1``; ``("",)`` without binarization. Every metric of the spec is
+    computed once per sub key, as in TFMA.
+    """
+
     metrics: list[MetricConfig]
     model_names: tuple[str, ...] = ()
     weighted_options: tuple[bool | None, ...] = (None,)
     unsupported_fields: tuple[str, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
+    sub_keys: tuple[str, ...] = ("",)
 
 
 @dataclass(frozen=True)
@@ -362,7 +371,7 @@ def _metrics_spec(d: Mapping[str, Any]) -> MetricsSpec:
             flag for flag, on in ((True, weights.get("weighted")), (False, weights.get("unweighted"))) if on
         )
     unsupported = tuple(
-        name for name in ("binarize", "aggregate", "output_names", "output_weights", "query_key") if d.get(name)
+        name for name in ("aggregate", "output_names", "output_weights", "query_key") if d.get(name)
     )
     return MetricsSpec(
         metrics=metrics,
@@ -370,7 +379,51 @@ def _metrics_spec(d: Mapping[str, Any]) -> MetricsSpec:
         weighted_options=options,
         unsupported_fields=unsupported,
         raw=dict(d),
+        sub_keys=binarize_sub_keys(d.get("binarize")),
     )
+
+
+#: TFMA's sub-key fields of BinarizationOptions, in the order TFMA creates sub keys.
+_BINARIZE_FIELDS = (("class_ids", "classId"), ("k_list", "k"), ("top_k_list", "topK"))
+
+
+def sub_key_text(class_id: int | None = None, k: int | None = None, top_k: int | None = None) -> str:
+    """TFMA's printed SubKey: ``classId:0``, ``k:2``, ``topK:1`` (``""`` for none)."""
+    parts = [f"{name}:{value}" for name, value in (("classId", class_id), ("k", k), ("topK", top_k))
+             if value is not None]
+    return " ".join(parts)
+
+
+def parse_sub_key(text: str) -> dict[str, int]:
+    """``"classId:0"`` -> ``{"classId": 0}``; ``""`` -> ``{}``."""
+    out: dict[str, int] = {}
+    for part in text.split():
+        name, _, value = part.partition(":")
+        out[name] = int(value)
+    return out
+
+
+def binarize_sub_keys(binarize: Mapping[str, Any] | None) -> tuple[str, ...]:
+    """The sub keys of a MetricsSpec's ``binarize`` (``("",)`` when it has none)."""
+    if not binarize:
+        return ("",)
+    keys: list[str] = []
+    for field_name, label in _BINARIZE_FIELDS:
+        entry = binarize.get(field_name) or {}
+        values = entry.get("values", []) if isinstance(entry, Mapping) else entry
+        for value in values or []:
+            try:
+                number = int(value)
+            except (TypeError, ValueError):
+                raise EvalConfigError(f"metrics_specs.binarize.{field_name} holds {value!r}; "
+                                      "it needs integers") from None
+            if number < 0 or (label != "classId" and number < 1):
+                raise EvalConfigError(f"metrics_specs.binarize.{field_name} holds {number}; "
+                                      + ("class ids are >= 0" if label == "classId" else "it needs values >= 1"))
+            key = f"{label}:{number}"
+            if key not in keys:
+                keys.append(key)
+    return tuple(keys) or ("",)
 
 
 def _options(d: Mapping[str, Any]) -> Options:

@@ -22,6 +22,7 @@ import pandas as pd
 
 from toolkit.evaluation import config as config_mod
 from toolkit.evaluation import metrics as metrics_mod
+from toolkit.evaluation import multiclass
 from toolkit.evaluation.config import EvalConfig, ModelSpec, load_eval_config
 from toolkit.evaluation.errors import EvalConfigError, InvalidValuesError, MissingColumnError
 from toolkit.evaluation.metrics import ResolvedMetric
@@ -45,6 +46,7 @@ class _Planned:
     metric: ResolvedMetric
     model: ModelSpec
     weighted: bool
+    sub_key: str = ""
 
 
 def evaluate(
@@ -97,7 +99,9 @@ def evaluate(
         )
     _check_model_columns(data, config)
     check_columns(data, config.all_slicing_specs())
-    planned, unsupported = _plan(config)
+    multiclass_models = {spec.name for spec in config.model_specs
+                         if multiclass.is_vector_column(data[spec.prediction_key])}
+    planned, unsupported = _plan(config, multiclass_models)
     if engine == "toolkit" and unsupported:
         raise EvalConfigError(f"the toolkit engine does not support {_describe(unsupported)}; use engine='auto'")
     if engine == "tfma":
@@ -106,9 +110,13 @@ def evaluate(
         slices = tfma_adapter.run(data, config, list(_all_metrics(config)))
         return _finish(config, slices, [], "tfma", baseline_slice, rubber_stamp)
 
-    _check_values(data, planned)
+    _check_values(data, planned, multiclass_models)
+    inputs = {spec.name: multiclass.read_inputs(data, spec.label_key, spec.prediction_key)
+              for spec in config.model_specs if spec.name in multiclass_models
+              and any(item.model.name == spec.name for item in planned)}
+    _warn_label_shapes(planned, inputs)
     slice_set = build_slices(data, config.all_slicing_specs())
-    slices = _compute(data, config, planned, slice_set, random_seed)
+    slices = _compute(data, config, planned, slice_set, random_seed, inputs)
     engine_used = "toolkit"
     if unsupported:
         from toolkit.evaluation import tfma_adapter
@@ -170,7 +178,7 @@ def _weighted_default(config: EvalConfig, spec: config_mod.MetricsSpec) -> bool:
     return any(m.example_weight_key for m in models)
 
 
-def _plan(config: EvalConfig):
+def _plan(config: EvalConfig, multiclass_models: set[str] = frozenset()):
     planned: list[_Planned] = []
     unsupported = []
     array_names: set[str] = set()
@@ -181,6 +189,17 @@ def _plan(config: EvalConfig):
             resolved, reason = metrics_mod.resolve(metric)
             if spec.unsupported_fields:
                 resolved, reason = None, f"metrics_specs.{'/'.join(spec.unsupported_fields)}"
+            if resolved is not None:
+                for model in models:
+                    _check_model_kind(resolved, model, spec.sub_keys, model.name in multiclass_models)
+                    for sub_key in spec.sub_keys:
+                        why = metrics_mod.sub_key_support(
+                            resolved, sub_key, flattened=model.name in multiclass_models)
+                        if why:
+                            resolved, reason = None, why
+                            break
+                    if resolved is None:
+                        break
             if resolved is None:
                 unsupported.append((index, metric, reason))
                 continue
@@ -188,7 +207,8 @@ def _plan(config: EvalConfig):
                 array_names.add(resolved.name)
             for model in models:
                 for weighted in weightings:
-                    planned.append(_Planned(resolved, model, weighted))
+                    for sub_key in spec.sub_keys:
+                        planned.append(_Planned(_for_sub_key(resolved, sub_key), model, weighted, sub_key))
     for rule in threshold_rules(config):
         if rule.metric_name in array_names:
             raise EvalConfigError(
@@ -199,10 +219,59 @@ def _plan(config: EvalConfig):
     return planned, unsupported
 
 
-def _check_values(data: pd.DataFrame, planned: Sequence[_Planned]) -> None:
+def _check_model_kind(metric: ResolvedMetric, model: ModelSpec, sub_keys: Sequence[str],
+                      is_multiclass: bool) -> None:
+    """Multi-class metrics and binarization need class-score vectors: say so in one line."""
+    if is_multiclass:
+        return
+    column = model.prediction_key
+    if metric.needs_multiclass:
+        raise InvalidValuesError(
+            f"{metric.class_name} needs a vector of class scores per row in prediction column "
+            f"{column!r}, which holds one number per row")
+    if any(sub_keys):
+        raise InvalidValuesError(
+            f"metrics_specs.binarize ({', '.join(sub_keys)}) needs a vector of class scores per row "
+            f"in prediction column {column!r}, which holds one number per row")
+
+
+def _for_sub_key(metric: ResolvedMetric, sub_key: str) -> ResolvedMetric:
+    """TFMA's default threshold of a confusion metric under a ``topK`` sub key: every top-k score."""
+    if sub_key.startswith("topK:") and metric.kind == "confusion" and metric.default_thresholds:
+        import dataclasses
+
+        return dataclasses.replace(metric, thresholds=(metrics_mod.TOP_K_ANY,))
+    return metric
+
+
+def _warn_label_shapes(planned: Sequence[_Planned], inputs: dict[str, multiclass.MultiClassInputs]) -> None:
+    """Where TFMA computes a number that is probably not what was meant, warn (and match TFMA)."""
+    warned: set[tuple[str, str]] = set()
+    for item in planned:
+        mc = inputs.get(item.model.name)
+        if mc is None or (item.metric.class_name, item.model.name) in warned:
+            continue
+        message = ""
+        if item.metric.kind == "categorical_accuracy" and mc.sparse:
+            message = (f"toolkit.evaluate: CategoricalAccuracy expects one-hot labels, but label column "
+                       f"{mc.label_column!r} holds class ids; like Keras and TFMA it then compares the "
+                       "predicted class with 0 (use SparseCategoricalAccuracy for class ids)")
+        elif item.metric.kind == "sparse_accuracy" and not mc.sparse:
+            raise InvalidValuesError(
+                f"SparseCategoricalAccuracy needs class ids in label column {mc.label_column!r}, which "
+                "holds vectors (TFMA fails on them too); use CategoricalAccuracy for one-hot labels")
+        if message:
+            warned.add((item.metric.class_name, item.model.name))
+            warnings.warn(message, stacklevel=3)
+            logger.warning(message)
+
+
+def _check_values(data: pd.DataFrame, planned: Sequence[_Planned], multiclass_models: set[str] = frozenset()) -> None:
     checked: set[tuple[str, bool]] = set()
     for item in planned:
         model = item.model
+        if model.name in multiclass_models:
+            continue
         binary = item.metric.needs_binary
         for role, column in (("label", model.label_key), ("prediction", model.prediction_key)):
             if (column, binary) in checked:
@@ -259,31 +328,55 @@ def _multipliers(n: int, config: EvalConfig, seed: int | None) -> list[np.ndarra
 
 
 def _compute(data: pd.DataFrame, config: EvalConfig, planned: Sequence[_Planned], slice_set: SliceSet,
-             seed: int | None) -> list[SliceMetrics]:
+             seed: int | None, inputs: dict[str, multiclass.MultiClassInputs] | None = None) -> list[SliceMetrics]:
     groups = slice_set.slices
     ci = config.options.compute_confidence_intervals
     multipliers = _multipliers(len(data), config, seed) if ci else []
+    inputs = inputs or {}
     # (key) -> (point[G(,m)], samples[R,G(,m)] | None, metric, thresholds, array, tidy name)
     computed: dict[MetricKey, tuple] = {}
     order: list[MetricKey] = []
-    by_model: dict[tuple[str, bool], list[_Planned]] = {}
+    by_model: dict[tuple[str, bool, str], list[_Planned]] = {}
     for item in planned:
-        by_model.setdefault((item.model.name, item.weighted), []).append(item)
+        by_model.setdefault((item.model.name, item.weighted, item.sub_key), []).append(item)
     specs = {m.name: m for m in config.model_specs}
-    for (model_name, weighted), items in by_model.items():
+    for (model_name, weighted, sub_key), items in by_model.items():
         model = specs[model_name]
-        labels = _numeric(data, model.label_key, "label")
-        predictions = _numeric(data, model.prediction_key, "prediction")
         weights = (_numeric(data, model.example_weight_key, "example weight")
                    if weighted and model.example_weight_key else np.ones(len(data)))
+        mc = inputs.get(model_name)
+        if mc is not None:
+            for item in items:
+                if item.metric.needs_multiclass:
+                    for key, entry in _multiclass_values(item, mc, slice_set, weights, multipliers, weighted):
+                        if key not in computed:
+                            order.append(key)
+                        computed[key] = entry
+            items = [item for item in items if not item.metric.needs_multiclass]
+            if not items:
+                continue
+            view = multiclass.binary_view(mc, sub_key)
+            labels, predictions, per_row = view.labels, view.scores, view.per_row
+        else:
+            labels = _numeric(data, model.label_key, "label")
+            predictions = _numeric(data, model.prediction_key, "prediction")
+            per_row = 1
+        incidence = multiclass.expand(slice_set.incidence, per_row)
+        row_weights = np.repeat(weights, per_row) if per_row > 1 else weights
+        row_multipliers = [np.repeat(m, per_row) for m in multipliers] if per_row > 1 else multipliers
         thresholds = sorted({t for i in items if i.metric.kind in ("confusion", "fairness")
                              for t in i.metric.thresholds})
         aucs = sorted({i.metric.num_thresholds for i in items if i.metric.kind == "auc"})
         binary = any(i.metric.needs_binary for i in items)
         errors = any(i.metric.kind in metrics_mod.REGRESSION_KINDS for i in items)
-        plan = StatsPlan(slice_set.incidence, labels, predictions, weights, thresholds, aucs, binary, errors)
+        plan = StatsPlan(incidence, labels, predictions, row_weights, thresholds, aucs, binary, errors)
         point = plan.compute([None])
-        samples = plan.compute(multipliers) if multipliers else None
+        samples = plan.compute(row_multipliers) if row_multipliers else None
+        if per_row > 1 and any(i.metric.kind == "count" for i in items):
+            # TFMA counts examples, not the (example, class) pairs of a flattened view.
+            point.example_wsum = _example_weights(slice_set, weights, [None])
+            if samples is not None:
+                samples.example_wsum = _example_weights(slice_set, weights, multipliers)
         for item in items:
             for key, entry in _metric_values(item, point, samples, weighted):
                 if key not in computed:
@@ -293,10 +386,31 @@ def _compute(data: pd.DataFrame, config: EvalConfig, planned: Sequence[_Planned]
     return _assemble(config, groups, computed, order)
 
 
+def _example_weights(slice_set: SliceSet, weights: np.ndarray, multipliers) -> np.ndarray:
+    rows, group, size = slice_set.incidence.rows, slice_set.incidence.group, slice_set.incidence.n_groups
+    return np.stack([np.bincount(group, weights=weights[rows] if m is None else weights[rows] * m[rows],
+                                 minlength=size) for m in multipliers])
+
+
+def _multiclass_values(item: _Planned, mc: multiclass.MultiClassInputs, slice_set: SliceSet,
+                       weights: np.ndarray, multipliers, weighted: bool):
+    metric = item.metric
+    key = MetricKey(metric.name, item.model.name, False, bool(weighted), item.sub_key)
+    if metric.kind in metrics_mod.MATRIX_KINDS:
+        thresholds, counts = multiclass.confusion_matrices(mc, metric.thresholds, slice_set.incidence, weights)
+        yield key, (counts, None, metric, thresholds, False, metric.name)
+        return
+    sparse = metric.kind == "sparse_accuracy"
+    point = multiclass.accuracy(mc, sparse, slice_set.incidence, weights, [None])[0]
+    samples = multiclass.accuracy(mc, sparse, slice_set.incidence, weights, multipliers) if multipliers else None
+    yield key, (point, samples, metric, None, False, metric.name)
+
+
 def _metric_values(item: _Planned, point, samples, weighted: bool):
     metric = item.metric
     weighted_flag = bool(weighted)
     model_name = item.model.name
+    sub_key = item.sub_key
 
     def both(fn):
         return fn(point)[0], (fn(samples) if samples is not None else None)
@@ -304,13 +418,13 @@ def _metric_values(item: _Planned, point, samples, weighted: bool):
     if metric.kind in metrics_mod.REGRESSION_KINDS or metric.kind in (
             "count", "mean_label", "mean_prediction", "calibration"):
         p, s = both(lambda st: metrics_mod.simple_value(metric.kind, st))
-        yield MetricKey(metric.name, model_name, False, weighted_flag), (p, s, metric, None, False, metric.name)
+        yield MetricKey(metric.name, model_name, False, weighted_flag, sub_key), (p, s, metric, None, False, metric.name)
     elif metric.kind == "auc":
         p, s = both(lambda st: metrics_mod.auc_value(metric, st.curves[metric.num_thresholds]))
         curve = point.curves[metric.num_thresholds]
         notes = [metrics_mod.undefined_note(metric, pos, neg)
                  for pos, neg in zip(curve.positives[0], curve.negatives[0])]
-        yield MetricKey(metric.name, model_name, False, weighted_flag), (p, s, metric, None, False, metric.name,
+        yield MetricKey(metric.name, model_name, False, weighted_flag, sub_key), (p, s, metric, None, False, metric.name,
                                                                           notes)
     elif metric.kind == "confusion":
         def values(st):
@@ -319,8 +433,9 @@ def _metric_values(item: _Planned, point, samples, weighted: bool):
         if len(metric.thresholds) == 1:
             p, s = p[..., 0], (None if s is None else s[..., 0])
         array = len(metric.thresholds) > 1
-        yield MetricKey(metric.name, model_name, False, weighted_flag), (p, s, metric, metric.thresholds, array,
-                                                                          metric.name)
+        reported = None if metric.thresholds == (metrics_mod.TOP_K_ANY,) else metric.thresholds
+        yield MetricKey(metric.name, model_name, False, weighted_flag, sub_key), (p, s, metric, reported, array,
+                                                                                   metric.name)
     elif metric.kind == "fairness":
         cm_point = metrics_mod.confusion_at(point, metric.thresholds)
         cm_samples = metrics_mod.confusion_at(samples, metric.thresholds) if samples is not None else None
@@ -329,7 +444,7 @@ def _metric_values(item: _Planned, point, samples, weighted: bool):
                 p = formula(*(m[..., i] for m in cm_point))[0]
                 s = None if cm_samples is None else formula(*(m[..., i] for m in cm_samples))
                 name = metrics_mod.fairness_key(metric.name, sub, threshold, metric.thresholds)
-                yield MetricKey(name, model_name, False, weighted_flag), (p, s, metric, (threshold,), False,
+                yield MetricKey(name, model_name, False, weighted_flag, sub_key), (p, s, metric, (threshold,), False,
                                                                           f"{metric.name}/{sub}")
 
 
@@ -338,14 +453,14 @@ def _add_model_diffs(config: EvalConfig, computed: dict, order: list[MetricKey])
     if baseline is None:
         return
     for key in list(order):
-        if key.model_name == baseline.name or key.is_diff:
+        if key.model_name == baseline.name or key.is_diff or computed[key][2].kind in metrics_mod.MATRIX_KINDS:
             continue
         base = computed.get(key.baseline_key(baseline.name))
         if base is None:
             continue
         p, s, metric, thresholds, array, tidy = computed[key][:6]
         diff_samples = None if s is None or base[1] is None else s - base[1]
-        diff_key = MetricKey(key.name, key.model_name, True, key.example_weighted)
+        diff_key = MetricKey(key.name, key.model_name, True, key.example_weighted, key.sub_key)
         computed[diff_key] = (p - base[0], diff_samples, metric, thresholds, array, tidy)
         order.append(diff_key)
 
@@ -385,7 +500,9 @@ def _assemble(config: EvalConfig, groups, computed: dict, order: list[MetricKey]
             sm.error = small_slice_message(min_size)
         else:
             for key in order:
-                sm.metrics[key] = _slice_value(computed[key], intervals.get(key), g.group)
+                entry = computed[key]
+                target = sm.plots if entry[2].is_plot else sm.metrics
+                target[key] = _slice_value(entry, intervals.get(key), g.group)
         out.append(sm)
     out.extend(_cross_slices(config, groups, computed, order, intervals))
     return out
@@ -395,6 +512,8 @@ def _slice_value(entry, interval, index) -> MetricValue:
     p, _, metric, thresholds, array, tidy = entry[:6]
     notes = entry[6] if len(entry) > 6 else None
     value = p[index]
+    if metric.kind in metrics_mod.MATRIX_KINDS:
+        return MetricValue(value=np.asarray(value, float), metric=tidy, thresholds=thresholds, matrix=True)
     mv = MetricValue(value=value if array else float(value), metric=tidy, thresholds=thresholds, array=array,
                      note=(notes[index] if notes is not None and 0 <= index < len(notes) else ""))
     if interval is not None:
@@ -444,6 +563,8 @@ def _cross_slices(config, groups, computed, order, intervals) -> list[SliceMetri
                 for mkey in order:
                     entry = computed[mkey]
                     p, s, metric, thresholds, array, tidy = entry[:6]
+                    if metric.kind in metrics_mod.MATRIX_KINDS:
+                        continue  # TFMA gives no cross-slice difference of a confusion matrix
                     diff_point = p[base.group] - p[comp.group]
                     mv = MetricValue(value=diff_point if array else float(diff_point), metric=tidy,
                                      thresholds=thresholds, array=array)

@@ -8,6 +8,16 @@ vectorized over (sample, slice[, threshold]). Formulas follow TFMA's
 Deliberate difference from TFMA: ROC AUC of a slice with a single label class is
 NaN here (TFMA reports 0.0), and PR AUC of a slice without positives is NaN (TFMA
 reports 0.0). Both are undefined, not zero.
+
+Multi-class (``multiclass.py``): the Keras accuracies TFMA evaluates
+(SparseCategoricalAccuracy, CategoricalAccuracy; TFMA computes them in float32,
+the engine in float64) and TFMA's multi-class confusion matrices. Under
+``binarize`` every binary metric above is computed per sub key as TFMA does;
+:func:`sub_key_support` lists the exceptions, which fall back to TFMA. One more
+deliberate difference: TFMA 0.47.1 computes a MultiClassConfusionMatrixPlot and a
+MultiClassConfusionMatrixAtThresholds of the same model and weighting from one
+shared computation (its key ignores the thresholds), so one of them comes out at
+the other's thresholds; the engine gives each its own.
 """
 from __future__ import annotations
 
@@ -105,6 +115,25 @@ SIMPLE_METRICS: dict[str, tuple[str, str]] = {
 }
 AUC_METRICS = {"AUC": "auc", "AUCPrecisionRecall": "auc_precision_recall"}
 REGRESSION_KINDS = {"mse", "mae", "rmse"}
+#: Multi-class metrics: class_name -> (default output name, kind). The accuracies are the
+#: Keras metrics TFMA evaluates; the matrices are TFMA's own (a metric and a plot).
+MULTICLASS_METRICS: dict[str, tuple[str, str]] = {
+    "SparseCategoricalAccuracy": ("sparse_categorical_accuracy", "sparse_accuracy"),
+    "CategoricalAccuracy": ("categorical_accuracy", "categorical_accuracy"),
+    "MultiClassConfusionMatrixAtThresholds": ("multi_class_confusion_matrix_at_thresholds", "mc_matrix"),
+    "MultiClassConfusionMatrixPlot": ("multi_class_confusion_matrix_plot", "mc_plot"),
+}
+MULTICLASS_KINDS = {"sparse_accuracy", "categorical_accuracy", "mc_matrix", "mc_plot"}
+MATRIX_KINDS = {"mc_matrix", "mc_plot"}
+#: Binary metric kinds TFMA computes on a binarized (or, without binarize, flattened) multi-class model.
+BINARIZABLE_KINDS = {"count", "confusion", "fairness", "auc", "mean_label", "mean_prediction", "calibration"}
+#: ... and those it computes under ``topK`` sub keys (TFMA 0.47.1 reports AUC 0.0 there and fails on the means).
+TOP_K_KINDS = {"count", "confusion", "fairness"}
+#: The threshold TFMA uses for a confusion metric without thresholds under a ``topK`` sub key: it
+#: counts the top-k scores as predicted positive when they fall in its histogram's upper bucket
+#: (score >= 0); ``score > -5e-324`` is that test.
+TOP_K_ANY = -5e-324
+_EPSILON_MC = 1e-7  # TFMA's multi_class_confusion_matrix_metrics._EPSILON
 
 
 @dataclass(frozen=True)
@@ -119,15 +148,52 @@ class ResolvedMetric:
     curve: str = "ROC"
     summation_method: str = "interpolation"
     formula: Formula | None = field(default=None, compare=False)
+    default_thresholds: bool = False
 
     @property
     def needs_binary(self) -> bool:
         return self.kind in ("auc", "confusion", "fairness")
 
     @property
+    def needs_multiclass(self) -> bool:
+        return self.kind in MULTICLASS_KINDS
+
+    @property
+    def is_plot(self) -> bool:
+        return self.kind == "mc_plot"
+
+    @property
     def compute_ci(self) -> bool:
-        """TFMA never reports intervals for example counts."""
-        return self.kind != "count"
+        """TFMA never reports intervals for example counts (nor for confusion matrices)."""
+        return self.kind != "count" and self.kind not in MATRIX_KINDS
+
+    def report_thresholds(self) -> tuple[float, ...]:
+        """The thresholds TFMA reports for a confusion matrix metric or plot, ascending.
+
+        A plot with ``num_thresholds`` uses ``-eps`` and ``1 + eps`` at its ends and
+        reports them as 0 and 1, as TFMA does.
+        """
+        out = []
+        for t in self.thresholds:
+            t = 0.0 if t == -_EPSILON_MC else (1.0 if t == 1.0 + _EPSILON_MC else t)
+            if t not in out:
+                out.append(t)
+        return tuple(sorted(out))
+
+
+def sub_key_support(metric: "ResolvedMetric", sub_key: str, flattened: bool = False) -> str:
+    """"" when the engine computes ``metric`` under ``sub_key`` as TFMA does, else why not.
+
+    ``flattened``: a multi-class model without binarization, whose binary metrics
+    TFMA computes over every (example, class) pair.
+    """
+    if metric.needs_multiclass:
+        return "" if not sub_key else f"{metric.class_name} with metrics_specs.binarize"
+    if sub_key.startswith("topK:"):
+        return "" if metric.kind in TOP_K_KINDS else f"{metric.class_name} with binarize.top_k_list"
+    if sub_key or flattened:
+        return "" if metric.kind in BINARIZABLE_KINDS else f"{metric.class_name} on multi-class predictions"
+    return ""
 
 
 
@@ -151,6 +217,8 @@ def metric_name(metric: MetricConfig) -> str:
         return SIMPLE_METRICS[metric.class_name][0]
     if metric.class_name == "FairnessIndicators":
         return FAIRNESS_INDICATORS_NAME
+    if metric.class_name in MULTICLASS_METRICS:
+        return MULTICLASS_METRICS[metric.class_name][0]
     return snake_case(metric.class_name)
 
 
@@ -194,10 +262,14 @@ def resolve(metric: MetricConfig) -> tuple[ResolvedMetric | None, str]:
             return None, f"{cls} options {sorted(unknown)}"
         raw = cfg.get("threshold" if cls == "BinaryAccuracy" else "thresholds")
         thresholds = (0.5,) if raw is None else _as_thresholds(raw, name)
+        default = raw is None or not thresholds
         if not thresholds:
             thresholds = (0.5,)
         formula = CONFUSION_FORMULAS[cls][1]
-        return ResolvedMetric(cls, name, "confusion", thresholds=thresholds, formula=formula), ""
+        return ResolvedMetric(cls, name, "confusion", thresholds=thresholds, formula=formula,
+                              default_thresholds=default), ""
+    if cls in MULTICLASS_METRICS:
+        return _resolve_multiclass(cls, name, cfg)
     if cls in AUC_METRICS:
         unknown = set(cfg) - {"num_thresholds", "curve", "summation_method", "name"}
         if unknown:
@@ -219,6 +291,31 @@ def resolve(metric: MetricConfig) -> tuple[ResolvedMetric | None, str]:
     return None, cls
 
 
+def _resolve_multiclass(cls: str, name: str, cfg: dict[str, Any]) -> tuple[ResolvedMetric | None, str]:
+    kind = MULTICLASS_METRICS[cls][1]
+    allowed = {"name"} | ({"thresholds"} if kind in MATRIX_KINDS else set()) | (
+        {"num_thresholds"} if kind == "mc_plot" else set())
+    unknown = set(cfg) - allowed
+    if unknown:
+        return None, f"{cls} options {sorted(unknown)}"
+    if kind not in MATRIX_KINDS:
+        return ResolvedMetric(cls, name, kind), ""
+    raw, num = cfg.get("thresholds"), cfg.get("num_thresholds")
+    if raw is not None and num is not None:
+        return None, f"{cls} with both thresholds and num_thresholds"
+    if num is not None:
+        num = int(num)
+        if num < 2:
+            return None, f"{cls} with num_thresholds={num}"
+        inner = [(i + 1) * 1.0 / (num - 1) for i in range(num - 2)]
+        thresholds = tuple([-_EPSILON_MC] + inner + [1.0 + _EPSILON_MC])
+    else:
+        thresholds = _as_thresholds(raw, name) if raw is not None else ()
+        if not thresholds:
+            thresholds = (0.5,) if kind == "mc_matrix" else (0.0,)
+    return ResolvedMetric(cls, name, kind, thresholds=thresholds), ""
+
+
 # ----------------------------------------------------------------------------- values
 
 
@@ -226,7 +323,7 @@ def simple_value(kind: str, stats: "Any") -> np.ndarray:
     """Count, mean and regression metrics from the additive sums, shape (samples, slices)."""
     with np.errstate(invalid="ignore", divide="ignore"):
         if kind == "count":
-            return stats.wsum.copy()
+            return (stats.wsum if stats.example_wsum is None else stats.example_wsum).copy()
         if kind == "mean_label":
             return np.where(np.isclose(stats.wsum, 0.0), np.nan, stats.wy / stats.wsum)
         if kind == "mean_prediction":

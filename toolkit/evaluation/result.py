@@ -8,15 +8,19 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from toolkit.evaluation.config import EvalConfig
+from toolkit.evaluation.config import EvalConfig, sub_key_text
 from toolkit.evaluation.errors import EvalConfigError
 from toolkit.evaluation.slicing import slice_display
 from toolkit.evaluation.validation import Validation
-from toolkit.evaluation.values import MetricKey, SliceMetrics, encode_slice
+from toolkit.evaluation.values import MetricKey, SliceMetrics, encode_plots, encode_slice, matrix_entries
 
 TIDY_COLUMNS = [
     "slice", "slice_key", "slice_spec", "is_cross_slice", "slice_size", "model", "metric", "threshold",
-    "value", "lower", "upper", "below_min_slice_size", "note",
+    "value", "lower", "upper", "below_min_slice_size", "note", "sub_key", "class_id",
+]
+MATRIX_COLUMNS = [
+    "slice", "slice_key", "slice_spec", "slice_size", "model", "metric", "kind", "example_weighted",
+    "sub_key", "threshold", "actual_class_id", "predicted_class_id", "weighted_examples",
 ]
 
 
@@ -31,6 +35,13 @@ class EvalResult:
     ``{'boundedValue': ...}`` with intervals, ``{'__ERROR__': {'debugMessage': ...}}``
     for slices below ``min_slice_size``). With a baseline model it shows the
     candidate's metrics and the ``*_diff`` metrics, as ``tfma.load_eval_result`` does.
+
+    Multi-class results follow TFMA too: binarized metrics sit under their sub key
+    (``get_metrics_for_slice(key, class_id=0)``, ``top_k=1``, ``k=2``), and
+    :attr:`plots` holds the plots (``MultiClassConfusionMatrixPlot``) as
+    ``tfma.load_eval_result(...).plots`` does; :meth:`get_plots_for_slice` reads it
+    like ``get_metrics_for_slice``, and :meth:`confusion_matrices` gives every
+    multi-class confusion matrix (metric or plot) as a tidy frame.
 
     Beyond TFMA: :meth:`to_dataframe` (tidy, one row per slice, metric and
     threshold), :meth:`against` (differences and ratios to a baseline slice),
@@ -53,6 +64,11 @@ class EvalResult:
         self._baseline_model = baseline.name if baseline else None
         self.slicing_metrics = [
             (sm.key, encode_slice(sm, self._model, self._baseline_model)) for sm in self._slices if not sm.empty
+        ]
+        #: TFMA's ``EvalResult.plots``: ``[(slice_key, {output: {sub_key: {plot_type: value}}})]``
+        self.plots = [
+            (sm.key, encode_plots(sm, self._model, self._baseline_model)) for sm in self._slices
+            if not sm.empty and not sm.error and sm.plots
         ]
 
     # --- TFMA's EvalResult interface -------------------------------------------------
@@ -90,6 +106,52 @@ class EvalResult:
         sub_key = _sub_key(class_id, k, top_k)
         return {key: dict(value[output_name][sub_key]) for key, value in self.slicing_metrics}
 
+    def get_plots_for_slice(self, slice_name: tuple = (), output_name: str = "", class_id: int | None = None,
+                            k: int | None = None, top_k: int | None = None) -> dict | None:
+        """``{plot_type: value}`` of one slice (and sub key), from :attr:`plots`; None without plots."""
+        sub_key = _sub_key(class_id, k, top_k)
+        for key, value in self.plots:
+            if (not key and not slice_name) or key == slice_name:
+                return value.get(output_name, {}).get(sub_key)
+        return None
+
+    def sub_keys(self) -> list[str]:
+        """The sub keys of the metrics (``""``, ``classId:0``, ``topK:1``...), in evaluation order."""
+        found: list[str] = []
+        for sm in self._slices:
+            for key in list(sm.metrics) + list(sm.plots):
+                if key.sub_key not in found:
+                    found.append(key.sub_key)
+        return found
+
+    def confusion_matrices(self) -> pd.DataFrame:
+        """Every multi-class confusion matrix (MultiClassConfusionMatrixAtThresholds metrics and
+        MultiClassConfusionMatrixPlot plots) as one tidy row per (slice, matrix, threshold,
+        actual class, predicted class) that TFMA has an entry for.
+
+        ``kind`` is ``metric`` or ``plot``; ``predicted_class_id`` -1 means no class was
+        predicted (the top score was not above the threshold).
+        """
+        rows = []
+        for sm in self._slices:
+            if sm.empty or sm.error or sm.is_cross:
+                continue
+            for kind, values in (("metric", sm.metrics), ("plot", sm.plots)):
+                for key, mv in values.items():
+                    if not mv.matrix:
+                        continue
+                    for threshold, entries in matrix_entries(mv):
+                        for actual, predicted, weight in entries:
+                            rows.append({"slice": slice_display(sm.key), "slice_key": sm.key,
+                                         "slice_spec": sm.spec, "slice_size": sm.size,
+                                         "model": key.model_name, "metric": key.name, "kind": kind,
+                                         "example_weighted": key.example_weighted, "sub_key": key.sub_key,
+                                         "threshold": threshold, "actual_class_id": actual,
+                                         "predicted_class_id": predicted, "weighted_examples": weight})
+        frame = pd.DataFrame(rows, columns=MATRIX_COLUMNS)
+        frame["slice_size"] = frame["slice_size"].astype("Int64")
+        return frame
+
     # --- beyond TFMA ----------------------------------------------------------------
     @property
     def slices(self) -> list[SliceMetrics]:
@@ -108,6 +170,11 @@ class EvalResult:
 
     def to_dataframe(self, baseline_slice: Any = None) -> pd.DataFrame:
         """Tidy metrics: one row per slice, model, metric and threshold.
+
+        Multi-class results add a row per sub key: ``sub_key`` is TFMA's (``classId:0``,
+        ``k:2``, ``topK:1``; ``""`` for metrics without one) and ``class_id`` the class of
+        a ``classId`` sub key (<NA> otherwise). Confusion matrices are in
+        :meth:`confusion_matrices`, not here.
 
         Columns: ``slice`` (display: "Overall", "sex:female", "age_group:young × sex:female",
         cross slices "A vs B"), ``slice_key`` (TFMA key tuple), ``slice_spec``,
@@ -138,16 +205,21 @@ class EvalResult:
                     for threshold in thresholds or (math.nan,):
                         rows.append(dict(base, model=key.model_name, metric=_tidy_name(key, tidy),
                                          threshold=threshold, value=math.nan, lower=math.nan, upper=math.nan,
-                                         note=sm.error))
+                                         note=sm.error, sub_key=key.sub_key, class_id=key.class_id))
                 continue
             for key, mv in sm.metrics.items():
+                if mv.matrix:
+                    continue
                 for threshold, value, lower, upper in mv.elements():
                     rows.append(dict(base, model=key.model_name, metric=_tidy_name(key, mv.metric),
                                      threshold=threshold, value=value, lower=lower, upper=upper,
-                                     note=mv.note or ("undefined" if math.isnan(value) else "")))
+                                     note=mv.note or ("undefined" if math.isnan(value) else ""),
+                                     sub_key=key.sub_key, class_id=key.class_id))
         frame = pd.DataFrame(rows, columns=TIDY_COLUMNS)
         frame["slice_size"] = frame["slice_size"].astype("Int64")
         frame["threshold"] = frame["threshold"].astype(float)
+        frame["sub_key"] = frame["sub_key"].astype(object)
+        frame["class_id"] = frame["class_id"].astype("Int64")
         if baseline is not None:
             frame = _add_baseline(frame, baseline)
         return frame
@@ -156,7 +228,8 @@ class EvalResult:
         template: dict[MetricKey, tuple[str, tuple | None]] = {}
         for sm in self._slices:
             for key, mv in sm.metrics.items():
-                template.setdefault(key, (mv.metric, mv.thresholds))
+                if not mv.matrix:
+                    template.setdefault(key, (mv.metric, mv.thresholds))
         return template
 
     def _resolve_slice(self, slice_ref: Any) -> tuple:
@@ -182,11 +255,7 @@ class EvalResult:
 
 
 def _sub_key(class_id, k, top_k) -> str:
-    if class_id is None and k is None and top_k is None:
-        return ""
-    parts = [f"{name}:{value}" for name, value in (("classId", class_id), ("k", k), ("topK", top_k))
-             if value is not None]
-    return " ".join(parts)
+    return sub_key_text(class_id, k, top_k)
 
 
 def _tidy_name(key: MetricKey, tidy: str) -> str:
@@ -194,7 +263,7 @@ def _tidy_name(key: MetricKey, tidy: str) -> str:
 
 
 def _add_baseline(frame: pd.DataFrame, baseline: tuple) -> pd.DataFrame:
-    ids = ["model", "metric", "threshold"]
+    ids = ["model", "sub_key", "metric", "threshold"]
     base = frame[frame["slice_key"].apply(lambda k: k == baseline)][ids + ["value"]].copy()
     base["threshold"] = base["threshold"].fillna(-np.inf)
     base = base.drop_duplicates(ids).rename(columns={"value": "baseline_value"})

@@ -66,6 +66,8 @@ class Stats:
     fp: np.ndarray
     fn: np.ndarray
     curves: dict[int, Curve]
+    #: Per-example weight sums where they differ from ``wsum`` (a flattened multi-class view).
+    example_wsum: np.ndarray | None = None
 
 
 def tfma_bucket_map(num_thresholds: int) -> np.ndarray:

@@ -23,6 +23,16 @@ Encoding rules, one for each kind of value:
   (``{"float": "NaN"}``), so every value comes back with its type;
 * configuration (the EvalConfig, thresholds, slicing specs): their TFMA dict form,
   parsed again with :mod:`toolkit.evaluation.config` on loading.
+
+Multi-class results add three optional fields, written only when used, so a
+binary evaluation's document is unchanged and version 1 still describes it: a
+metric key's ``sub_key`` (TFMA's ``classId:0``, ``k:2``, ``topK:1``), a metric
+value's ``matrix`` flag (a multi-class confusion matrix: its ``value`` is the
+array of weighted counts, NaN where TFMA has no entry), and a slice's ``plots``
+(entries shaped like ``metrics``). A reader of version 1 that predates them
+ignores them (it would show per-class metrics as if they had no sub key); the
+format version was not raised because the existing documents, and every
+reader's refusal of a newer version, stay exactly as they are.
 """
 from __future__ import annotations
 
@@ -41,7 +51,7 @@ from toolkit.evaluation.config import (ChangeThreshold, CrossSlicingSpec, Slicin
 from toolkit.evaluation.result import EvalResult
 from toolkit.evaluation.slicing import is_cross_key
 from toolkit.evaluation.validation import ThresholdCheck, Validation
-from toolkit.evaluation.values import MetricKey, MetricValue, SliceMetrics
+from toolkit.evaluation.values import MetricKey, MetricValue, SliceMetrics, json_double
 
 FORMAT = "toolkit.evaluation"
 #: The version this toolkit writes; it reads every version up to this one.
@@ -182,12 +192,7 @@ def _number(value: Any) -> Any:
     if isinstance(value, (int, np.integer)):
         return int(value)
     if isinstance(value, (float, np.floating)):
-        number = float(value)
-        if math.isnan(number):
-            return "NaN"
-        if math.isinf(number):
-            return "Infinity" if number > 0 else "-Infinity"
-        return number
+        return json_double(value)
     raise TypeError(f"a metric value is a {type(value).__name__}, not a number")
 
 
@@ -275,6 +280,8 @@ def _slice_doc(sm: SliceMetrics) -> dict[str, Any]:
         "empty": bool(sm.empty),
         "metrics": [{"key": _metric_key_doc(key), "value": _metric_value_doc(value)}
                     for key, value in sm.metrics.items()],
+        **({"plots": [{"key": _metric_key_doc(key), "value": _metric_value_doc(value)}
+                      for key, value in sm.plots.items()]} if sm.plots else {}),
     }
 
 
@@ -285,28 +292,36 @@ def _slice_from(data: Any) -> SliceMetrics:
     for entry in _list(data["metrics"]):
         entry = _dict(entry)
         metrics[_metric_key_from(entry["key"])] = _metric_value_from(entry["value"])
+    plots = {}
+    for entry in _list(data.get("plots", [])):
+        entry = _dict(entry)
+        plots[_metric_key_from(entry["key"])] = _metric_value_from(entry["value"])
     return SliceMetrics(
         key=_key_from(data["key"]), size=None if size is None else int(size),
         spec=_str(data["spec"]), is_cross=_bool(data["is_cross"]),
         below_min_slice_size=_bool(data["below_min_slice_size"]), error=_str(data["error"]),
-        metrics=metrics, empty=_bool(data["empty"]))
+        metrics=metrics, empty=_bool(data["empty"]), plots=plots)
 
 
 def _metric_key_doc(key: MetricKey) -> dict[str, Any]:
     weighted = key.example_weighted
-    return {"name": key.name, "model_name": key.model_name, "is_diff": bool(key.is_diff),
-            "example_weighted": None if weighted is None else bool(weighted)}
+    doc = {"name": key.name, "model_name": key.model_name, "is_diff": bool(key.is_diff),
+           "example_weighted": None if weighted is None else bool(weighted)}
+    if key.sub_key:
+        doc["sub_key"] = key.sub_key
+    return doc
 
 
 def _metric_key_from(data: Any) -> MetricKey:
     data = _dict(data)
     weighted = data["example_weighted"]
     return MetricKey(_str(data["name"]), _str(data["model_name"]), _bool(data["is_diff"]),
-                     None if weighted is None else _bool(weighted))
+                     None if weighted is None else _bool(weighted), _str(data.get("sub_key", "")))
 
 
 def _metric_value_doc(value: MetricValue) -> dict[str, Any]:
-    return {
+    extra = {"matrix": True} if value.matrix else {}
+    return {**extra,
         "value": _number(value.value),
         "metric": value.metric,
         "thresholds": None if value.thresholds is None else [_number(t) for t in value.thresholds],
@@ -334,7 +349,8 @@ def _metric_value_from(data: Any) -> MetricValue:
         array=_bool(data["array"]), lower=_number_from(data["lower"]),
         upper=_number_from(data["upper"]), sample_mean=_number_from(data["sample_mean"]),
         std_error=_number_from(data["std_error"]), dof=None if dof is None else int(dof),
-        note=_str(data["note"]), encoded=None if encoded is None else _dict(encoded))
+        note=_str(data["note"]), encoded=None if encoded is None else _dict(encoded),
+        matrix=_bool(data.get("matrix", False)))
 
 
 # --------------------------------------------------------------------------

@@ -196,6 +196,7 @@ def _from_record(record, thresholds_by_name, sizes, specs) -> SliceMetrics:
             model_name=kv.key.model_name,
             is_diff=kv.key.is_diff,
             example_weighted=kv.key.example_weighted.value if kv.key.HasField("example_weighted") else None,
+            sub_key=_sub_key_text(kv.key.sub_key),
         )
         sm.metrics[mkey] = _value(kv, thresholds_by_name, json_format)
     return sm
@@ -239,7 +240,8 @@ def write_tfma_artifact(result: Any, output_dir: str, data_location: str = "<dat
     """Write ``result`` as TFMA writes an evaluation, so ``tfma.load_eval_result`` reads it.
 
     Files: ``metrics-00000-of-00001.tfrecord`` (MetricsForSlice records),
-    ``plots-00000-of-00001.tfrecord`` (no plots), ``validations.tfrecord`` (one
+    ``plots-00000-of-00001.tfrecord`` (PlotsForSlice records: the multi-class
+    confusion matrix plots, when evaluated), ``validations.tfrecord`` (one
     ValidationResult) and ``eval_config.json`` (TFMA's EvalRun JSON).
     """
     import tensorflow as tf
@@ -252,8 +254,10 @@ def write_tfma_artifact(result: Any, output_dir: str, data_location: str = "<dat
         for sm in result.slices:
             if not sm.empty:
                 writer.write(metrics_for_slice(sm).SerializeToString())
-    with tf.io.TFRecordWriter(os.path.join(output_dir, "plots-00000-of-00001.tfrecord")):
-        pass
+    with tf.io.TFRecordWriter(os.path.join(output_dir, "plots-00000-of-00001.tfrecord")) as writer:
+        for sm in result.slices:
+            if not sm.empty and not sm.error and sm.plots:
+                writer.write(plots_for_slice(sm).SerializeToString())
     with tf.io.TFRecordWriter(os.path.join(output_dir, "validations.tfrecord")) as writer:
         writer.write(validation_result(result.validation).SerializeToString())
     models = model_locations or {spec.name: "<predictions in dataframe>" for spec in result.eval_config.model_specs}
@@ -274,11 +278,57 @@ def _metric_key_proto(key: MetricKey):
     proto = metrics_for_slice_pb2.MetricKey(name=key.name)
     if key.model_name:
         proto.model_name = key.model_name
+    _sub_key_fields(proto.sub_key, key.sub_key)
     if key.example_weighted is not None:
         proto.example_weighted.value = bool(key.example_weighted)
     if key.is_diff:
         proto.is_diff = True
     return proto
+
+
+def _sub_key_fields(proto, sub_key: str) -> None:
+    from toolkit.evaluation.config import parse_sub_key
+
+    fields = {"classId": "class_id", "k": "k", "topK": "top_k"}
+    for name, value in parse_sub_key(sub_key).items():
+        getattr(proto, fields[name]).value = value
+
+
+def _sub_key_text(proto) -> str:
+    from toolkit.evaluation.config import sub_key_text
+
+    return sub_key_text(*(getattr(proto, f).value if proto.HasField(f) else None
+                          for f in ("class_id", "k", "top_k")))
+
+
+def _matrices_proto(proto, value: MetricValue) -> None:
+    """Fill a MultiClassConfusionMatrixAtThresholds proto from a matrix value."""
+    from toolkit.evaluation.values import matrix_entries
+
+    for threshold, entries in matrix_entries(value):
+        matrix = proto.matrices.add(threshold=threshold)
+        for actual, predicted, weight in entries:
+            matrix.entries.add(actual_class_id=actual, predicted_class_id=predicted,
+                               num_weighted_examples=weight)
+
+
+def plots_for_slice(sm: SliceMetrics):
+    """One PlotsForSlice record (the slice's multi-class confusion matrix plots)."""
+    from tensorflow_model_analysis.proto import metrics_for_slice_pb2
+
+    record = metrics_for_slice_pb2.PlotsForSlice()
+    _slice_key_fields(record, sm.key)
+    for key, mv in sm.plots.items():
+        entry = record.plot_keys_and_values.add()
+        plot_key = _metric_key_proto(key)
+        entry.key.name = plot_key.name
+        entry.key.model_name = plot_key.model_name
+        if key.sub_key:
+            entry.key.sub_key.CopyFrom(plot_key.sub_key)
+        if plot_key.HasField("example_weighted"):
+            entry.key.example_weighted.CopyFrom(plot_key.example_weighted)
+        _matrices_proto(entry.value.multi_class_confusion_matrix_at_thresholds, mv)
+    return record
 
 
 def _slice_key_fields(proto, key: tuple) -> None:
@@ -319,6 +369,9 @@ def metrics_for_slice(sm: SliceMetrics):
         entry.key.CopyFrom(_metric_key_proto(key))
         if mv.encoded is not None:
             json_format.ParseDict(mv.encoded, entry.value)
+            continue
+        if mv.matrix:
+            _matrices_proto(entry.value.multi_class_confusion_matrix_at_thresholds, mv)
             continue
         entry.value.CopyFrom(_metric_value_proto(mv.value if mv.array else float(mv.value)))
         if mv.lower is not None and mv.upper is not None:

@@ -53,19 +53,24 @@ class ThresholdRule:
     restriction: SliceRestriction
     threshold: Threshold
     model_names: tuple[str, ...] = ()
+    #: TFMA applies a threshold of a binarized MetricsSpec to the metric under each of its sub keys.
+    sub_keys: tuple[str, ...] = ("",)
 
 
 def threshold_rules(config: EvalConfig) -> list[ThresholdRule]:
     """All thresholds of the config, in the order TFMA's validator visits them."""
     rules: list[ThresholdRule] = []
 
+    sub_keys: tuple[str, ...] = ("",)
+
     def add(name: str, restriction: SliceRestriction, threshold_dict: Mapping | None, models: tuple[str, ...]):
         for threshold in parse_thresholds(threshold_dict):
-            rule = ThresholdRule(name, restriction, threshold, models)
+            rule = ThresholdRule(name, restriction, threshold, models, sub_keys)
             if rule not in rules:
                 rules.append(rule)
 
     for spec in config.metrics_specs:
+        sub_keys = spec.sub_keys
         for name, thr in (spec.raw.get("thresholds") or {}).items():
             add(name, None, thr, spec.model_names)
         for name, per_slice in (spec.raw.get("per_slice_thresholds") or {}).items():
@@ -112,6 +117,10 @@ class ThresholdCheck:
     def metric(self) -> str:
         return self.metric_key.display_name
 
+    @property
+    def sub_key(self) -> str:
+        return self.metric_key.sub_key
+
 
 @dataclass
 class Validation:
@@ -136,6 +145,7 @@ class Validation:
                 "slice": c.slice,
                 "slice_key": c.slice_key,
                 "metric": c.metric,
+                "sub_key": c.sub_key,
                 "model": c.metric_key.model_name,
                 "threshold": c.threshold.describe(),
                 "kind": "change" if isinstance(c.threshold, ChangeThreshold) else "value",
@@ -147,7 +157,7 @@ class Validation:
             for c in self.checks
         ]
         columns = ["slice", "slice_key", "metric", "model", "threshold", "kind", "applies_to", "value",
-                   "passed", "message"]
+                   "passed", "message", "sub_key"]
         frame = pd.DataFrame(rows, columns=columns)
         return frame.sort_values("passed", kind="stable").reset_index(drop=True)
 
@@ -158,7 +168,8 @@ class Validation:
                  f"{len(self.failures)} failed"]
         for check in self.failures:
             shown = "missing" if check.value is None else f"{check.value:.6g}"
-            lines.append(f"  {check.slice}: {check.metric} = {shown}, needs {check.threshold.describe()}"
+            metric = f"{check.metric} ({check.sub_key})" if check.sub_key else check.metric
+            lines.append(f"  {check.slice}: {metric} = {shown}, needs {check.threshold.describe()}"
                          + (f" ({check.message})" if check.message else ""))
         for spec in self.missing_slices:
             lines.append(f"  no slice matched slicing spec {spec.describe()!r} of a per-slice threshold")
@@ -223,20 +234,20 @@ def validate(
     for sm in slices:
         if sm.empty:
             continue
-        by_name = {(k.name, k.is_diff): k for k in sm.metrics if k.model_name == candidate}
-        weighted_key = {(k.name, k.is_diff): k for k in sm.metrics
+        by_name = {(k.name, k.is_diff, k.sub_key): k for k in sm.metrics if k.model_name == candidate}
+        weighted_key = {(k.name, k.is_diff, k.sub_key): k for k in sm.metrics
                         if k.model_name == candidate and bool(k.example_weighted) == weighted}
         by_name.update(weighted_key)
         reported: dict[MetricKey, set] = {}
-        for rule in rules:
+        for rule, sub_key in ((r, sk) for r in rules for sk in r.sub_keys):
             if rule.model_names and candidate not in rule.model_names:
                 continue
             is_change = isinstance(rule.threshold, ChangeThreshold)
-            key = by_name.get((rule.metric_name, is_change))
+            key = by_name.get((rule.metric_name, is_change, sub_key))
             found = key is not None and sm.metrics.get(key) is not None
             if not _applies(rule, sm.key, sm.is_cross, found):
                 continue
-            key = key or MetricKey(rule.metric_name, candidate, is_change, weighted)
+            key = key or MetricKey(rule.metric_name, candidate, is_change, weighted, sub_key)
             seen = reported.setdefault(key, set())
             identity = repr(rule.threshold)
             if not found:

@@ -12,12 +12,17 @@ ERROR_METRIC = "__ERROR__"
 
 @dataclass(frozen=True)
 class MetricKey:
-    """TFMA's MetricKey, restricted to what the engine produces."""
+    """TFMA's MetricKey, restricted to what the engine produces.
+
+    ``sub_key`` is TFMA's SubKey as TFMA prints it (``classId:0``, ``k:2``,
+    ``topK:1``), ``""`` for none: binarized multi-class metrics carry one.
+    """
 
     name: str
     model_name: str = ""
     is_diff: bool = False
     example_weighted: bool | None = False
+    sub_key: str = ""
 
     @property
     def display_name(self) -> str:
@@ -25,7 +30,16 @@ class MetricKey:
         return f"{self.name}_diff" if self.is_diff else self.name
 
     def baseline_key(self, baseline_model: str) -> "MetricKey":
-        return MetricKey(self.name, baseline_model, False, self.example_weighted)
+        return MetricKey(self.name, baseline_model, False, self.example_weighted, self.sub_key)
+
+    @property
+    def class_id(self) -> int | None:
+        """The class id of a ``classId:N`` sub key, else None."""
+        for part in self.sub_key.split():
+            name, _, value = part.partition(":")
+            if name == "classId":
+                return int(value)
+        return None
 
 
 @dataclass
@@ -35,6 +49,13 @@ class MetricValue:
     ``thresholds`` is set for threshold metrics (a 1-tuple for a single threshold);
     ``array`` says TFMA encodes the value as an ``arrayValue`` (several thresholds).
     Interval fields follow TFMA's t-distribution summary of the resamples.
+
+    ``matrix`` marks a multi-class confusion matrix at thresholds (TFMA's
+    ``MultiClassConfusionMatrixAtThresholds``, as a metric or a plot): ``value`` is
+    an array shaped (thresholds, actual class, predicted class + 1) of weighted
+    example counts, column 0 being "no class predicted" (TFMA's class id -1) and
+    NaN marking the (actual, predicted) pairs no example fell in (TFMA has no entry
+    for them); ``thresholds`` are TFMA's reported thresholds, ascending.
     """
 
     value: Any
@@ -48,6 +69,7 @@ class MetricValue:
     dof: int | None = None
     note: str = ""
     encoded: dict[str, Any] | None = None
+    matrix: bool = False
 
     def elements(self) -> list[tuple[float, float, float, float]]:
         """(threshold, value, lower, upper) per element; NaN where not applicable."""
@@ -68,6 +90,8 @@ class SliceMetrics:
     error: str = ""
     metrics: dict[MetricKey, MetricValue] = field(default_factory=dict)
     empty: bool = False
+    #: TFMA's plots (MultiClassConfusionMatrixPlot), kept apart from metrics as TFMA does.
+    plots: dict[MetricKey, MetricValue] = field(default_factory=dict)
 
 
 def small_slice_message(min_size: int) -> str:
@@ -86,10 +110,50 @@ def json_double(value: float) -> float | str:
     return value
 
 
+MATRIX_FIELD = "multiClassConfusionMatrixAtThresholds"
+
+
+def matrix_entries(value: MetricValue) -> list[tuple[float, list[tuple[int, int, float]]]]:
+    """(threshold, [(actual, predicted, weighted examples)...]) of a matrix value, TFMA's order."""
+    counts = np.asarray(value.value, float)
+    out = []
+    for index, threshold in enumerate(value.thresholds or ()):
+        actual, predicted = np.nonzero(~np.isnan(counts[index]))
+        out.append((float(threshold), [(int(a), int(p) - 1, float(counts[index, a, p]))
+                                       for a, p in zip(actual, predicted)]))
+    return out
+
+
+def encode_matrix(value: MetricValue) -> dict[str, Any]:
+    """TFMA's JSON form of a MultiClassConfusionMatrixAtThresholds (zero fields omitted, as
+    protobuf's JSON printer does)."""
+    matrices = []
+    for threshold, entries in matrix_entries(value):
+        matrix: dict[str, Any] = {}
+        if threshold != 0.0:
+            matrix["threshold"] = json_double(threshold)
+        rows = []
+        for actual, predicted, weight in entries:
+            entry: dict[str, Any] = {}
+            if actual:
+                entry["actualClassId"] = actual
+            if predicted:
+                entry["predictedClassId"] = predicted
+            if weight != 0.0:
+                entry["numWeightedExamples"] = json_double(weight)
+            rows.append(entry)
+        if rows:
+            matrix["entries"] = rows
+        matrices.append(matrix)
+    return {MATRIX_FIELD: {"matrices": matrices} if matrices else {}}
+
+
 def encode(value: MetricValue) -> dict[str, Any]:
     """The dict TFMA's ``EvalResult`` holds for a MetricValue proto."""
     if value.encoded is not None:
         return value.encoded
+    if value.matrix:
+        return encode_matrix(value)
     if value.array:
         data = np.asarray(value.value, float).reshape(-1)
         return {
@@ -114,12 +178,33 @@ def encode_slice(slice_metrics: SliceMetrics, model_name: str, baseline_model: s
     """``{output_name: {sub_key: {metric_name: value}}}`` for one model, as TFMA loads it."""
     if slice_metrics.error:
         return {"": {"": {ERROR_METRIC: {"debugMessage": slice_metrics.error}}}}
-    chosen: dict[str, Any] = {}
+    return {"": _by_sub_key(slice_metrics.metrics, model_name, baseline_model,
+                            lambda key, value: key.display_name)}
+
+
+def encode_plots(slice_metrics: SliceMetrics, model_name: str, baseline_model: str | None) -> dict[str, Any]:
+    """``{output_name: {sub_key: {plot_type: value}}}``, as ``tfma.load_eval_result(...).plots``.
+
+    TFMA keys a loaded plot by its proto field (``multiClassConfusionMatrixAtThresholds``),
+    not by its name, so two plots of one type in a slice show as one; the toolkit's
+    own accessors (``EvalResult.confusion_matrices()``) keep them apart.
+    """
+    return {"": _by_sub_key(slice_metrics.plots, model_name, baseline_model,
+                            lambda key, value: next(iter(encode(value)), key.name), unwrap=True)}
+
+
+def _by_sub_key(values: dict[MetricKey, MetricValue], model_name: str, baseline_model: str | None,
+                name_of, unwrap: bool = False) -> dict[str, Any]:
+    out: dict[str, dict[str, Any]] = {}
     ordered = sorted(
-        (k for k in slice_metrics.metrics if k.model_name in (model_name, "") and not (
+        (k for k in values if k.model_name in (model_name, "") and not (
             baseline_model and k.model_name == baseline_model)),
         key=lambda k: (k.is_diff, k.example_weighted is False),
     )
     for key in ordered:
-        chosen[key.display_name] = encode(slice_metrics.metrics[key])
-    return {"": {"": chosen}}
+        encoded = encode(values[key])
+        name = name_of(key, values[key])
+        out.setdefault(key.sub_key, {})[name] = encoded[name] if unwrap and name in encoded else encoded
+    if not out and not unwrap:
+        out[""] = {}
+    return out

@@ -5,7 +5,8 @@ interval), marks the baseline slice, gives each slice's difference and ratio to
 that baseline, its size, greys slices below ``min_slice_size`` and flags failed
 thresholds; a full table holds every slice, metric and threshold. A second
 evaluation (``compare_to=``, or a baseline model inside the result) is drawn as
-paired bars.
+paired bars. A multi-class evaluation gets a class chooser (the TFMA sub keys of
+``binarize``: ``classId:0``, ``topK:1``...) and one table per class.
 
 One job per module:
 

@@ -215,10 +215,16 @@ def _records_from_tfma(eval_result: Any) -> list[dict[str, Any]]:
         base = {"slice": name, "slice_key": key, "slice_spec": spec_of(name),
                 "is_cross_slice": cross, "below_min_slice_size": False}
         metrics: dict[str, Any] = {}
+        sub_keys: dict[str, str] = {}
         for output, by_sub_key in by_output.items():
             for sub_key, values in by_sub_key.items():
-                prefix = "/".join(p for p in (output, sub_key) if p)
-                metrics.update({(f"{prefix}/{m}" if prefix else m): v for m, v in values.items()})
+                prefix = output
+                for m, v in values.items():
+                    name = f"{prefix}/{m}" if prefix else m
+                    if sub_key:  # per-class metrics keep their name; the sub key says which class
+                        name = f"{sub_key}\x00{name}"
+                        sub_keys[name] = sub_key
+                    metrics[name] = v
         error = metrics.pop("__ERROR__", None)
         count = metrics.get("example_count")
         size = _tfma_value(count)[0][0] if isinstance(count, Mapping) else math.nan
@@ -228,9 +234,10 @@ def _records_from_tfma(eval_result: Any) -> list[dict[str, Any]]:
             records.append(dict(base, below_min_slice_size=True, metric="", note=note))
             continue
         for metric_name, encoded in metrics.items():
-            if not isinstance(encoded, Mapping):
-                continue
-            metric, at = parse_metric(metric_name)
+            if not isinstance(encoded, Mapping) or not ({"doubleValue", "boundedValue", "arrayValue"} & set(encoded)):
+                continue  # e.g. a multi-class confusion matrix: not a number per slice
+            sub_key = sub_keys.get(metric_name, "")
+            metric, at = parse_metric(metric_name.split("\x00", 1)[-1])
             values, lower, upper = _tfma_value(encoded)
             listed = thresholds.get(metric, ())
             for i, value in enumerate(values):
@@ -241,7 +248,7 @@ def _records_from_tfma(eval_result: Any) -> list[dict[str, Any]]:
                 else:
                     threshold = math.nan
                 records.append(dict(base, model="", metric=metric, threshold=threshold,
-                                    value=value, lower=lower, upper=upper, note=""))
+                                    value=value, lower=lower, upper=upper, note="", sub_key=sub_key))
     return records
 
 

@@ -43,6 +43,21 @@ def threshold_key(threshold: Any) -> float | None:
     return None if math.isnan(value) else round(value, 9)
 
 
+def sub_key_of(record: Mapping[str, Any]) -> str:
+    """The record's TFMA sub key (``classId:0``...), ``""`` for none."""
+    value = record.get("sub_key")
+    return value if isinstance(value, str) else ""
+
+
+def sub_key_label(sub_key: str) -> str:
+    """``class 0``, ``top 1``, ``k 2`` (``all classes`` for no sub key)."""
+    if not sub_key:
+        return "all classes"
+    labels = {"classId": "class", "topK": "top", "k": "k"}
+    return ", ".join(f"{labels.get(name, name)} {value}"
+                     for name, _, value in (part.partition(":") for part in sub_key.split()))
+
+
 def short_name(metric: str) -> str:
     return metric[len(FAIRNESS_PREFIX):] if metric.startswith(FAIRNESS_PREFIX) else metric
 
@@ -88,8 +103,10 @@ class Failure:
 class Series:
     label: str
     slices: dict[str, Slice] = field(default_factory=dict)
-    cells: dict[tuple[str, float | None, str], Cell] = field(default_factory=dict)
+    cells: dict[tuple[str, float | None, str, str], Cell] = field(default_factory=dict)
     metrics: list[str] = field(default_factory=list)
+    #: TFMA sub keys seen ("" first when present), and the metrics under each
+    sub_keys: dict[str, list[str]] = field(default_factory=dict)
     thresholds: dict[str, list[float]] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
     blessed: bool | None = None
@@ -109,6 +126,9 @@ class Series:
         metric = str(record.get("metric", ""))
         if not metric:
             return
+        sub_key = sub_key_of(record)
+        if metric not in self.sub_keys.setdefault(sub_key, []):
+            self.sub_keys[sub_key].append(metric)
         if metric not in self.thresholds:
             self.metrics.append(metric)
             self.thresholds[metric] = []
@@ -120,12 +140,12 @@ class Series:
         slice_ = self.slices[name]
         if slice_.below_min and note and not slice_.note:
             slice_.note = note
-        self.cells[(metric, threshold, name)] = Cell(
+        self.cells[(metric, threshold, name, sub_key)] = Cell(
             to_float(record.get("value")), to_float(record.get("lower")),
             to_float(record.get("upper")), note)
 
-    def cell(self, metric: str, threshold: float | None, slice_name: str) -> Cell | None:
-        return self.cells.get((metric, threshold, slice_name))
+    def cell(self, metric: str, threshold: float | None, slice_name: str, sub_key: str = "") -> Cell | None:
+        return self.cells.get((metric, threshold, slice_name, sub_key))
 
 
 def spec_of(slice_name: str) -> str:
@@ -172,6 +192,21 @@ class DashboardData:
                         if not (m.endswith("_diff") and m[:-len("_diff")] in every)]
         if not self.metrics:
             raise ToolkitError("the evaluation has no metrics to show")
+        keys: list[str] = []
+        for series in self.series:
+            keys += [k for k in series.sub_keys if k not in keys]
+        #: every sub key, "" (no binarization) first; per-class results make several
+        self.sub_keys = sorted(keys, key=lambda k: (k != "", keys.index(k)))
+
+    def metrics_for(self, sub_key: str) -> list[str]:
+        """The metrics evaluated under ``sub_key`` (any series), in evaluation order."""
+        found: list[str] = []
+        for series in self.series:
+            found += [m for m in series.sub_keys.get(sub_key, []) if m not in found]
+        return found
+
+    def sub_keys_for(self, metric: str) -> list[str]:
+        return [k for k in self.sub_keys if metric in self.metrics_for(k)]
 
     def thresholds(self, metric: str) -> list[float]:
         found: list[float] = []
@@ -191,13 +226,15 @@ class DashboardData:
 
 @dataclass(frozen=True)
 class Choice:
-    """What a dashboard shows: metric, threshold, baseline slice, slicing and sort order."""
+    """What a dashboard shows: metric, threshold, baseline slice, slicing, sort order and the
+    class (a TFMA sub key such as ``classId:0``; ``""`` without binarization)."""
 
     metric: str
     threshold: float | None
     baseline: str
     slicing: str
     sort: str
+    sub_key: str = ""
 
     @property
     def cross(self) -> bool:
@@ -278,13 +315,30 @@ def resolve_slicing(data: DashboardData, slicing: Any) -> str:
                        + ", ".join(data.specs))
 
 
+def resolve_sub_key(data: DashboardData, metric: str, sub_key: Any) -> str:
+    """The class to show: a sub key (``"classId:0"``), a class id (``0``) or None (the first)."""
+    available = data.sub_keys_for(metric)
+    if sub_key is None or sub_key == "":
+        return "" if "" in available or not available else available[0]
+    wanted = f"classId:{int(sub_key)}" if isinstance(sub_key, (int, float)) and not isinstance(sub_key, bool) \
+        else str(sub_key)
+    if wanted in available:
+        return wanted
+    for key in available:
+        if sub_key_label(key) == wanted:
+            return key
+    raise ToolkitError(f"class {sub_key!r} was not evaluated for {metric}; choose one of: "
+                       + ", ".join(repr(k) for k in available))
+
+
 def resolve(data: DashboardData, metric: Any = None, threshold: Any = None, baseline: Any = None,
-            slicing: Any = None, sort: str = "metric") -> Choice:
+            slicing: Any = None, sort: str = "metric", sub_key: Any = None) -> Choice:
     if sort not in SORTS:
         raise ToolkitError(f"sort must be one of {', '.join(SORTS)}, not {sort!r}")
     chosen = resolve_metric(data, metric)
     return Choice(chosen, resolve_threshold(data, chosen, threshold),
-                  resolve_baseline(data, baseline), resolve_slicing(data, slicing), sort)
+                  resolve_baseline(data, baseline), resolve_slicing(data, slicing), sort,
+                  resolve_sub_key(data, chosen, sub_key))
 
 
 @dataclass
@@ -315,10 +369,10 @@ def failure_matches(failure: Failure, choice: Choice) -> bool:
 
 
 def line_of(series: Series, slice_: Slice, choice: Choice, compare: bool) -> Line:
-    cell = series.cell(choice.metric, choice.threshold, slice_.name)
+    cell = series.cell(choice.metric, choice.threshold, slice_.name, choice.sub_key)
     reference = math.nan
     if compare:
-        base = series.cell(choice.metric, choice.threshold, choice.baseline)
+        base = series.cell(choice.metric, choice.threshold, choice.baseline, choice.sub_key)
         reference = base.value if base is not None else math.nan
     value = cell.value if cell is not None else math.nan
     diff = value - reference

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 from toolkit.visualize.evaluation.loading import dashboard_data
 from toolkit.visualize.evaluation.model import (ALL_SLICES, SORTS, Cell, Choice, DashboardData,
                                                 Line, Row, Series, Slice, finite, resolve,
-                                                rows_of, value_of)
+                                                rows_of, sub_key_label, value_of)
 from toolkit.visualize.html import (BAD, GOOD, MUTED, NOTE, PALETTE, ROW, SHADE, TABLE,
                                     TABLE_ATTRS, TD, TH_LEFT, TH_RIGHT, View, badge, esc, escape,
                                     fmt_num, new_uid, plain, root, swatch, tag)
@@ -181,7 +181,8 @@ def _row_html(row: Row, data: DashboardData, lo: float, hi: float, compare: bool
 
 def _title(data: DashboardData, choice: Choice) -> str:
     at = f" @ {choice.threshold:g}" if choice.threshold is not None else ""
-    return f"{data.metric_label(choice.metric)}{at}"
+    of = f" · {sub_key_label(choice.sub_key)}" if choice.sub_key else ""
+    return f"{data.metric_label(choice.metric)}{at}{of}"
 
 
 def _subtitle(data: DashboardData, choice: Choice) -> str:
@@ -261,8 +262,8 @@ def chart_html(data: DashboardData, choice: Choice) -> str:
 
 
 def _table_cell(series: Series, metric: str, threshold: float | None, slice_: Slice,
-                failed: set[tuple[str, str, float | None]]) -> str:
-    cell = series.cell(metric, threshold, slice_.name)
+                failed: set[tuple[str, str, float | None]], sub_key: str = "") -> str:
+    cell = series.cell(metric, threshold, slice_.name, sub_key)
     if cell is None:
         return ""
     text = escape(fmt_num(cell.value)) if finite(cell.value) else "–"
@@ -275,7 +276,8 @@ def _table_cell(series: Series, metric: str, threshold: float | None, slice_: Sl
     return text
 
 
-def _metric_table(data: DashboardData, metrics: list[str], with_threshold: bool) -> tuple[str, int]:
+def _metric_table(data: DashboardData, metrics: list[str], with_threshold: bool,
+                  sub_key: str = "") -> tuple[str, int]:
     heads = [tag("th", "Slice", TH_LEFT)]
     if data.paired:
         heads.append(tag("th", "Model", TH_LEFT))
@@ -285,7 +287,7 @@ def _metric_table(data: DashboardData, metrics: list[str], with_threshold: bool)
     heads += [tag("th", esc(data.metric_label(m), 60), TH_RIGHT, title=m) for m in metrics]
     rows = []
     for i, series in enumerate(data.series):
-        failed = {(f.slice, f.metric, f.threshold) for f in series.failures}
+        failed = {(f.slice, f.metric, f.threshold) for f in series.failures} if not sub_key else set()
         thresholds = sorted({t for m in metrics for t in series.thresholds.get(m, [])}) \
             if with_threshold else [None]
         for slice_ in data.slices.values():
@@ -301,7 +303,7 @@ def _metric_table(data: DashboardData, metrics: list[str], with_threshold: bool)
                 cells.append(f"<td>{size}</td>")
                 if with_threshold:
                     cells.append(f"<td>{escape(f'{threshold:g}')}</td>")
-                cells += [f"<td>{_table_cell(series, m, threshold, own, failed)}</td>"
+                cells += [f"<td>{_table_cell(series, m, threshold, own, failed, sub_key)}</td>"
                           for m in metrics]
                 style = ROW + (";" + GREYED if own.below_min else "")
                 rows.append(f'<tr style="{style}">' + "".join(cells) + "</tr>")
@@ -312,21 +314,31 @@ def _metric_table(data: DashboardData, metrics: list[str], with_threshold: bool)
 
 
 def full_table(data: DashboardData) -> str:
-    """Every slice, metric and threshold: metrics without a threshold, then those with one."""
-    plain_metrics = [m for m in data.all_metrics if not data.thresholds(m)]
-    threshold_metrics = [m for m in data.all_metrics if data.thresholds(m)]
+    """Every slice, metric and threshold: metrics without a threshold, then those with one;
+    a multi-class evaluation gets one such pair of tables per class (TFMA sub key)."""
     parts, total = [], 0
-    if plain_metrics:
-        html, n = _metric_table(data, plain_metrics, False)
-        parts.append(html)
-        total += n
-    if threshold_metrics:
-        html, n = _metric_table(data, threshold_metrics, True)
-        parts.append(tag("div", "Metrics at thresholds", "font-weight:600;margin-top:6px") + html)
-        total += n
-    thresholds = sorted({t for m in threshold_metrics for t in data.thresholds(m)})
+    for sub_key in data.sub_keys:
+        metrics = data.metrics_for(sub_key)
+        if sub_key or len(data.sub_keys) > 1:
+            parts.append(tag("div", esc(f"Per class: {sub_key_label(sub_key)}" if sub_key
+                                        else "All classes (metrics without binarization)", 120),
+                             "font-weight:600;margin-top:10px;border-top:1px solid #dadce0",
+                             title=sub_key or None))
+        plain_metrics = [m for m in metrics if not data.thresholds(m)]
+        threshold_metrics = [m for m in metrics if data.thresholds(m)]
+        if plain_metrics:
+            html, n = _metric_table(data, plain_metrics, False, sub_key)
+            parts.append(html)
+            total += n
+        if threshold_metrics:
+            html, n = _metric_table(data, threshold_metrics, True, sub_key)
+            parts.append(tag("div", "Metrics at thresholds", "font-weight:600;margin-top:6px") + html)
+            total += n
+    thresholds = sorted({t for m in data.all_metrics for t in data.thresholds(m)})
+    classes = [k for k in data.sub_keys if k]
     summary = (f"Full metrics table: {len(data.slices)} slices × {len(data.all_metrics)} metrics"
-               + (f" × {len(thresholds)} thresholds" if thresholds else ""))
+               + (f" × {len(thresholds)} thresholds" if thresholds else "")
+               + (f" × {len(classes)} classes" if classes else ""))
     is_open = " open" if total <= TABLE_OPEN_ROWS else ""
     return (f"<details{is_open} style=\"margin-top:8px\">"
             f'<summary style="cursor:pointer;font-weight:600">{escape(summary)}</summary>'
@@ -413,6 +425,7 @@ def plain_text(data: DashboardData, choice: Choice) -> str:
     widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
     for r in table:
         lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    lines += _per_class_text(data, choice)
     for series in data.series:
         for failure in series.failures[:FAILURES_LISTED]:
             lines.append("  ✗ " + plain(failure.describe(), 300))
@@ -421,6 +434,26 @@ def plain_text(data: DashboardData, choice: Choice) -> str:
     lines.append(f"Full table: {len(data.slices)} slices × {len(data.all_metrics)} metrics "
                  "(in the HTML view, or result.to_dataframe()).")
     return "\n".join(lines)
+
+
+def _per_class_text(data: DashboardData, choice: Choice) -> list[str]:
+    """The chosen metric per class (sub key) and slice: the text form of the per-class tables."""
+    keys = [k for k in data.sub_keys_for(choice.metric) if k]
+    if not keys:
+        return []
+    at = f" @ {choice.threshold:g}" if choice.threshold is not None else ""
+    slices = [s for s in data.slices.values() if not s.cross]
+    table = [["per class: " + plain(data.metric_label(choice.metric) + at, 60)]
+             + [plain(s.name, 30) for s in slices]]
+    series = data.series[0]
+    for key in keys:
+        row = [sub_key_label(key)]
+        for slice_ in slices:
+            cell = series.cell(choice.metric, choice.threshold, slice_.name, key)
+            row.append(_text_num(cell.value) if cell is not None else "")
+        table.append(row)
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+    return ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in table]
 
 
 def _ci_text(cell: Cell | None) -> str:
@@ -438,7 +471,7 @@ def _size_text(slice_: Slice) -> str:
 def evaluation_view(result: Any, compare_to: Any = None, metric: str | None = None,
                     threshold: float | None = None, baseline_slice: Any = None,
                     slicing: Any = None, sort: str = "metric", *,
-                    labels: Sequence[str] | None = None) -> View:
+                    labels: Sequence[str] | None = None, class_id: Any = None) -> View:
     """The static fairness dashboard of ``result`` for one choice, with the full metrics table.
 
     Args:
@@ -455,8 +488,11 @@ def evaluation_view(result: Any, compare_to: Any = None, metric: str | None = No
       sort: ``"metric"`` (highest value first), ``"gap"`` (largest absolute
         difference to the baseline first) or ``"slice"`` (evaluation order).
       labels: names of the two evaluations when paired (default candidate, baseline).
+      class_id: for a multi-class evaluation, the class to chart: a class id (``0``) or
+        a TFMA sub key (``"classId:0"``, ``"topK:1"``); default the metrics without
+        binarization, else the metric's first class. The full table has every class.
     """
     data = dashboard_data(result, compare_to, labels)
-    choice = resolve(data, metric, threshold, baseline_slice, slicing, sort)
+    choice = resolve(data, metric, threshold, baseline_slice, slicing, sort, class_id)
     uid = new_uid()
     return View(static_html(data, choice, uid), plain_text(data, choice), "Evaluation")

@@ -33,21 +33,23 @@ from typing import Any, Mapping, Sequence
 
 from toolkit.errors import ToolkitError
 from toolkit.visualize.evaluation.loading import dashboard_data, load_evaluation
-from toolkit.visualize.evaluation.model import ALL_SLICES, SORTS, Choice, resolve, resolve_metric
+from toolkit.visualize.evaluation.model import (ALL_SLICES, SORTS, Choice, resolve, resolve_metric,
+                                                sub_key_label)
 from toolkit.visualize.evaluation.static import (chart_html, full_table, live_class, live_rules,
                                                  plain_text, static_html)
 from toolkit.visualize.html import NOTE, View, escape, is_kernel, new_uid, root, tag
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
-LIVE_NOTE = ("Interactive controls (metric, threshold, baseline, slicing, sort) appear here when "
+LIVE_NOTE = ("Interactive controls (metric, threshold, class, baseline, slicing, sort) appear here when "
              "the notebook runs with a live kernel; the static dashboard follows.")
 
 
 class EvaluationDashboard(View):
     """The interactive fairness dashboard (ipywidgets 7) with a static copy that always shows.
 
-    Dropdowns pick the metric, threshold, baseline slice, slicing and sort order;
-    the chart follows. Displayed in a notebook it emits the widget and then the
+    Dropdowns pick the metric, threshold, class (for a multi-class evaluation: a
+    class id or top-k of ``binarize``; disabled otherwise), baseline slice, slicing
+    and sort order; the chart follows. Displayed in a notebook it emits the widget and then the
     static dashboard (see this module's docstring for why both, and why only one is
     ever seen). As a :class:`View` its ``html`` and ``text`` are the static
     dashboard for the current choices.
@@ -55,9 +57,9 @@ class EvaluationDashboard(View):
 
     def __init__(self, result: Any, compare_to: Any = None, *, metric: str | None = None,
                  threshold: float | None = None, baseline_slice: Any = None, slicing: Any = None,
-                 sort: str = "metric", labels: Sequence[str] | None = None):
+                 sort: str = "metric", labels: Sequence[str] | None = None, class_id: Any = None):
         self._data = dashboard_data(result, compare_to, labels)
-        self.choice = resolve(self._data, metric, threshold, baseline_slice, slicing, sort)
+        self.choice = resolve(self._data, metric, threshold, baseline_slice, slicing, sort, class_id)
         self.uid = new_uid()
         self._header_html = ""
         self._header_text = ""
@@ -106,7 +108,7 @@ class EvaluationDashboard(View):
         """Change what is shown; keywords as in :func:`evaluation_view` (``baseline_slice``...)."""
         current = {"metric": self.choice.metric, "threshold": self.choice.threshold,
                    "baseline_slice": self.choice.baseline, "slicing": self.choice.slicing,
-                   "sort": self.choice.sort}
+                   "sort": self.choice.sort, "class_id": self.choice.sub_key}
         unknown = set(changes) - set(current)
         if unknown:
             raise ToolkitError(f"unknown dashboard choice(s) {sorted(unknown)}; "
@@ -114,9 +116,14 @@ class EvaluationDashboard(View):
         if "metric" in changes and "threshold" not in changes:
             metric = resolve_metric(self._data, changes["metric"])
             current["threshold"] = self._data.keep_threshold(metric, self.choice.threshold)
+        if "metric" in changes and "class_id" not in changes:
+            metric = resolve_metric(self._data, changes["metric"])
+            if self.choice.sub_key not in self._data.sub_keys_for(metric):
+                current["class_id"] = None
         current.update(changes)
         self.choice = resolve(self._data, current["metric"], current["threshold"],
-                              current["baseline_slice"], current["slicing"], current["sort"])
+                              current["baseline_slice"], current["slicing"], current["sort"],
+                              current["class_id"])
         self._render()
         self._sync_controls()
         self._refresh()
@@ -125,7 +132,8 @@ class EvaluationDashboard(View):
     # --- widget -----------------------------------------------------------
     @property
     def controls(self) -> dict[str, Any]:
-        """The Dropdowns by name: metric, threshold, baseline, slicing, sort."""
+        """The Dropdowns by name: metric, threshold, class (multi-class evaluations only),
+        baseline, slicing, sort."""
         self._ensure_widget()
         return dict(self._controls)
 
@@ -141,6 +149,7 @@ class EvaluationDashboard(View):
         return {
             "metric": [(data.metric_label(m), m) for m in data.metrics],
             "threshold": thresholds or [("—", "")],
+            "class": [(sub_key_label(k), k) for k in data.sub_keys_for(self.choice.metric)] or [("—", "")],
             "baseline": [(_label(b), b) for b in data.baselines],
             "slicing": [("all slices", ALL_SLICES)] + [(_label(s), s) for s in data.specs],
             "sort": [(label, key) for key, label in SORTS.items()],
@@ -150,6 +159,7 @@ class EvaluationDashboard(View):
         choice = self.choice
         return {"metric": choice.metric,
                 "threshold": "" if choice.threshold is None else f"{choice.threshold!r}",
+                "class": choice.sub_key,
                 "baseline": choice.baseline, "slicing": choice.slicing, "sort": choice.sort}
 
     def _ensure_widget(self) -> None:
@@ -157,9 +167,11 @@ class EvaluationDashboard(View):
             return
         import ipywidgets as widgets
 
-        labels = {"metric": "Metric", "threshold": "Threshold", "baseline": "Baseline",
-                  "slicing": "Slicing", "sort": "Sort by"}
-        widths = {"metric": "290px", "threshold": "140px", "baseline": "250px",
+        labels = {"metric": "Metric", "threshold": "Threshold", "class": "Class",
+                  "baseline": "Baseline", "slicing": "Slicing", "sort": "Sort by"}
+        if self._data.sub_keys == [""]:  # no per-class results: no class chooser
+            del labels["class"]
+        widths = {"metric": "290px", "threshold": "140px", "class": "170px", "baseline": "250px",
                   "slicing": "220px", "sort": "200px"}
         options, values = self._options(), self._values()
         for name, label in labels.items():
@@ -170,6 +182,8 @@ class EvaluationDashboard(View):
             dropdown.observe(self._on_change, names="value")
             self._controls[name] = dropdown
         self._controls["threshold"].disabled = values["threshold"] == ""
+        if "class" in self._controls:
+            self._controls["class"].disabled = len(options["class"]) < 2
         self._chart = widgets.HTML(value=self._chart_value(),
                                    layout=widgets.Layout(width="100%"))
         self._chart.add_class(live_class(self.uid))
@@ -191,6 +205,7 @@ class EvaluationDashboard(View):
                    "slicing": values["slicing"], "sort": values["sort"]}
         if values["metric"] == self.choice.metric:  # a new metric keeps the nearest threshold
             changes["threshold"] = None if values["threshold"] == "" else float(values["threshold"])
+            changes["class_id"] = values.get("class") or None
         self.select(**changes)
 
     def _sync_controls(self) -> None:
@@ -205,6 +220,8 @@ class EvaluationDashboard(View):
                 if control.value != values[name]:
                     control.value = values[name]
             self._controls["threshold"].disabled = values["threshold"] == ""
+            if "class" in self._controls:
+                self._controls["class"].disabled = len(options["class"]) < 2
         finally:
             self._updating = False
 
