@@ -81,3 +81,9 @@ def executed_taxi(tmp_path_factory):
 def executed_credit(tmp_path_factory):
     """The German credit flagship notebook executed headless once (papermill), shared by tests."""
     return _execute_flagship("credit", tmp_path_factory.mktemp("credit_notebook"))
+
+
+@pytest.fixture(scope="session")
+def executed_penguins(tmp_path_factory):
+    """The penguins flagship notebook (written through ``toolkit.v1``) executed headless once."""
+    return _execute_flagship("penguins", tmp_path_factory.mktemp("penguins_notebook"))

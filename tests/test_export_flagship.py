@@ -27,7 +27,7 @@ def _toolkit(*args: str, **kwargs) -> subprocess.CompletedProcess:
 
 
 def test_committed_exports_are_current():
-    for name in ("taxi", "credit"):
+    for name in ("taxi", "credit", "penguins"):
         source = os.path.join(REPO, "notebooks", f"{name}.ipynb")
         assert os.path.exists(source), source
         result = _toolkit("export", "--check", source, "-o", os.path.join(REPO, "export"))
