@@ -578,7 +578,8 @@ def test_run_results_executions_and_lineage_have_escaped_views():
     result = object.__new__(ExecutionResult)
     result.__dict__.update(component_id=HOSTILE[0], execution_id=12, cached=True,
                            duration_s=1.5, inputs={"examples": [examples]},
-                           outputs={"statistics": [stats]}, gate_failure=HOSTILE[2])
+                           outputs={"statistics": [stats]}, gate_failure=HOSTILE[2],
+                           outcome=f"pushed now as version {HOSTILE[1]}")
     table = ExecutionsTable([{"id": 12, "component_id": HOSTILE[0], "state": "COMPLETE",
                               "component_type": "StatisticsGen", "cached_from": None,
                               "duration_s": 1.5}])
@@ -598,6 +599,7 @@ def test_run_results_executions_and_lineage_have_escaped_views():
         assert "<script>" not in view.html and "<img" not in view.html
         assert escape(HOSTILE[0]) in view.html
     assert "cached" in view_of(result).html and escape(HOSTILE[2]) in view_of(result).html
+    assert f"pushed now as version {escape(HOSTILE[1])}" in view_of(result).html
     assert "margin-left:1.5em" in view_of(lineage).html and "(imported)" in view_of(lineage).html
 
 

@@ -54,7 +54,8 @@ def _assert_clean_failure(context, component_id: str, message: str, device: str)
 
 
 def test_disk_full_while_writing_a_split(tmp_path, monkeypatch):
-    """ENOSPC raised by the Parquet writer after part of the file is written (simulated)."""
+    """ENOSPC raised by the Parquet writer after its file is opened and partly written
+    (simulated)."""
     import pyarrow.parquet as pq
 
     from toolkit.components import CsvExampleGen
@@ -65,19 +66,21 @@ def test_disk_full_while_writing_a_split(tmp_path, monkeypatch):
     first = context.run(CsvExampleGen(input_base=str(small)))
     before = split_tables(first.outputs["examples"][0].uri)
 
-    real_write = pq.write_table
+    real_write = pq.ParquetWriter.write_table
+    calls = []
 
-    def fill_the_disk(table, where, **kwargs):
-        with open(where, "wb") as handle:
-            handle.write(b"PAR1" + b"\0" * 4096)
-        raise OSError(errno.ENOSPC, "No space left on device", where)
+    def fill_the_disk(writer, table, *args, **kwargs):
+        real_write(writer, table.slice(0, 10), *args, **kwargs)  # part of the split lands
+        calls.append(writer)
+        raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(pq, "write_table", fill_the_disk)
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", fill_the_disk)
     other = copy_taxi(tmp_path / "other", rows=500)
     with pytest.raises(ComponentError) as info:
         context.run(CsvExampleGen(input_base=str(other)).with_id("Other"))
+    assert calls, "the Parquet writer was never reached"
     _assert_clean_failure(context, "Other", str(info.value), context.pipeline_root)
-    monkeypatch.setattr(pq, "write_table", real_write)
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", real_write)
 
     again = context.run(CsvExampleGen(input_base=str(small)))
     assert again.cached and again.outputs["examples"][0].uri == first.outputs["examples"][0].uri
