@@ -371,3 +371,27 @@ def test_v1_is_light_and_nothing_below_imports_it():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=REPO, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_trainer_names_the_import_order_when_tf_keras_is_already_keras_3():
+    """TFX's tutorials import TFMA before tfx; there, tf.keras is bound to Keras 3 before
+    ``import toolkit`` can ask for Keras 2, and the Trainer says so (first import order),
+    while the toolkit-first order gives Keras 2 and no note."""
+    import subprocess
+    import sys
+
+    probe = ("import {first}, {second}, tensorflow as tf\n"
+             "from toolkit.components.trainer import _keras_bound_too_early\n"
+             "print('NOTE:', _keras_bound_too_early(tf))\n")
+    notes = {}
+    for first, second in (("tensorflow_model_analysis", "toolkit"),
+                          ("toolkit", "tensorflow_model_analysis")):
+        done = subprocess.run([sys.executable, "-c", probe.format(first=first, second=second)],
+                              capture_output=True, text=True, timeout=300,
+                              env={k: v for k, v in os.environ.items()
+                                   if k != "TF_USE_LEGACY_KERAS"})
+        assert done.returncode == 0, done.stderr[-2000:]
+        notes[first] = done.stdout.split("NOTE: ", 1)[1].strip()
+    assert notes["tensorflow_model_analysis"].startswith("tf.keras is Keras 3 in this process")
+    assert "import toolkit first" in notes["tensorflow_model_analysis"]
+    assert notes["toolkit"] == "None"

@@ -95,9 +95,17 @@ class Trainer(BaseComponent):
         keras = _keras_flavour(tf)
         ctx.log(f"{label}: train_steps={fn_args.train_steps}, eval_steps={fn_args.eval_steps}, "
                 f"tf.keras is {keras}; TensorBoard logs in {model_run.uri}")
+        late = _keras_bound_too_early(tf)
+        if late:
+            ctx.log(late)
         started = time.perf_counter()
-        with tfx_names():
-            call_user_function(fn, label, fn_args)
+        try:
+            with tfx_names():
+                call_user_function(fn, label, fn_args)
+        except UserCodeError as exc:
+            if late:  # the likely cause of a Keras 2 module file failing
+                raise UserCodeError(f"{exc} ({late})") from None
+            raise
         if not has_saved_model(serving_dir):
             found = _listing(model.uri)
             raise UserCodeError(
@@ -152,6 +160,22 @@ def _keras_flavour(tf) -> str:
     import keras
 
     return f"Keras {keras.__version__}"
+
+
+def _keras_bound_too_early(tf) -> str | None:
+    """Why ``tf.keras`` is Keras 3 although the toolkit asked for Keras 2, or None.
+
+    ``import toolkit`` sets ``TF_USE_LEGACY_KERAS=1``, but TensorFlow binds ``tf.keras``
+    once per process: when TensorFlow Model Analysis (or Keras 3 code) was imported
+    first, as TFX's tutorials order their imports, ``tf.keras`` is already Keras 3 and
+    module files written for TFX's Keras 2 (``save_format=...``) fail."""
+    if tf.keras.__name__.startswith("tf_keras"):
+        return None
+    if os.environ.get("TF_USE_LEGACY_KERAS", "").strip().lower() not in ("1", "true"):
+        return None  # the user chose Keras 3
+    return ("tf.keras is Keras 3 in this process because TensorFlow bound it before "
+            "`import toolkit` (e.g. `import tensorflow_model_analysis` came first); for a "
+            "module file written for Keras 2, import toolkit first and restart the kernel")
 
 
 def _signatures(path: str) -> list[str]:
