@@ -571,7 +571,7 @@ def test_views_registered_for_a_class_win_over_the_objects_own_method(capsys):
 
 def test_run_results_executions_and_lineage_have_escaped_views():
     """The context's objects are drawn by toolkit.visualize.run, from their public attributes."""
-    from toolkit.context import ExecutionResult, ExecutionsTable, Lineage
+    from toolkit.records import ExecutionResult, ExecutionsTable, Lineage
 
     examples = artifacts.Examples(uri=HOSTILE[1], id=3)
     stats = artifacts.ExampleStatistics(uri="/runs/stats/4", id=4)

@@ -296,6 +296,6 @@ register_view("ModelEvaluation", model_evaluation_view)
 # Results are registered by qualified name: importing the views never imports the
 # library or the context, and the library never imports a view.
 register_view("toolkit.evaluation.result.EvalResult", dashboard)
-register_view("toolkit.context.ExecutionResult", execution_result_view)
-register_view("toolkit.context.ExecutionsTable", executions_table_view)
-register_view("toolkit.context.Lineage", lineage_view)
+register_view("toolkit.records.ExecutionResult", execution_result_view)
+register_view("toolkit.records.ExecutionsTable", executions_table_view)
+register_view("toolkit.records.Lineage", lineage_view)

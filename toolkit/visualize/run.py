@@ -1,7 +1,7 @@
 """Views of what ``InteractiveContext`` reports: a run's result, the executions table, lineage.
 
 They read the objects' public attributes only (their classes live in
-:mod:`toolkit.context`, which this module does not import: views depend on what
+:mod:`toolkit.records`, which this module does not import: views depend on what
 they show, never the reverse). :mod:`toolkit.visualize` registers them by the
 classes' qualified names.
 """
