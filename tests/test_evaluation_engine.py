@@ -633,8 +633,13 @@ def test_missing_label_or_prediction_column_is_named(credit):
 
 def test_predictions_outside_unit_interval_and_nan_scores(credit):
     config = {"metrics_specs": [{"metrics": [{"class_name": "AUC"}]}]}
-    with pytest.raises(InvalidValuesError, match=r"outside \[0, 1\].*sigmoid"):
+    # As TFMA, scores outside [0, 1] are evaluated, with a warning (test_logits_parity_with_tfma) ...
+    with pytest.warns(UserWarning, match=r"toolkit.evaluate: prediction column 'prediction'.*outside \[0, 1\].*"
+                                         r"look like logits.*sigmoid"):
         evaluate(credit.assign(prediction=credit["prediction"] * 3), config)
+    # ... labels outside [0, 1] are refused, as TFMA refuses them ("label must be within [0, 1]").
+    with pytest.raises(InvalidValuesError, match=r"label column 'label' has \d+ values outside \[0, 1\]"):
+        evaluate(credit.assign(label=credit["label"] * 3, prediction=credit["prediction"] * 3), config)
     with pytest.raises(InvalidValuesError, match="3 missing/NaN"):
         evaluate(credit.assign(prediction=credit["prediction"].where(credit.index > 2)), config)
     # Regression metrics accept any real prediction.
@@ -698,3 +703,63 @@ def test_config_forms_agree(credit, tfma):
     forms = [text, proto, json_format.MessageToJson(proto), json_format.MessageToDict(proto)]
     results = [evaluate(credit, form).slicing_metrics for form in forms]
     assert all(r == results[0] for r in results)
+
+
+# ------------------------------------------------------------------------------ logits
+
+LOGIT_EXTREMES = [1e4, -1e4, 40.0, -40.0, 1.0, 0.0, 1.00001, -1e-5]  # the first rows' scores
+#: Confusion metrics at a single negative threshold: TFMA counts them on its one-bucket
+#: calibration histogram (positive: above the slice's lowest occupied bucket of < 0, [0, 1),
+#: >= 1), so the engine leaves them to TFMA (engine="auto").
+SINGLE_NEGATIVE = ('metrics { class_name: "FalsePositives" config: \'"thresholds": [-1.0], "name": "fp_below_0"\' }'
+                   ' metrics { class_name: "BinaryAccuracy" config: \'"threshold": -0.5, "name": "acc_below_0"\' }')
+
+
+def _logit_config(extra: str = "") -> str:
+    """Every metric of the taxi config, thresholds for logits (below 0, at 0, above 1), two slicings."""
+    metrics = _taxi_config(with_fairness=True).split("metrics_specs {", 1)[1]
+    return ('model_specs { label_key: "label" prediction_key: "prediction" } slicing_specs {} '
+            'slicing_specs { feature_keys: "payment_type" } metrics_specs { '
+            'metrics { class_name: "BinaryAccuracy" config: \'"threshold": 0.0, "name": "accuracy_at_0"\' } '
+            'metrics { class_name: "Recall" config: \'"thresholds": [-2.0, 0.0, 2.0], "name": "recall_logit"\' } '
+            'metrics { class_name: "Precision" config: \'"thresholds": [3.0], "name": "precision_at_3"\' } '
+            f"{extra} {metrics}")
+
+
+def test_logits_parity_with_tfma(tfma, tmp_path_factory, taxi, caplog):
+    """Logits (taxi scores as log-odds times 1.7, plus extreme and boundary scores): every metric
+    TFMA computes on them, the engine computes the same, with one warning."""
+    data = taxi.iloc[:6000]  # a third of the rows: TFMA's run is the test's cost
+    p = data["prediction"].to_numpy()
+    logits = np.log(p / (1 - p)) * 1.7
+    logits[:len(LOGIT_EXTREMES)] = LOGIT_EXTREMES
+    data = data.assign(prediction=logits)
+    with pytest.warns(UserWarning) as record:
+        engine = evaluate(data, _logit_config(), engine="toolkit")
+    messages = [str(w.message) for w in record if "look like logits" in str(w.message)]
+    assert len(messages) == 1 and "\n" not in messages[0], messages
+    assert "prediction column 'prediction'" in messages[0] and "from -1e+04 to 1e+04" in messages[0]
+    assert [r for r in caplog.records if r.levelname == "WARNING" and r.getMessage() == messages[0]]
+    assert engine.engine == "toolkit"
+    reference, _, _ = run_tfma(tfma, tmp_path_factory, data, _logit_config(SINGLE_NEGATIVE))
+    divergences = compare(engine, reference, skip={"fp_below_0", "acc_below_0"})
+    assert all(ours == "NaN" for _, _, ours, _ in divergences)  # single-class slices (documented)
+    names = set(reference.get_metric_names())
+    assert {"auc", "auc_precision_recall", "accuracy_at_0", "recall_logit", "calibration",
+            "fairness_indicators_metrics/false_positive_rate@0.25"} <= names
+    overall, theirs = engine.get_metrics_for_slice(()), reference.get_metrics_for_slice(())
+    y = data["label"].to_numpy()
+    # a score above the threshold is positive, logits included
+    assert overall["accuracy_at_0"]["doubleValue"] == pytest.approx(((logits > 0) == (y == 1)).mean(), abs=1e-12)
+    assert overall["binary_accuracy"]["doubleValue"] == pytest.approx(((logits > 0.4) == (y == 1)).mean(), abs=1e-12)
+    # TFMA's calibration histogram clips: every score below 0 falls in one bucket, every score
+    # above 1 in another, so AUC does not change when the logits are clipped to [-1, 2]
+    auc_only = {"metrics_specs": [{"metrics": [{"class_name": "AUC"}, {"class_name": "AUCPrecisionRecall"}]}]}
+    with pytest.warns(UserWarning, match="look like logits"):
+        clipped = evaluate(data.assign(prediction=np.clip(logits, -1.0, 2.0)), auc_only).get_metrics_for_slice(())
+    assert clipped["auc"] == overall["auc"] and clipped["auc_precision_recall"] == overall["auc_precision_recall"]
+    # the single negative threshold: TFMA counts scores >= 0 (not > -1) as positive
+    assert theirs["fp_below_0"]["doubleValue"] == ((logits >= 0) & (y == 0)).sum()
+    assert ((logits > -1) & (y == 0)).sum() > theirs["fp_below_0"]["doubleValue"]
+    with pytest.raises(EvalConfigError, match="single negative threshold -1.0"):
+        evaluate(data, _logit_config(SINGLE_NEGATIVE), engine="toolkit")

@@ -140,7 +140,7 @@ class Evaluator(BaseComponent):
             ctx.log(f"warning: {warning}")
         result = _evaluate(_evaluated_frame(frame, config, baseline_column), config,
                            exec_properties["engine"], baseline_column, baseline is None,
-                           ctx, out_of_range=bool(warnings))
+                           out_of_range=bool(warnings))
         evaluation: ModelEvaluation = output_dict["evaluation"][0]
         locations = {candidate.name or "candidate": model.uri}
         if baseline is not None:
@@ -387,22 +387,31 @@ def _value_warnings(config, model: Model, answer: _Answer, which: str) -> list[s
 
 
 def _evaluate(frame, config, engine: str, baseline_column: str | None, rubber_stamp: bool,
-              ctx: ExecutorContext, out_of_range: bool):
-    """``toolkit.evaluate``; where the vectorized engine refuses predictions outside [0, 1]
-    that TFMA accepts (and ``engine`` is ``"auto"``), TFMA computes the evaluation."""
-    from toolkit.evaluation import InvalidValuesError, evaluate
+              out_of_range: bool):
+    """``toolkit.evaluate``. Predictions outside [0, 1] (logits) are evaluated as TFMA
+    evaluates them, by the vectorized engine too; when ``out_of_range``, the Executor has
+    warned about them already (log and artifact), so the engine's warning is not repeated."""
+    import logging
+    import warnings
 
-    try:
+    from toolkit.evaluation import evaluate
+
+    if not out_of_range:
         return evaluate(frame, config, engine=engine, baseline=baseline_column,
                         rubber_stamp=rubber_stamp)
-    except InvalidValuesError as exc:
-        if not (out_of_range and engine == "auto" and str(exc).startswith("prediction column")
-                and "outside [0, 1]" in str(exc)):
-            raise
-    ctx.log("the vectorized engine refuses predictions outside [0, 1], which TFMA accepts: "
-            "computing the evaluation with TFMA")
-    return evaluate(frame, config, engine="tfma", baseline=baseline_column,
-                    rubber_stamp=rubber_stamp)
+
+    def not_logits(record: logging.LogRecord) -> bool:
+        return "look like logits" not in record.getMessage()
+
+    engine_logger = logging.getLogger("toolkit.evaluation.engine")
+    engine_logger.addFilter(not_logits)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"toolkit\.evaluate: .*look like logits")
+            return evaluate(frame, config, engine=engine, baseline=baseline_column,
+                            rubber_stamp=rubber_stamp)
+    finally:
+        engine_logger.removeFilter(not_logits)
 
 
 def _graph_outputs(graph: TransformGraph, key: str) -> bool:

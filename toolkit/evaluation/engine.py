@@ -8,7 +8,9 @@ differences, confidence intervals and threshold checks, and returns an
 
 Metrics the engine does not implement are computed by TFMA
 (``tensorflow_model_analysis.analyze_raw_data``) and merged, with a warning that
-names them; ``engine="tfma"`` runs TFMA for everything.
+names them; ``engine="tfma"`` runs TFMA for everything. Binary metrics of predictions
+outside [0, 1] (logits) are computed as TFMA computes them, with a warning; labels
+outside [0, 1] are refused, as TFMA refuses them.
 """
 from __future__ import annotations
 
@@ -187,6 +189,12 @@ def _plan(config: EvalConfig, multiclass_models: set[str] = frozenset()):
         weightings = [(_weighted_default(config, spec) if w is None else w) for w in spec.weighted_options]
         for metric in spec.metrics:
             resolved, reason = metrics_mod.resolve(metric)
+            if (resolved is not None and resolved.kind in ("confusion", "fairness")
+                    and len(resolved.thresholds) == 1 and resolved.thresholds[0] < 0):
+                # TFMA 0.47.1 then counts by its one-bucket calibration histogram: every example
+                # above the slice's lowest occupied bucket (< 0, [0, 1), >= 1) is positive.
+                threshold = resolved.thresholds[0]
+                resolved, reason = None, f"at the single negative threshold {threshold}"
             if spec.unsupported_fields:
                 resolved, reason = None, f"metrics_specs.{'/'.join(spec.unsupported_fields)}"
             if resolved is not None:
@@ -268,6 +276,7 @@ def _warn_label_shapes(planned: Sequence[_Planned], inputs: dict[str, multiclass
 
 def _check_values(data: pd.DataFrame, planned: Sequence[_Planned], multiclass_models: set[str] = frozenset()) -> None:
     checked: set[tuple[str, bool]] = set()
+    logits: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # prediction column -> (values, outside)
     for item in planned:
         model = item.model
         if model.name in multiclass_models:
@@ -286,12 +295,13 @@ def _check_values(data: pd.DataFrame, planned: Sequence[_Planned], multiclass_mo
                 )
             if binary:
                 outside = (values < 0) | (values > 1)
-                if outside.any():
+                if outside.any() and role == "prediction":
+                    logits[column] = (values, outside)  # TFMA computes on them: warn below
+                elif outside.any():
                     raise InvalidValuesError(
                         f"{role} column {column!r} has {int(outside.sum())} values outside [0, 1] "
                         f"(e.g. {values[outside][:3].tolist()} in rows {list(data.index[outside][:3])}); "
-                        f"{item.metric.class_name} needs {'probabilities' if role == 'prediction' else 'labels'} "
-                        "in [0, 1]" + (" (apply a sigmoid to raw scores)" if role == "prediction" else "")
+                        f"{item.metric.class_name} needs labels in [0, 1]"
                     )
         if model.example_weight_key and (model.example_weight_key, None) not in checked:
             checked.add((model.example_weight_key, None))
@@ -302,6 +312,28 @@ def _check_values(data: pd.DataFrame, planned: Sequence[_Planned], multiclass_mo
                     f"example weight column {model.example_weight_key!r} has {int(bad.sum())} negative, "
                     f"infinite or missing values (rows {list(data.index[bad][:5])})"
                 )
+    for column, (values, outside) in logits.items():
+        names = []
+        for item in planned:
+            if (item.metric.needs_binary and item.model.prediction_key == column
+                    and item.model.name not in multiclass_models and item.metric.class_name not in names):
+                names.append(item.metric.class_name)
+        _warn_logits(column, values, outside, names)
+
+
+def _warn_logits(column: str, values: np.ndarray, outside: np.ndarray, names: Sequence[str]) -> None:
+    """TFMA 0.47.1 computes every binary metric on predictions outside [0, 1] (it checks only
+    labels), and so does the engine, with this warning."""
+    message = (
+        f"toolkit.evaluate: prediction column {column!r} has {int(outside.sum()):,} of {values.size:,} "
+        f"values outside [0, 1] (from {np.min(values):.4g} to {np.max(values):.4g}): they look like "
+        f"logits, not probabilities. As TFMA does, {', '.join(names)} read them as probabilities: a "
+        "thresholded metric counts a score above its threshold (0.5 by default) as positive, "
+        "and AUC puts all scores below 0 in one bucket of TFMA's calibration histogram and all above 1 "
+        "in another, so it does not rank them within those; apply a sigmoid to evaluate probabilities"
+    )
+    warnings.warn(message, stacklevel=4)
+    logger.warning(message)
 
 
 def _numeric(data: pd.DataFrame, column: str, role: str) -> np.ndarray:
