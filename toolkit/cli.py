@@ -1,5 +1,6 @@
 """The ``toolkit`` command: a thin layer over :mod:`toolkit.exporter` (export, check,
-:mod:`~toolkit.exporter.inspection` for ``--help-notebook``) and :mod:`toolkit.runner`.
+:mod:`~toolkit.exporter.inspection` for ``--help-notebook``), :mod:`toolkit.runner` and
+:mod:`toolkit.models` (``toolkit models``: list and roll back pushed versions).
 
 Exit codes: 0 success; 1 a run failed or an export is stale; 2 a usage or
 validation error (bad arguments, bad parameter values, a notebook that cannot be
@@ -34,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"toolkit {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for register in (_add_export, _add_run):
+    for register in (_add_export, _add_run, _add_models):
         register(commands)
     return parser
 
@@ -90,6 +91,51 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
         help="list the notebook's parameters (name, type, default, help) and exit",
     )
     cmd.set_defaults(handler=_run)
+
+
+def _add_models(commands: argparse._SubParsersAction) -> None:
+    cmd = commands.add_parser(
+        "models",
+        help="list the model versions pushed to a serving directory, or roll back to one",
+        description="`toolkit models SERVING_DIR` lists the pushed versions (model, blessing and its "
+        "metrics, data spans, when, by which run). `toolkit models rollback SERVING_DIR --to VERSION` "
+        "re-publishes VERSION as the newest version number, atomically, deleting nothing, and records "
+        "it in the metadata store (reason rollback) when one is found.",
+        usage="toolkit models [rollback] SERVING_DIR [--to VERSION] [--pipeline-root DIR]",
+    )
+    cmd.add_argument("words", nargs="+", metavar="[rollback] SERVING_DIR")
+    cmd.add_argument("--to", metavar="VERSION", help="with rollback: the version to serve again")
+    cmd.add_argument(
+        "--pipeline-root", metavar="DIR",
+        help="read (and record in) DIR/metadata.sqlite instead of the store the versions name; "
+        "TOOLKIT_MYSQL_* variables select a MySQL store",
+    )
+    cmd.set_defaults(handler=_models)
+
+
+def _models(args: argparse.Namespace) -> int:
+    words = list(args.words)
+    rolling_back = len(words) == 2 and words[0] == "rollback"
+    if len(words) > 2 or (len(words) == 2 and not rolling_back):
+        raise ToolkitError(f"unexpected arguments {' '.join(words)}; use `toolkit models "
+                           "SERVING_DIR` or `toolkit models rollback SERVING_DIR --to VERSION`")
+    if rolling_back and args.to is None:
+        raise ToolkitError("rollback needs --to VERSION (see `toolkit models SERVING_DIR`)")
+    if not rolling_back and args.to is not None:
+        raise ToolkitError("--to is for `toolkit models rollback SERVING_DIR --to VERSION`")
+    from toolkit import models
+    from toolkit.metadata_config import mysql_config_from_env
+
+    store = {"metadata_connection_config": mysql_config_from_env(),
+             "pipeline_root": args.pipeline_root}
+    if not rolling_back:
+        print(repr(models.list_versions(words[0], **store)))
+        return EXIT_OK
+    done = models.rollback(words[1], args.to, **store)
+    print(done.version)
+    print(f"version {done.from_version} re-published as version {done.version}; "
+          f"{squeeze(done.note)}", file=sys.stderr)
+    return EXIT_OK
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -13,6 +13,11 @@ above the lost one. The hidden copy records its owner (host, pid, process start 
 a heartbeat renewed while copying): another process removes a copy left behind only
 once its owner is provably gone on the same host, or its lease has expired, because
 the destination may be shared by machines that cannot see each other's processes.
+
+Each version folder also holds ``toolkit-push.json`` beside the SavedModel (written into
+the hidden copy, so it appears with the version): the model id, its blessings, the data
+spans it was trained on, when, and which pipeline, store, execution and run pushed it.
+``toolkit models`` (:mod:`toolkit.models`) lists and rolls back versions from it.
 """
 from __future__ import annotations
 
@@ -114,7 +119,8 @@ class Pusher(BaseComponent):
         if not has_saved_model(source):
             raise ToolkitError(f"Model #{model.id} has no SavedModel in {source}")
         version, path = push(source, destination, lease_s=ctx.lease_seconds,
-                             above=_claimed_version(ctx.replaced_outputs), log=ctx.log)
+                             above=_claimed_version(ctx.replaced_outputs), log=ctx.log,
+                             record=version_record(model, blessings, ctx))
         # as TFX's Pusher does, the artifact holds a copy of the SavedModel, so
         # tf.saved_model.load(pushed_model.uri) works (tutorials do this)
         shutil.copytree(source, pushed.uri, dirs_exist_ok=True)
@@ -175,16 +181,21 @@ def resolve_destination(destination: str, allowed_root: str | None) -> str:
 
 #: inside a hidden copy folder: who is copying (``toolkit._process.Owner`` as JSON)
 OWNER_FILE = "owner.json"
+#: inside a version folder, beside the SavedModel: what was pushed, by whom (JSON)
+VERSION_RECORD = "toolkit-push.json"
 
 
 def push(source: str, destination: str, lease_s: float = DEFAULT_LEASE_SECONDS,
-         above: int = 0, log: Callable[[str], None] | None = None) -> tuple[int, str]:
+         above: int = 0, log: Callable[[str], None] | None = None,
+         record: dict[str, Any] | None = None) -> tuple[int, str]:
     """Copy ``source`` to ``destination/<version>`` atomically; returns (version, path).
 
     The version is above ``above`` (a version this push replaces), above every version
     present, and at least the time in seconds. The copy is made in
     ``.pushing-<pid>-<ns>-<token>/model`` beside the versions, with an owner file whose
     heartbeat is renewed every third of ``lease_s`` while copying, then renamed into place.
+    ``record``, when given, is written into the copy as ``toolkit-push.json`` (replacing
+    one copied from ``source``), so the version never appears without it.
     """
     os.makedirs(destination, exist_ok=True)
     _remove_abandoned_copies(destination, lease_s, log)
@@ -198,6 +209,9 @@ def push(source: str, destination: str, lease_s: float = DEFAULT_LEASE_SECONDS,
                               f"push copy {hidden}").start()
         staging = os.path.join(hidden, "model")
         shutil.copytree(source, staging)
+        if record is not None:
+            with open(os.path.join(staging, VERSION_RECORD), "w", encoding="utf-8") as handle:
+                json.dump(record, handle, indent=2, sort_keys=True)
         version = max(int(time.time()), _newest(destination) + 1, above + 1)
         for _ in range(1000):
             target = os.path.join(destination, str(version))
@@ -214,6 +228,42 @@ def push(source: str, destination: str, lease_s: float = DEFAULT_LEASE_SECONDS,
         if heartbeat is not None:
             heartbeat.stop()
         shutil.rmtree(hidden, ignore_errors=True)
+
+
+def version_record(model: Model, blessings: dict[str, list[Any]],
+                   ctx: ExecutorContext) -> dict[str, Any]:
+    """What ``toolkit-push.json`` says about a push: the model, its blessings, the spans of
+    the Examples upstream of the model (from the store's lineage), when, and who pushed it:
+    the pipeline, its store, the execution, and the ``toolkit run`` folder if any."""
+    store = getattr(ctx, "store", None)
+    run_log = os.environ.get("TOOLKIT_RUN_LOG")
+    return {"reason": "push", "model_id": model.id, "model_uri": model.uri,
+            "blessings": {key: [{"id": b.id, "blessed": int(b.properties.get("blessed", 0) or 0)}
+                                for b in arts] for key, arts in blessings.items() if arts},
+            "spans": upstream_spans(store, model), "pushed_at": time.time(),
+            "pipeline_name": getattr(store, "pipeline_name", None),
+            "pipeline_root": ctx.pipeline_root, "store": getattr(store, "location", None),
+            "execution_id": ctx.execution_id, "component_id": ctx.component_id,
+            "run": os.path.dirname(run_log) if run_log else None}
+
+
+def upstream_spans(store: Any, model: Model, limit: int = 200) -> list[int]:
+    """The ``span`` of every Examples artifact upstream of ``model``, sorted."""
+    if store is None or model.id is None:
+        return []
+    spans, seen, todo = set(), set(), [model.id]
+    while todo and len(seen) < limit:
+        artifact_id = todo.pop()
+        if artifact_id in seen:
+            continue
+        seen.add(artifact_id)
+        producer = store.producer_of(artifact_id)
+        for arts in (store.inputs_of(producer) if producer is not None else {}).values():
+            for art in arts:
+                if art.TYPE_NAME == "Examples" and str(art.properties.get("span", "")) != "":
+                    spans.add(int(art.properties["span"]))
+                todo.append(art.id)
+    return sorted(spans)
 
 
 def _write_owner(hidden: str, lease_s: float) -> None:

@@ -1,0 +1,240 @@
+"""`toolkit models`: list pushed versions and roll back, through the library and the real
+CLI, on versions pushed by the real Pusher (stand-in SavedModels, a real evaluation of a
+tiny frame: no training, seconds)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from datapaths import REPO
+
+from toolkit import InteractiveContext, models
+from toolkit.artifacts import Examples, Model, ModelBlessing, ModelEvaluation
+from toolkit.base_component import BaseComponent, ExecutionParameter, InputSpec
+from toolkit.cli import main
+from toolkit.components import Pusher
+from toolkit.components.pusher import VERSION_RECORD, versions
+from toolkit.errors import ToolkitError
+
+SPAN = 7
+
+
+class SpanExamples(BaseComponent):
+    """Examples of one span (what ExampleGen records when a span is resolved)."""
+
+    OUTPUTS = {"examples": Examples}
+    PARAMETERS = {"span": ExecutionParameter(int, required=True)}
+
+    def Do(self, input_dict, output_dict, exec_properties, ctx):
+        output_dict["examples"][0].properties["span"] = exec_properties["span"]
+
+
+class StandInModel(BaseComponent):
+    """A Model whose serving folder holds files shaped like a SavedModel (no TensorFlow)."""
+
+    INPUTS = {"examples": InputSpec(Examples)}
+    OUTPUTS = {"model": Model}
+    PARAMETERS = {"seed": ExecutionParameter(int, default=0)}
+
+    def Do(self, input_dict, output_dict, exec_properties, ctx):
+        serving = Path(output_dict["model"][0].uri, "Format-Serving")
+        (serving / "variables").mkdir(parents=True)
+        (serving / "saved_model.pb").write_bytes(bytes([exec_properties["seed"] + 1]) * 700)
+        (serving / "variables" / "variables.data-00000-of-00001").write_bytes(
+            bytes([exec_properties["seed"]]) * 3000 + b"end")
+        (serving / "assets").mkdir()
+        (serving / "assets" / "vocab.txt").write_text(f"model {exec_properties['seed']}\n")
+
+
+class TinyEvaluator(BaseComponent):
+    """The real evaluation engine on four rows, with a threshold, and the blessing."""
+
+    INPUTS = {"model": InputSpec(Model)}
+    OUTPUTS = {"evaluation": ModelEvaluation, "blessing": ModelBlessing}
+
+    def Do(self, input_dict, output_dict, exec_properties, ctx):
+        from toolkit.evaluation import evaluate, save_result
+
+        frame = pd.DataFrame({"label": [0, 1, 0, 1], "prediction": [0.1, 0.9, 0.6, 0.8]})
+        result = evaluate(frame, {"metrics_specs": [{"metrics": [
+            {"class_name": "BinaryAccuracy",
+             "threshold": {"value_threshold": {"lower_bound": 0.5}}}]}]})
+        save_result(result, output_dict["evaluation"][0].uri)
+        output_dict["blessing"][0].properties.update(
+            blessed=int(result.blessed), current_model_id=input_dict["model"][0].id)
+
+
+@pytest.fixture
+def served(tmp_path, monkeypatch):
+    """Two models trained on span 7, evaluated, blessed and pushed to one serving dir:
+    (context, serving dir, {version: model id})."""
+    monkeypatch.chdir(tmp_path)
+    context = InteractiveContext(pipeline_name="taxi", pipeline_root=str(tmp_path / "root"))
+    examples = SpanExamples(span=SPAN)
+    context.run(examples)
+    serving = tmp_path / "serving" / "taxi"
+    pushed = {}
+    for seed in (1, 2):
+        model = StandInModel(examples=examples.outputs["examples"], seed=seed)
+        evaluator = TinyEvaluator(model=model.outputs["model"])
+        context.run(model)
+        context.run(evaluator)
+        result = context.run(Pusher(model=model.outputs["model"],
+                                    model_blessing=evaluator.outputs["blessing"],
+                                    push_destination=str(serving)))
+        version = int(result.outputs["pushed_model"][0].properties["pushed_version"])
+        pushed[version] = model.outputs["model"].get()[0].id
+    assert versions(str(serving)) == sorted(pushed)
+    return context, serving, pushed
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _model_files(folder: Path) -> dict[str, bytes]:
+    return {k: v for k, v in _files(folder).items() if k != VERSION_RECORD}
+
+
+def test_list_shows_every_version_with_model_blessing_spans_and_run(served, capsys):
+    context, serving, pushed = served
+
+    table = models.list_versions(serving)
+
+    assert [row.version for row in table] == sorted(pushed)
+    for row in table:
+        assert row.model_id == pushed[row.version]
+        assert row.blessed is True and row.metrics == {"binary_accuracy": 0.75}
+        assert row.spans == [SPAN] and row.reason == "push"
+        assert row.pushed_by.startswith("taxi Pusher #")
+    assert context.store.location in table.note  # found through toolkit-push.json
+
+    assert main(["models", str(serving)]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0].split() == ["version", "model", "blessing", "metrics", "spans", "pushed",
+                                "(UTC)", "by"]
+    for version, model_id in pushed.items():
+        [line] = [line for line in lines if line.startswith(str(version))]
+        assert f"#{model_id}" in line and "blessed" in line and "binary_accuracy=0.75" in line
+        assert f" {SPAN} " in line
+    assert f"version {max(pushed)} is the highest" in out
+
+
+def test_rollback_republishes_an_older_version_as_the_newest(served, capsys):
+    context, serving, pushed = served
+    old, newest = min(pushed), max(pushed)
+    before = {v: _files(serving / str(v)) for v in pushed}
+
+    assert main(["models", "rollback", str(serving), "--to", str(old)]) == 0
+
+    captured = capsys.readouterr()
+    new = int(captured.out.strip())
+    assert new > newest and versions(str(serving)) == [*sorted(pushed), new]
+    assert f"version {old} re-published as version {new}" in captured.err
+    assert captured.err.count("\n") == 1
+    # the new version holds the old model file by file; nothing else changed or went
+    assert _model_files(serving / str(new)) == _model_files(serving / str(old))
+    assert {v: _files(serving / str(v)) for v in pushed} == before
+    assert not [n for n in os.listdir(serving) if n.startswith(".")]
+    # recorded in the store as a push with reason rollback
+    [execution] = context.store.executions("Rollback")
+    assert execution["state"] == "COMPLETE"
+    assert execution["outcome"] == f"rollback: version {old} re-published as version {new}"
+    [raw] = context.store.mlmd.get_executions_by_id([execution["id"]])
+    assert raw.custom_properties["reason"].string_value == "rollback"
+    [output] = context.store.outputs_of(execution["id"])["pushed_model"]
+    assert output.TYPE_NAME == "PushedModel" and output.properties["reason"] == "rollback"
+    assert output.properties["pushed_version"] == str(new)
+    assert output.properties["rolled_back_from"] == old
+    inputs = context.store.inputs_of(execution["id"])
+    assert inputs["model"][0].id == pushed[old]
+    assert inputs["pushed_model"][0].properties["pushed_version"] == str(old)
+    # and listed as such
+    row = models.list_versions(serving)[-1]
+    assert (row.version, row.reason, row.rolled_back_from) == (new, "rollback", old)
+    assert row.model_id == pushed[old] and row.blessed and row.spans == [SPAN]
+    assert row.pushed_by == f"taxi Rollback #{execution['id']}"
+
+
+def test_unknown_version_and_wrong_folder_are_one_line_errors(served, tmp_path, capsys):
+    _, serving, pushed = served
+
+    assert main(["models", "rollback", str(serving), "--to", "12345"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(f"toolkit models: error: no version 12345 in {os.path.realpath(serving)}")
+    assert err.rstrip().endswith("versions: " + ", ".join(str(v) for v in sorted(pushed)))
+    with pytest.raises(ToolkitError, match="no version 12345"):
+        models.rollback(serving, to=12345)
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for argv in (["models", str(empty)], ["models", str(tmp_path / "missing")],
+                 ["models", "rollback", str(empty), "--to", "1"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "is not a serving directory" in err
+    assert main(["models", "rollback", str(serving)]) == 2
+    assert "rollback needs --to VERSION" in capsys.readouterr().err
+    assert versions(str(serving)) == sorted(pushed)
+
+
+def test_concurrent_rollbacks_get_distinct_versions(served):
+    context, serving, pushed = served
+    old = min(pushed)
+    start = threading.Barrier(3)
+    done, errors = [], []
+
+    def roll() -> None:
+        start.wait()
+        try:
+            done.append(models.rollback(serving, to=old))
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=roll) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    new = sorted(d.version for d in done)
+    assert len(set(new)) == 3 and new[0] > max(pushed)
+    assert versions(str(serving)) == [*sorted(pushed), *new]
+    for version in new:
+        assert _model_files(serving / str(version)) == _model_files(serving / str(old))
+    assert sorted(int(e["outcome"].split()[-1]) for e in context.store.executions("Rollback")
+                  if e["state"] == "COMPLETE") == new
+
+
+def test_rollback_without_a_store_still_rolls_back_and_says_so(tmp_path):
+    serving = tmp_path / "serving"
+    (serving / "3").mkdir(parents=True)
+    (serving / "3" / "saved_model.pb").write_bytes(b"\x08\x01" * 10)
+
+    done = models.rollback(serving, to=3)
+
+    assert done.recorded_in is None and done.note.startswith("no metadata store read")
+    assert versions(str(serving)) == [3, done.version]
+    assert _model_files(serving / str(done.version)) == _files(serving / "3")
+    [row] = [r for r in models.list_versions(serving) if r.version == done.version]
+    assert (row.reason, row.rolled_back_from, row.model_id) == ("rollback", 3, None)
+
+
+def test_models_help_imports_nothing_heavy():
+    code = ("import sys\nfrom toolkit.cli import main\ntry:\n    main(['models', '--help'])\n"
+            "except SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "{'tensorflow', 'apache_beam', 'tensorflow_model_analysis', 'ml_metadata'}))")
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, cwd=REPO, check=True)
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
