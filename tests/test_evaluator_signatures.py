@@ -16,7 +16,6 @@ import os
 import types
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from datapaths import REPO

@@ -23,6 +23,7 @@ _LAZY = {
     "ComponentError": "toolkit.errors",
     "show": "toolkit.visualize",
     "show_statistics": "toolkit.visualize",
+    "show_drift": "toolkit.visualize",
     "evaluate": "toolkit.evaluation",
     "export_notebook": "toolkit.exporter",
     "set_mode": "toolkit._mode",

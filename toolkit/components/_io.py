@@ -243,7 +243,7 @@ def read_split(examples: Examples, split: str, columns: list[str] | None = None)
         split_files(examples, split)  # a missing split raises its own message
         return pq.read_table(examples.split_uri(split), columns=columns)
     files = split_files(examples, split)
-    table = read_tfrecord_table(files, _column_types(examples))
+    table = read_tfrecord_table(files, recorded_column_types(examples))
     if columns is not None:
         missing = [c for c in columns if c not in table.column_names]
         if missing:
@@ -265,7 +265,7 @@ def split_columns(examples: Examples, split: str) -> list[str]:
             raise InputDataError(f"Examples #{examples.id} split {split!r} has no Parquet files "
                                  f"under {examples.split_uri(split)}")
         return pq.read_schema(parquet[0]).names
-    recorded = _column_types(examples)
+    recorded = recorded_column_types(examples)
     if recorded:
         return [name for name, _ in recorded]
     return read_tfrecord_table(files).column_names
@@ -278,7 +278,7 @@ def split_pattern(examples: Examples, split: str) -> str:
     return os.path.join(examples.split_uri(split), star)
 
 
-def _column_types(examples) -> list[tuple[str, str]] | None:
+def recorded_column_types(examples) -> list[tuple[str, str]] | None:
     raw = (getattr(examples, "properties", None) or {}).get(COLUMN_TYPES)
     if not raw:
         return None
@@ -364,7 +364,7 @@ def read_tfrecord_table(files: list[str], column_types: list[tuple[str, str]] | 
                                  f"feature's type ({first_line(str(exc))})") from None
         table = pa.Table.from_batches([merged])
     table = scalar_columns(table)
-    return _restore(table, column_types) if column_types else table
+    return restore_column_types(table, column_types) if column_types else table
 
 
 def scalar_columns(table):
@@ -409,7 +409,7 @@ def _scalar(column):
     return flat
 
 
-def _restore(table, column_types: list[tuple[str, str]]):
+def restore_column_types(table, column_types: list[tuple[str, str]]):
     """The recorded column order and types; columns no example has come back all null."""
     import pyarrow as pa
 

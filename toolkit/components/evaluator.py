@@ -87,9 +87,10 @@ class Evaluator(BaseComponent):
                          example_splits=list(example_splits or ["eval"]), engine=engine)
 
     def Do(self, input_dict, output_dict, exec_properties, ctx: ExecutorContext) -> None:
-        from toolkit.evaluation import load_eval_config, write_tfma_artifact
-        from toolkit.evaluation.storage import save_result
+        from toolkit.evaluation import load_eval_config
 
+        if ctx.beam_pipeline_args:
+            return _do_on_beam(self, input_dict, output_dict, exec_properties, ctx)
         config = load_eval_config(exec_properties["eval_config"])
         candidate = config.candidate
         label_key = candidate.label_key or "label"
@@ -141,31 +142,8 @@ class Evaluator(BaseComponent):
         result = _evaluate(_evaluated_frame(frame, config, baseline_column), config,
                            exec_properties["engine"], baseline_column, baseline is None,
                            out_of_range=bool(warnings))
-        evaluation: ModelEvaluation = output_dict["evaluation"][0]
-        locations = {candidate.name or "candidate": model.uri}
-        if baseline is not None:
-            locations["baseline"] = baseline.uri
-        write_tfma_artifact(result, evaluation.uri, data_location=examples.uri,
-                            model_locations=locations)
-        save_result(result, evaluation.uri)
-        blessing: ModelBlessing = output_dict["blessing"][0]
-        blessed = bool(result.blessed)
-        with open(os.path.join(blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"), "w"):
-            pass
-        failures = _failures(result)
-        with open(os.path.join(blessing.uri, "validation.json"), "w") as handle:
-            json.dump({"blessed": blessed, "failures": failures}, handle, indent=1)
-        blessing.properties.update(blessed=int(blessed), current_model_id=model.id or 0)
-        if baseline is not None:
-            blessing.properties["baseline_model_id"] = baseline.id or 0
-        if not blessed:
-            blessing.properties["reason"] = "; ".join(failures[:3]) or "thresholds failed"
-        evaluation.properties.update(blessed=int(blessed), engine=result.engine,
-                                     signature_name=signature_name)
-        if warnings:
-            evaluation.properties["warnings"] = json.dumps(warnings)
-        ctx.log(f"{'blessed' if blessed else 'NOT blessed'}"
-                + (f": {'; '.join(failures[:3])}" if failures else ""))
+        _publish(result, warnings, config, examples, model, baseline, output_dict, ctx,
+                 signature_name)
 
 
 def _failures(result) -> list[str]:
@@ -217,13 +195,14 @@ def wants_class_scores(config) -> bool:
 
 
 def _model_answer(model: Model, table, signature_name: str, preprocessing: list[str],
-                  prediction_key: str, class_scores: bool, preprocess: bool = True) -> _Answer:
+                  prediction_key: str, class_scores: bool, preprocess: bool = True,
+                  loaded=None) -> _Answer:
     """Call the model as TFMA does: the preprocessing signatures named (or, when none is
     named, TFMA's defaults ``transformed_features``/``transformed_labels`` if the model has
     them) on the raw serialized examples, then ``signature_name`` for the predictions."""
     import tensorflow as tf
 
-    loaded = load_saved_model(model)
+    loaded = load_saved_model(model) if loaded is None else loaded
     required = bool(preprocessing)
     names = list(preprocessing) if required else [
         n for n in DEFAULT_PREPROCESSING if preprocess and n in loaded.signatures]
@@ -439,3 +418,161 @@ def _label_from_transform(graph: TransformGraph, table, label_key: str):
         parsed = tf.io.parse_example(tf.constant(serialize_examples(rows)), raw_spec)
         values.append(np.asarray(layer(parsed)[label_key]).reshape(-1))
     return np.concatenate(values)
+
+
+def _publish(result, warnings: list[str], config, examples: Examples, model: Model,
+             baseline: Model | None, output_dict, ctx: ExecutorContext, signature_name: str) -> None:
+    """Write the evaluation (TFMA's records and the toolkit's stored result) and the blessing."""
+    from toolkit.evaluation import write_tfma_artifact
+    from toolkit.evaluation.storage import save_result
+
+    candidate = config.candidate
+    evaluation: ModelEvaluation = output_dict["evaluation"][0]
+    locations = {candidate.name or "candidate": model.uri}
+    if baseline is not None:
+        locations["baseline"] = baseline.uri
+    write_tfma_artifact(result, evaluation.uri, data_location=examples.uri,
+                        model_locations=locations)
+    save_result(result, evaluation.uri)
+    blessing: ModelBlessing = output_dict["blessing"][0]
+    blessed = bool(result.blessed)
+    with open(os.path.join(blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"), "w"):
+        pass
+    failures = _failures(result)
+    with open(os.path.join(blessing.uri, "validation.json"), "w") as handle:
+        json.dump({"blessed": blessed, "failures": failures}, handle, indent=1)
+    blessing.properties.update(blessed=int(blessed), current_model_id=model.id or 0)
+    if baseline is not None:
+        blessing.properties["baseline_model_id"] = baseline.id or 0
+    if not blessed:
+        blessing.properties["reason"] = "; ".join(failures[:3]) or "thresholds failed"
+    evaluation.properties.update(blessed=int(blessed), engine=result.engine,
+                                 signature_name=signature_name)
+    if warnings:
+        evaluation.properties["warnings"] = json.dumps(warnings)
+    ctx.log(f"{'blessed' if blessed else 'NOT blessed'}"
+            + (f": {'; '.join(failures[:3])}" if failures else ""))
+
+
+def _do_on_beam(component: Evaluator, input_dict, output_dict, exec_properties,
+                ctx: ExecutorContext) -> None:
+    """The Evaluator with ``beam_pipeline_args``: the toolkit engine as a Beam pipeline
+    (examples read, the model called and per-slice statistics computed in the workers,
+    see :mod:`toolkit.evaluation.beam_engine`); ``engine="tfma"`` runs TFMA's pipeline with
+    the same arguments."""
+    import dataclasses
+
+    from toolkit.components._io import (FORMAT_TF_EXAMPLE, payload_format, recorded_column_types,
+                                        split_pattern)
+    from toolkit.evaluation import load_eval_config, tfma_adapter
+    from toolkit.evaluation.beam_engine import evaluate_on_beam
+
+    args = list(ctx.beam_pipeline_args)
+    if exec_properties["engine"] == "tfma":
+        with tfma_adapter.beam_pipeline_args(args):
+            return component.Do(input_dict, output_dict, exec_properties,
+                                dataclasses.replace(ctx, beam_pipeline_args=[]))
+    config = load_eval_config(exec_properties["eval_config"])
+    if wants_class_scores(config):
+        raise ToolkitError("the Evaluator on Beam evaluates one score per example; multi-class "
+                           "metrics (class scores) are evaluated in process: run it without "
+                           "beam_pipeline_args")
+    signature_name, preprocessing = model_spec_signatures(config)
+    examples: Examples = input_dict["examples"][0]
+    model: Model = input_dict["model"][0]
+    baseline: Model | None = (input_dict.get("baseline_model") or [None])[0]
+    graph = (input_dict.get("transform_graph") or [None])[0]
+    splits = list(exec_properties["example_splits"])
+    for split in splits:
+        check_splits(examples, [split], "example_splits names")
+    prediction_key = config.candidate.prediction_key or "prediction"
+    baseline_column = f"{prediction_key}__baseline" if baseline is not None else None
+    tfrecord = payload_format(examples) == FORMAT_TF_EXAMPLE
+    patterns = [split_pattern(examples, split) for split in splits]
+
+    def read(pipeline):
+        import apache_beam as beam
+
+        parts = []
+        for split, pattern in zip(splits, patterns):
+            if tfrecord:
+                parts.append(pipeline
+                             | f"Read[{split}]" >> beam.io.ReadFromTFRecord(
+                                 pattern, compression_type=beam.io.filesystem.CompressionTypes.AUTO)
+                             | f"Batch[{split}]" >> beam.BatchElements(min_batch_size=1000,
+                                                                       max_batch_size=8192))
+            else:
+                parts.append(pipeline | f"Read[{split}]" >> beam.io.ReadFromParquetBatched(pattern))
+        return parts[0] if len(parts) == 1 else parts | "Splits" >> beam.Flatten()
+
+    ctx.log(f"evaluating {', '.join(splits)} on Beam ({' '.join(args)}) with Model #{model.id}"
+            + (f" and baseline Model #{baseline.id}" if baseline else "") + f" ({signature_name})")
+    frames = _BeamFrames(config.raw, model, baseline, graph, signature_name, preprocessing,
+                         baseline_column, recorded_column_types(examples) if tfrecord else None)
+    result = evaluate_on_beam(read, config, args, prepare=frames, baseline=baseline_column,
+                              rubber_stamp=baseline is None, tmp_dir=ctx.tmp_dir)
+    _publish(result, [], config, examples, model, baseline, output_dict, ctx, signature_name)
+
+
+class _BeamFrames:
+    """In a Beam worker: the model (and baseline) loaded once by ``setup``, then each batch of
+    examples (an Arrow table, or serialized tf.Examples) made into the frame the engine
+    evaluates, as ``Evaluator.Do`` makes it in process."""
+
+    def __init__(self, config_raw, model: Model, baseline: Model | None, graph, signature_name: str,
+                 preprocessing: list[str], baseline_column: str | None, column_types):
+        self.config_raw = config_raw
+        self.model, self.baseline, self.graph = model, baseline, graph
+        self.signature_name, self.preprocessing = signature_name, preprocessing
+        self.baseline_column = baseline_column
+        self.column_types = column_types
+        self._loaded = self._baseline_loaded = self._config = None
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k not in ("_loaded", "_baseline_loaded")}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._loaded = self._baseline_loaded = None
+
+    def setup(self) -> None:
+        from toolkit.evaluation import load_eval_config
+
+        self._config = load_eval_config(self.config_raw)
+        self._loaded = load_saved_model(self.model)
+        if self.baseline is not None:
+            self._baseline_loaded = load_saved_model(self.baseline)
+
+    def __call__(self, batch):
+        import pyarrow as pa
+
+        from toolkit.components._io import decode_examples, restore_column_types, scalar_columns
+
+        if self._loaded is None:
+            self.setup()
+        config = self._config
+        if isinstance(batch, pa.Table):
+            table = batch
+        else:
+            table = scalar_columns(pa.Table.from_batches([decode_examples(list(batch), "Examples")]))
+            if self.column_types:
+                table = restore_column_types(table, self.column_types)
+        label_key = config.candidate.label_key or "label"
+        prediction_key = config.candidate.prediction_key or "prediction"
+        frame = table.to_pandas()
+        answer = _model_answer(self.model, table, self.signature_name, self.preprocessing,
+                               prediction_key, False, loaded=self._loaded)
+        _merge_features(frame, answer.features, _referenced_columns(config))
+        frame[prediction_key] = _column(answer.predictions)
+        if self.baseline is not None:
+            other = _model_answer(self.baseline, table, self.signature_name, [], prediction_key,
+                                  False, preprocess=False, loaded=self._baseline_loaded)
+            frame[self.baseline_column] = _column(other.predictions)
+        if label_key not in answer.features:
+            if self.graph is not None and (label_key not in frame.columns
+                                           or _graph_outputs(self.graph, label_key)):
+                frame[label_key] = _label_from_transform(self.graph, table, label_key)
+            elif label_key not in frame.columns:
+                raise InputDataError(f"label_key {label_key!r} is not a column of the examples "
+                                     f"(columns: {', '.join(table.column_names)})")
+        return _evaluated_frame(frame, config, self.baseline_column)

@@ -99,20 +99,20 @@ def evaluate(
             "the EvalConfig has change thresholds but no baseline model: pass baseline=<column or "
             "dataframe> or add a model_spec with is_baseline: true (or rubber_stamp=True on a first run)"
         )
-    _check_model_columns(data, config)
+    check_model_columns(data, config)
     check_columns(data, config.all_slicing_specs())
     multiclass_models = {spec.name for spec in config.model_specs
                          if multiclass.is_vector_column(data[spec.prediction_key])}
-    planned, unsupported = _plan(config, multiclass_models)
+    planned, unsupported = plan_metrics(config, multiclass_models)
     if engine == "toolkit" and unsupported:
-        raise EvalConfigError(f"the toolkit engine does not support {_describe(unsupported)}; use engine='auto'")
+        raise EvalConfigError(f"the toolkit engine does not support {describe_unsupported(unsupported)}; use engine='auto'")
     if engine == "tfma":
         from toolkit.evaluation import tfma_adapter
 
         slices = tfma_adapter.run(data, config, list(_all_metrics(config)))
-        return _finish(config, slices, [], "tfma", baseline_slice, rubber_stamp)
+        return finish_result(config, slices, [], "tfma", baseline_slice, rubber_stamp)
 
-    _check_values(data, planned, multiclass_models)
+    check_values(data, planned, multiclass_models)
     inputs = {spec.name: multiclass.read_inputs(data, spec.label_key, spec.prediction_key)
               for spec in config.model_specs if spec.name in multiclass_models
               and any(item.model.name == spec.name for item in planned)}
@@ -123,7 +123,7 @@ def evaluate(
     if unsupported:
         from toolkit.evaluation import tfma_adapter
 
-        message = (f"toolkit.evaluate: {_describe(unsupported)} not supported by the vectorized engine; "
+        message = (f"toolkit.evaluate: {describe_unsupported(unsupported)} not supported by the vectorized engine; "
                    "computing with TFMA (slower)")
         warnings.warn(message, stacklevel=2)
         logger.warning(message)
@@ -131,11 +131,11 @@ def evaluate(
         extra = tfma_adapter.run(data, config, [(s, m) for s, m, _ in unsupported], sizes)
         _merge(slices, extra)
         engine_used = "toolkit+tfma"
-    return _finish(config, slices, slice_set.empty, engine_used, baseline_slice, rubber_stamp,
+    return finish_result(config, slices, slice_set.empty, engine_used, baseline_slice, rubber_stamp,
                    missing_values=slice_set.missing_values)
 
 
-def _describe(unsupported) -> str:
+def describe_unsupported(unsupported) -> str:
     return ", ".join(f"{m.class_name}" + (f" ({why})" if why != m.class_name else "") for _, m, why in unsupported)
 
 
@@ -158,7 +158,7 @@ def _attach_baseline(config: EvalConfig, data: pd.DataFrame, baseline) -> tuple[
     raise EvalConfigError(f"baseline must be a column name or a DataFrame, not {type(baseline).__name__}")
 
 
-def _check_model_columns(data: pd.DataFrame, config: EvalConfig) -> None:
+def check_model_columns(data: pd.DataFrame, config: EvalConfig) -> None:
     for spec in config.model_specs:
         model = f" of model {spec.name!r}" if spec.name else ""
         for role, column in (("label", spec.label_key), ("prediction", spec.prediction_key)):
@@ -180,7 +180,7 @@ def _weighted_default(config: EvalConfig, spec: config_mod.MetricsSpec) -> bool:
     return any(m.example_weight_key for m in models)
 
 
-def _plan(config: EvalConfig, multiclass_models: set[str] = frozenset()):
+def plan_metrics(config: EvalConfig, multiclass_models: set[str] = frozenset()):
     planned: list[_Planned] = []
     unsupported = []
     array_names: set[str] = set()
@@ -274,7 +274,7 @@ def _warn_label_shapes(planned: Sequence[_Planned], inputs: dict[str, multiclass
             logger.warning(message)
 
 
-def _check_values(data: pd.DataFrame, planned: Sequence[_Planned], multiclass_models: set[str] = frozenset()) -> None:
+def check_values(data: pd.DataFrame, planned: Sequence[_Planned], multiclass_models: set[str] = frozenset()) -> None:
     checked: set[tuple[str, bool]] = set()
     logits: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # prediction column -> (values, outside)
     for item in planned:
@@ -286,7 +286,7 @@ def _check_values(data: pd.DataFrame, planned: Sequence[_Planned], multiclass_mo
             if (column, binary) in checked:
                 continue
             checked.add((column, binary))
-            values = _numeric(data, column, role)
+            values = numeric_column(data, column, role)
             bad = np.isnan(values)
             if bad.any():
                 raise InvalidValuesError(
@@ -305,7 +305,7 @@ def _check_values(data: pd.DataFrame, planned: Sequence[_Planned], multiclass_mo
                     )
         if model.example_weight_key and (model.example_weight_key, None) not in checked:
             checked.add((model.example_weight_key, None))
-            weights = _numeric(data, model.example_weight_key, "example weight")
+            weights = numeric_column(data, model.example_weight_key, "example weight")
             bad = ~np.isfinite(weights) | (weights < 0)
             if bad.any():
                 raise InvalidValuesError(
@@ -336,7 +336,7 @@ def _warn_logits(column: str, values: np.ndarray, outside: np.ndarray, names: Se
     logger.warning(message)
 
 
-def _numeric(data: pd.DataFrame, column: str, role: str) -> np.ndarray:
+def numeric_column(data: pd.DataFrame, column: str, role: str) -> np.ndarray:
     series = data[column]
     if pd.api.types.is_bool_dtype(series.dtype):
         return series.to_numpy(dtype=float)
@@ -374,7 +374,7 @@ def _compute(data: pd.DataFrame, config: EvalConfig, planned: Sequence[_Planned]
     specs = {m.name: m for m in config.model_specs}
     for (model_name, weighted, sub_key), items in by_model.items():
         model = specs[model_name]
-        weights = (_numeric(data, model.example_weight_key, "example weight")
+        weights = (numeric_column(data, model.example_weight_key, "example weight")
                    if weighted and model.example_weight_key else np.ones(len(data)))
         mc = inputs.get(model_name)
         if mc is not None:
@@ -390,8 +390,8 @@ def _compute(data: pd.DataFrame, config: EvalConfig, planned: Sequence[_Planned]
             view = multiclass.binary_view(mc, sub_key)
             labels, predictions, per_row = view.labels, view.scores, view.per_row
         else:
-            labels = _numeric(data, model.label_key, "label")
-            predictions = _numeric(data, model.prediction_key, "prediction")
+            labels = numeric_column(data, model.label_key, "label")
+            predictions = numeric_column(data, model.prediction_key, "prediction")
             per_row = 1
         incidence = multiclass.expand(slice_set.incidence, per_row)
         row_weights = np.repeat(weights, per_row) if per_row > 1 else weights
@@ -410,12 +410,12 @@ def _compute(data: pd.DataFrame, config: EvalConfig, planned: Sequence[_Planned]
             if samples is not None:
                 samples.example_wsum = _example_weights(slice_set, weights, multipliers)
         for item in items:
-            for key, entry in _metric_values(item, point, samples, weighted):
+            for key, entry in metric_values(item, point, samples, weighted):
                 if key not in computed:
                     order.append(key)
                 computed[key] = entry
-    _add_model_diffs(config, computed, order)
-    return _assemble(config, groups, computed, order)
+    add_model_diffs(config, computed, order)
+    return assemble_slices(config, groups, computed, order)
 
 
 def _example_weights(slice_set: SliceSet, weights: np.ndarray, multipliers) -> np.ndarray:
@@ -438,7 +438,7 @@ def _multiclass_values(item: _Planned, mc: multiclass.MultiClassInputs, slice_se
     yield key, (point, samples, metric, None, False, metric.name)
 
 
-def _metric_values(item: _Planned, point, samples, weighted: bool):
+def metric_values(item: _Planned, point, samples, weighted: bool):
     metric = item.metric
     weighted_flag = bool(weighted)
     model_name = item.model.name
@@ -480,7 +480,7 @@ def _metric_values(item: _Planned, point, samples, weighted: bool):
                                                                           f"{metric.name}/{sub}")
 
 
-def _add_model_diffs(config: EvalConfig, computed: dict, order: list[MetricKey]) -> None:
+def add_model_diffs(config: EvalConfig, computed: dict, order: list[MetricKey]) -> None:
     baseline = config.baseline
     if baseline is None:
         return
@@ -515,7 +515,7 @@ def _interval(config: EvalConfig, point: np.ndarray, samples: np.ndarray):
     return mean, std_error, mean - std_error * t_stat, mean + std_error * t_stat, dof
 
 
-def _assemble(config: EvalConfig, groups, computed: dict, order: list[MetricKey]) -> list[SliceMetrics]:
+def assemble_slices(config: EvalConfig, groups, computed: dict, order: list[MetricKey]) -> list[SliceMetrics]:
     ci = config.options.compute_confidence_intervals
     intervals = {}
     if ci:
@@ -622,7 +622,7 @@ def _merge(slices: list[SliceMetrics], extra: list[SliceMetrics]) -> None:
             mine.metrics.setdefault(key, value)
 
 
-def _finish(config: EvalConfig, slices: list[SliceMetrics], empty, engine_used: str, baseline_slice,
+def finish_result(config: EvalConfig, slices: list[SliceMetrics], empty, engine_used: str, baseline_slice,
             rubber_stamp: bool, missing_values: dict[str, int] | None = None) -> EvalResult:
     rules = threshold_rules(config)
     baseline_model = config.baseline.name if config.baseline else None

@@ -6,6 +6,7 @@ why it lives apart from the engine and is imported only when needed.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import importlib
 import json
 import os
@@ -31,6 +32,9 @@ from toolkit.evaluation.values import (ERROR_METRIC, MetricKey, MetricValue, Sli
                                        small_slice_message)
 
 _FAIRNESS_MODULE = "fairness_indicators.fairness_indicators_metrics"
+#: Beam arguments for TFMA's pipeline (set by :func:`beam_pipeline_args`); empty: in process
+_BEAM_ARGS: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("toolkit_tfma_beam_args",
+                                                                             default=())
 _THRESHOLD_FIELDS = ("threshold", "per_slice_thresholds", "cross_slice_thresholds")
 
 
@@ -57,6 +61,42 @@ def keep_baseline_models() -> Iterator[None]:
         yield
     finally:
         model_eval_lib._update_eval_config_with_defaults = original
+
+
+@contextlib.contextmanager
+def beam_pipeline_args(args: Sequence[str] | None) -> Iterator[None]:
+    """Within the block, :func:`run` runs TFMA's pipeline with these Beam arguments
+    (``analyze_raw_data`` itself always uses the default runner)."""
+    token = _BEAM_ARGS.set(tuple(args or ()))
+    try:
+        yield
+    finally:
+        _BEAM_ARGS.reset(token)
+
+
+def _analyze(data: pd.DataFrame, proto, output: str, args: Sequence[str]) -> None:
+    """``tfma.analyze_raw_data``, on a pipeline built with ``args`` when there are any."""
+    import tensorflow_model_analysis as tfma
+
+    if not args:
+        tfma.analyze_raw_data(data, proto, output_path=output)
+        return
+    import apache_beam as beam
+    import pyarrow as pa
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from tensorflow_model_analysis.api import model_eval_lib
+    from tfx_bsl.arrow import table_util
+
+    for spec in proto.model_specs:  # analyze_raw_data's defaults
+        spec.prediction_key = spec.prediction_key or "prediction"
+        spec.label_key = spec.label_key or "label"
+    batch = table_util.CanonicalizeRecordBatch(pa.RecordBatch.from_pandas(data))
+    with beam.Pipeline(options=PipelineOptions(list(args))) as pipeline:
+        _ = (pipeline
+             | "Data" >> beam.Create([batch])
+             | "ExtractEvaluateAndWriteResults" >> model_eval_lib.ExtractEvaluateAndWriteResults(
+                 eval_config=proto, output_path=output,
+                 writers=model_eval_lib.default_writers(output, eval_config=proto)))
 
 
 def tfma_config(config: EvalConfig, metrics: Sequence[tuple[int, MetricConfig]]) -> dict[str, Any]:
@@ -125,7 +165,7 @@ def run(data: pd.DataFrame, config: EvalConfig, metrics: Sequence[tuple[int, Met
     proto = json_format.ParseDict(tfma_config(config, metrics), config_pb2.EvalConfig())
     thresholds_by_name = _threshold_lists(metrics)
     with tempfile.TemporaryDirectory(prefix="toolkit-tfma-") as output, keep_baseline_models():
-        tfma.analyze_raw_data(data, proto, output_path=output)
+        _analyze(data, proto, output, _BEAM_ARGS.get())
         records = list(tfma.load_metrics(output))
     if sizes is None:
         sizes = {s.key: s.size for s in build_slices(data, config.all_slicing_specs()).slices}

@@ -10,6 +10,7 @@ import os
 from typing import Any, Callable, Iterable
 
 from toolkit.errors import ToolkitError
+from toolkit.visualize.drift import drift_view, drift_view_of, show_drift
 from toolkit.visualize.evaluation import dashboard, model_evaluation_view
 from toolkit.visualize.html import (NOTE, View, display_view, esc, escape, fmt_bytes, fmt_num,
                                     new_uid, plain, root, stack, table, tag, truncate)
@@ -20,8 +21,9 @@ from toolkit.visualize.statistics import (artifact_statistics, show_statistics, 
                                           statistics_view_of)
 
 __all__ = [
-    "View", "anomalies_view", "artifact_view", "display_view", "escape", "qualified_name",
-    "register_view", "schema_view", "show", "show_statistics", "statistics_view",
+    "View", "anomalies_view", "artifact_view", "display_view", "drift_view", "drift_view_of",
+    "escape", "qualified_name", "register_view", "schema_view", "show", "show_drift",
+    "show_statistics", "statistics_view",
     "statistics_view_of", "truncate", "view_of",
 ]
 
@@ -296,6 +298,7 @@ register_view("ModelEvaluation", model_evaluation_view)
 # Results are registered by qualified name: importing the views never imports the
 # library or the context, and the library never imports a view.
 register_view("toolkit.evaluation.result.EvalResult", dashboard)
+register_view("toolkit.drift.DriftReport", drift_view)
 register_view("toolkit.records.ExecutionResult", execution_result_view)
 register_view("toolkit.records.ExecutionsTable", executions_table_view)
 register_view("toolkit.records.Lineage", lineage_view)

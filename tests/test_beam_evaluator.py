@@ -1,0 +1,130 @@
+"""The evaluation engine on Beam gives the in-memory engine's EvalResult: counts exactly,
+everything else within 1e-12, the same blessing; the Evaluator with ``beam_pipeline_args``
+runs it (examples read, model called in the workers)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from datapaths import GERMAN_CSV
+
+EXACT = {"example_count", "weighted_example_count"}
+MULTI_PROCESS = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
+
+
+def _config(ci: bool = False) -> dict:
+    return {
+        "model_specs": [{"label_key": "label", "prediction_key": "prediction", "example_weight_key": "weight"}],
+        "slicing_specs": [{}, {"feature_keys": ["sex"]}, {"feature_keys": ["age_group", "sex"]},
+                          {"feature_keys": ["amount_band"]}, {"feature_values": {"sex": "female"}},
+                          {"feature_values": {"sex": "nobody"}}],
+        "cross_slicing_specs": [{"baseline_spec": {"feature_keys": ["sex"]}}],
+        "metrics_specs": [{"metrics": [
+            {"class_name": "ExampleCount"}, {"class_name": "WeightedExampleCount"}, {"class_name": "AUC"},
+            {"class_name": "AUC", "config": '{"curve": "PR", "name": "auc_pr"}'},
+            {"class_name": "MeanLabel"}, {"class_name": "MeanPrediction"}, {"class_name": "MeanSquaredError"},
+            {"class_name": "BinaryAccuracy"}, {"class_name": "Precision"},
+            {"class_name": "FairnessIndicators", "config": '{"thresholds": [0.3, 0.5]}'}],
+            "thresholds": {"auc": {"value_threshold": {"lower_bound": {"value": 0.6}},
+                                   "change_threshold": {"direction": "HIGHER_IS_BETTER",
+                                                        "absolute": {"value": -0.5}}}}}],
+        "options": {"min_slice_size": 5, "compute_confidence_intervals": ci},
+    }
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    df = pd.read_csv(GERMAN_CSV)
+    df["label"] = df["risk"].astype(float)
+    df["age_group"] = np.where(df["age"] < 26, "young", "adult")
+    rng = np.random.default_rng(0)
+    df["prediction"] = np.clip(0.3 * df["label"] + rng.random(len(df)) * 0.7, 0, 1)
+    df["baseline_prediction"] = 1 / (1 + np.exp(-(0.8 - 0.0001 * df["credit_amount"])))
+    df["weight"] = 1.0 + (df["age"] % 3)
+    df["amount_band"] = np.where(df["credit_amount"] > 12000, np.nan, df["credit_amount"] // 4000)
+    return df
+
+
+def assert_same_result(expected, actual, intervals: bool = True) -> None:
+    """Every metric of every slice: counts exact, others within 1e-12; same blessing."""
+    assert [s.key for s in actual.slices] == [s.key for s in expected.slices]
+    for want, got in zip(expected.slices, actual.slices):
+        assert (got.size, got.error, got.empty) == (want.size, want.error, want.empty), want.key
+        assert set(got.metrics) == set(want.metrics), want.key
+        for key, value in want.metrics.items():
+            a = np.asarray(value.value, float)
+            b = np.asarray(got.metrics[key].value, float)
+            if key.name in EXACT:
+                assert np.array_equal(a, b), (want.key, key)
+            else:
+                np.testing.assert_allclose(b, a, rtol=0, atol=1e-12, err_msg=f"{want.key} {key}")
+            assert (got.metrics[key].lower is None) == (value.lower is None)
+    assert actual.blessed == expected.blessed
+    assert [(c.metric, c.slice, c.passed) for c in actual.validation.checks] == \
+        [(c.metric, c.slice, c.passed) for c in expected.validation.checks]
+    assert actual.missing_values == expected.missing_values
+
+
+def test_beam_engine_equals_the_in_memory_engine(frame, monkeypatch):
+    from toolkit.evaluation import beam_engine, evaluate
+
+    monkeypatch.setattr(beam_engine, "FRAME_BATCH_ROWS", 97)  # 11 batches: merging is exercised
+    expected = evaluate(frame, _config(), baseline="baseline_prediction")
+    actual = beam_engine.evaluate_on_beam(frame, _config(), [], baseline="baseline_prediction")
+    assert_same_result(expected, actual)
+    assert any(s.empty for s in actual.slices)
+
+
+def test_bootstrap_intervals_on_beam_are_deterministic_and_close(frame, monkeypatch):
+    from toolkit.evaluation import beam_engine, evaluate
+
+    monkeypatch.setattr(beam_engine, "FRAME_BATCH_ROWS", 300)
+    expected = evaluate(frame, _config(ci=True), baseline="baseline_prediction", random_seed=3)
+    first = beam_engine.evaluate_on_beam(frame, _config(ci=True), [], baseline="baseline_prediction",
+                                         random_seed=3)
+    monkeypatch.setattr(beam_engine, "FRAME_BATCH_ROWS", 1000)  # other batching, same draws
+    second = beam_engine.evaluate_on_beam(frame, _config(ci=True), [], baseline="baseline_prediction",
+                                          random_seed=3)
+    assert_same_result(expected, first)
+    overall = {s.key: s for s in first.slices}[()]
+    again = {s.key: s for s in second.slices}[()]
+    memory = {s.key: s for s in expected.slices}[()]
+    for key, value in overall.metrics.items():
+        if value.std_error is not None and key.name == "auc":
+            assert value.std_error == pytest.approx(again.metrics[key].std_error, abs=1e-12)
+            assert value.std_error == pytest.approx(memory.metrics[key].std_error, rel=0.6)
+
+
+def test_unsupported_metric_on_beam_is_one_line(frame):
+    from toolkit.evaluation.beam_engine import evaluate_on_beam
+
+    config = _config()
+    config["metrics_specs"][0]["metrics"].append({"class_name": "NoSuchMetricAnywhere"})
+    config["metrics_specs"][0].pop("thresholds")
+    with pytest.raises(Exception) as info:
+        evaluate_on_beam(frame, config, [])
+    assert "\n" not in str(info.value)
+
+
+@pytest.fixture(scope="module")
+def credit(tmp_path_factory):
+    from test_evaluator import credit as credit_fixture
+
+    return credit_fixture.__wrapped__(tmp_path_factory)
+
+
+@pytest.mark.slow
+def test_evaluator_on_multi_processing_beam_equals_in_process(credit):
+    from test_evaluator import _blessing, _config as evaluator_config
+
+    from toolkit.components import Evaluator
+
+    results = {}
+    for name, args in (("InProcess", []), ("OnBeam", MULTI_PROCESS)):
+        evaluator = Evaluator(examples=credit.examples, model=credit.good,
+                              eval_config=evaluator_config(min_auc=0.65)).with_id(f"Evaluator{name}")
+        credit.context.run(evaluator, beam_pipeline_args=args)
+        results[name] = (evaluator.outputs["evaluation"].get()[0].load(), _blessing(evaluator)[1:])
+    assert_same_result(results["InProcess"][0], results["OnBeam"][0])
+    assert results["InProcess"][1] == results["OnBeam"][1]
