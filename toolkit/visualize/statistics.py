@@ -11,7 +11,6 @@ including per-criterion rankings, is readable without it.
 """
 from __future__ import annotations
 
-import bisect
 import math
 import os
 import sys
@@ -21,6 +20,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from tensorflow_metadata.proto.v0 import statistics_pb2
 
 from toolkit.artifacts import STATS_FILE, files_by_split, read_statistics
+from toolkit.drift import histogram_js_divergence, values_linf_distance
 from toolkit.errors import ToolkitError
 from toolkit.visualize.html import (BAD, GRID, HEADING, MUTED, NOTE, PALETTE, TABLE,
                                     TABLE_ATTRS, TD, TH_LEFT, TH_RIGHT, WARN, View, display_view,
@@ -47,93 +47,19 @@ DISTANCE_ALERT = 0.1
 # Distances, as TFDV defines them for drift and skew comparators
 # --------------------------------------------------------------------------
 
-def _split_histogram(hist: Histogram) -> tuple[list[tuple[float, float, float]],
-                                                dict[float, float], float]:
-    """Regular buckets, zero-width (point) buckets and the mass in infinite buckets."""
-    regular: list[tuple[float, float, float]] = []
-    points: dict[float, float] = {}
-    infinite = 0.0
-    for b in hist.buckets:
-        if not (math.isfinite(b.low_value) and math.isfinite(b.high_value)):
-            infinite += b.sample_count
-        elif b.low_value == b.high_value:
-            points[b.low_value] = points.get(b.low_value, 0.0) + b.sample_count
-        else:
-            regular.append((b.low_value, b.high_value, b.sample_count))
-    return regular, points, infinite
-
-
-def _rebucket(regular: Sequence[tuple[float, float, float]],
-              boundaries: Sequence[float]) -> list[float]:
-    """Spread each bucket's count over ``boundaries`` assuming values uniform inside it."""
-    counts = [0.0] * max(len(boundaries) - 1, 0)
-    for low, high, count in regular:
-        first = bisect.bisect_left(boundaries, low)
-        last = bisect.bisect_left(boundaries, high)
-        for k in range(first, last):
-            counts[k] += count * (boundaries[k + 1] - boundaries[k]) / (high - low)
-    return counts
-
-
-def _aligned_counts(a: Histogram, b: Histogram) -> tuple[list[float], list[float]]:
-    regular_a, points_a, inf_a = _split_histogram(a)
-    regular_b, points_b, inf_b = _split_histogram(b)
-    bounds_a = {v for low, high, _ in regular_a for v in (low, high)}
-    bounds_b = {v for low, high, _ in regular_b for v in (low, high)}
-    if bounds_a == bounds_b:
-        counts_a = [c for _, _, c in regular_a]
-        counts_b = [c for _, _, c in regular_b]
-    else:
-        boundaries = sorted(bounds_a | bounds_b)
-        counts_a = _rebucket(regular_a, boundaries)
-        counts_b = _rebucket(regular_b, boundaries)
-    for value in sorted(set(points_a) | set(points_b)):
-        counts_a.append(points_a.get(value, 0.0))
-        counts_b.append(points_b.get(value, 0.0))
-    # Infinite values and NaNs count as mass the other side does not share,
-    # exactly as TFDV's comparator does.
-    if inf_a:
-        counts_a.append(inf_a)
-        counts_b.append(0.0)
-    if inf_b:
-        counts_a.append(0.0)
-        counts_b.append(inf_b)
-    if a.num_nan > 0 or b.num_nan > 0:
-        counts_a += [0.0, float(a.num_nan)]
-        counts_b += [float(b.num_nan), 0.0]
-    return counts_a, counts_b
-
-
-def _kl2(p: Sequence[float], q: Sequence[float]) -> float:
-    return sum(pi * math.log2(pi / qi) for pi, qi in zip(p, q) if pi > 0 and qi > 0)
-
-
 def jensen_shannon_divergence(a: Histogram, b: Histogram) -> float | None:
-    """TFDV's Jensen-Shannon divergence between two numeric histograms (log base 2).
-
-    Both histograms are re-bucketed onto the union of their boundaries assuming
-    values are uniform within a bucket; point buckets, infinite buckets and NaN
-    counts are handled as TFDV does. Returns None when either side is empty.
-    """
-    counts_a, counts_b = _aligned_counts(a, b)
-    total_a, total_b = sum(counts_a), sum(counts_b)
-    if total_a <= 0 or total_b <= 0:
-        return None
-    p = [c / total_a for c in counts_a]
-    q = [c / total_b for c in counts_b]
-    m = [(pi + qi) / 2 for pi, qi in zip(p, q)]
-    return min((_kl2(p, m) + _kl2(q, m)) / 2, 1.0)
+    """TFDV's Jensen-Shannon divergence of two numeric histograms (log base 2), as its
+    drift and skew comparators measure it; None when either side is empty."""
+    return histogram_js_divergence(a, b)
 
 
 def l_infinity_distance(counts_a: Mapping[str, float],
                         counts_b: Mapping[str, float]) -> float | None:
-    """TFDV's L-infinity distance: the largest gap between normalized value frequencies."""
-    total_a, total_b = sum(counts_a.values()), sum(counts_b.values())
-    if total_a <= 0 or total_b <= 0:
+    """TFDV's L-infinity distance between normalized value frequencies; None (nothing to
+    compare) when either side has no values."""
+    if sum(counts_a.values()) <= 0 or sum(counts_b.values()) <= 0:
         return None
-    keys = set(counts_a) | set(counts_b)
-    return max(abs(counts_a.get(k, 0.0) / total_a - counts_b.get(k, 0.0) / total_b)
-               for k in keys)
+    return values_linf_distance(counts_a, counts_b)
 
 
 def non_uniformity(counts: Sequence[float]) -> float:
