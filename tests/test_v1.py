@@ -395,3 +395,33 @@ def test_trainer_names_the_import_order_when_tf_keras_is_already_keras_3():
     assert notes["tensorflow_model_analysis"].startswith("tf.keras is Keras 3 in this process")
     assert "import toolkit first" in notes["tensorflow_model_analysis"]
     assert notes["toolkit"] == "None"
+
+
+def test_module_files_importing_tfx_get_the_stand_in(tmp_path):
+    """A TFX module file's own imports (``from tfx import v1 as tfx``, TFX's fn_args_utils
+    path, ``tfx.v1.utils.parse_pbtxt_file``) resolve while the toolkit runs it, to the
+    toolkit's classes, and leave no ``tfx`` module behind."""
+    import sys
+
+    from toolkit.components import DataAccessor, FnArgs
+    from toolkit.components._module import load_module_file, tfx_names
+
+    module_file = tmp_path / "tfx_style_module.py"
+    module_file.write_text(
+        "from tfx import v1 as tfx\n"
+        "from tfx.components.trainer.fn_args_utils import DataAccessor, FnArgs\n"
+        "def run_fn(fn_args: tfx.components.FnArgs):\n"
+        "    return tfx.components.FnArgs, FnArgs, DataAccessor\n"
+        "def schema_from(path):\n"
+        "    from tfx.v1.utils import parse_pbtxt_file\n"
+        "    from tensorflow_metadata.proto.v0 import schema_pb2\n"
+        "    return parse_pbtxt_file(path, schema_pb2.Schema())\n")
+    schema_file = tmp_path / "schema.pbtxt"
+    schema_file.write_text('feature { name: "fare" type: FLOAT }\n')
+    with tfx_names():
+        module = load_module_file(str(module_file))
+        stand_in_fn_args, fn_args, accessor = module.run_fn(None)
+        schema = module.schema_from(str(schema_file))
+    assert stand_in_fn_args is FnArgs and fn_args is FnArgs and accessor is DataAccessor
+    assert [f.name for f in schema.feature] == ["fare"]
+    assert "tfx" not in sys.modules

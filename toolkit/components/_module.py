@@ -200,6 +200,10 @@ def _module_dir_on_path(path: str) -> Iterator[None]:
             sys.path.remove(folder)
 
 
+#: marks the modules of the ``tfx`` stand-in, so that a nested ``tfx_names`` reuses them
+_STAND_IN = "__toolkit_stand_in__"
+
+
 @contextlib.contextmanager
 def tfx_names() -> Iterator[None]:
     """TFX module files import ``tfx`` for type names only (``tfx.components.FnArgs``).
@@ -209,7 +213,13 @@ def tfx_names() -> Iterator[None]:
     importable, a minimal stand-in provides the names module files use: ``FnArgs``
     and ``DataAccessor`` under ``tfx.v1.components``, ``tfx.components`` and
     ``tfx.components.trainer.fn_args_utils``, and ``tfx.v1.utils.parse_pbtxt_file``.
+    Nested uses (a module file imported while another's function runs) share the
+    stand-in already in place.
     """
+    present = sys.modules.get("tfx")
+    if present is not None and getattr(present, _STAND_IN, False):
+        yield
+        return
     if importlib.util.find_spec("tfx") is not None:
         yield
         return
@@ -220,6 +230,7 @@ def tfx_names() -> Iterator[None]:
     for dotted in tree:
         module = types.ModuleType(dotted)
         module.__doc__ = "toolkit stand-in for the names TFX module files import"
+        setattr(module, _STAND_IN, True)
         modules[dotted] = module
     for dotted, module in modules.items():
         parent, _, child = dotted.rpartition(".")
