@@ -6,8 +6,8 @@ worker fails with one line.
 The runner cases start Transform in a child Python process through the public API
 (the DoFns then run in that child's Beam workers) and compare its outputs here. The
 child leaves with ``os._exit`` once its result is written: TensorFlow, gRPC and Beam's
-worker threads can abort the interpreter at exit after a pipeline on these runners
-(STACK.md), which must not fail the test session.
+worker threads can abort the interpreter at exit after a pipeline on these runners,
+which must not fail the test run.
 """
 from __future__ import annotations
 

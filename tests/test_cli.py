@@ -6,7 +6,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -178,9 +177,12 @@ def test_help_as_a_module_imports_nothing_heavy() -> None:
     assert "usage: toolkit" in proc.stdout
 
 
-def _toolkit(*argv: str, cwd: Path) -> subprocess.CompletedProcess:
+def _toolkit(*argv: str, cwd: Path, tmpdir: Path | None = None) -> subprocess.CompletedProcess:
+    env = _env()
+    if tmpdir is not None:  # a temp folder of the run's own, to see what it leaves there
+        env["TMPDIR"] = str(tmpdir)
     return subprocess.run([sys.executable, "-m", "toolkit.cli", *argv], capture_output=True, text=True,
-                          env=_env(), cwd=cwd)
+                          env=env, cwd=cwd)
 
 
 def test_headless_run_prints_no_kernel_transport_warning(tmp_path: Path) -> None:
@@ -192,13 +194,14 @@ def test_headless_run_prints_no_kernel_transport_warning(tmp_path: Path) -> None
     assert failed.returncode == 1
     assert "toolkit run: cell 6 failed: ValueError: boom" in failed.stderr
     assert "without encryption" not in output and "over TCP" not in output
+    own_tmp = tmp_path / "tmp"
+    own_tmp.mkdir()
     passed = _toolkit("run", str(FIXTURES / "runnable.ipynb"), "-q",
                       "-p", "output_file", str(tmp_path / "received.json"), "-o", str(tmp_path / "passed"),
-                      cwd=tmp_path)
+                      cwd=tmp_path, tmpdir=own_tmp)
     assert passed.returncode == 0, passed.stderr
     assert passed.stderr == ""
-    assert not [p for p in Path(tempfile.gettempdir()).glob("toolkit-kernel-*")
-                if p.stat().st_mtime >= (tmp_path / "passed").stat().st_mtime]
+    assert not list(own_tmp.glob("toolkit-kernel-*"))  # the kernel's socket folder is removed
 
 
 def test_relative_path_parameters_say_where_they_go(tmp_path: Path, monkeypatch, capsys) -> None:

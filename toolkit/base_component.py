@@ -67,6 +67,15 @@ class Channel:
         """The artifacts of the producer's last run in this context ([] before it runs)."""
         return list(self._artifacts or [])
 
+    @property
+    def has_artifacts(self) -> bool:
+        """Whether artifacts are attached, so "not run yet" differs from "ran, produced none"."""
+        return self._artifacts is not None
+
+    def set_artifacts(self, artifacts: list[Artifact]) -> None:
+        """Attach the artifacts a run produced, so consumers resolve to exactly these."""
+        self._artifacts = list(artifacts)
+
     def resolve(self, consumer_id: str, key: str) -> list[Artifact]:
         if self._artifacts is None:
             raise UpstreamNotRunError(

@@ -207,7 +207,7 @@ class InteractiveContext:
                 cached: bool, started: float) -> "ExecutionResult":
         """Hand the outputs to the component's channels, log the result, apply the gate."""
         for key, channel in component.outputs.items():
-            channel._artifacts = list(outputs.get(key, []))
+            channel.set_artifacts(outputs.get(key, []))
         result = ExecutionResult(component, execution_id, inputs, outputs, cached,
                                  time.perf_counter() - started,
                                  outcome=component.outcome(outputs, cached))

@@ -279,6 +279,9 @@ def split_pattern(examples: Examples, split: str) -> str:
 
 
 def recorded_column_types(examples) -> list[tuple[str, str]] | None:
+    """The (column, Arrow type) pairs the writer recorded, so a TFRecord payload reads back
+    as the table that was written; None for artifacts from elsewhere, which are decoded as
+    tf.Example gives them."""
     raw = (getattr(examples, "properties", None) or {}).get(COLUMN_TYPES)
     if not raw:
         return None
@@ -322,6 +325,7 @@ def read_records(path: str) -> Iterator[bytes]:
 
 
 def count_records(files: list[str]) -> int:
+    """Records in the files, counted without decoding them: a TFRecord payload's row count."""
     return sum(1 for path in files for _ in read_records(path))
 
 

@@ -32,7 +32,9 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import csv
 import hashlib
+import io
 import os
 import re
 import sys
@@ -172,9 +174,12 @@ def build_wheel(modules: list[types.ModuleType], folder: str) -> str:
     files[f"{dist_info}/WHEEL"] = (b"Wheel-Version: 1.0\nGenerator: toolkit\n"
                                    b"Root-Is-Purelib: true\nTag: py3-none-any\n")
     files[f"{dist_info}/top_level.txt"] = ("\n".join(top_level) + "\n").encode()
-    record = [f"{k},sha256={_urlsafe_digest(v)},{len(v)}" for k, v in sorted(files.items())]
-    record.append(f"{dist_info}/RECORD,,")
-    files[f"{dist_info}/RECORD"] = ("\n".join(record) + "\n").encode()
+    # RECORD is CSV (a path with a comma or quote must stay one field), so csv writes it.
+    record = io.StringIO()
+    rows = csv.writer(record, lineterminator="\n")
+    rows.writerows([k, f"sha256={_urlsafe_digest(v)}", len(v)] for k, v in sorted(files.items()))
+    rows.writerow([f"{dist_info}/RECORD", "", ""])
+    files[f"{dist_info}/RECORD"] = record.getvalue().encode()
     os.makedirs(folder, exist_ok=True)
     target = os.path.join(folder, f"{name}-{version}-py3-none-any.whl")
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as wheel:

@@ -265,14 +265,14 @@ def _channel_spec(channel: Channel) -> dict[str, Any]:
     if channel.producer is not None:
         spec["producer"] = channel.producer_id
         spec["output_key"] = channel.output_key
-    elif channel._artifacts is not None:
+    elif channel.has_artifacts:
         spec["artifacts"] = [a.id for a in channel.get()]
     return spec
 
 
 def _candidates(store: Any, channel: Channel) -> list[Artifact]:
     """The live artifacts a resolver channel stands for, oldest first."""
-    if channel.producer is None and channel._artifacts is not None:
+    if channel.producer is None and channel.has_artifacts:
         arts = channel.get()
     else:
         arts = [a for a in store.artifacts(channel.type_name)
