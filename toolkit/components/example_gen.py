@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import fnmatch
 import glob
+import json
 import os
 from typing import Any
 
 from toolkit.artifacts import Examples, Schema
 from toolkit.base_component import BaseComponent, ExecutorContext, InputSpec, ExecutionParameter
+from toolkit.cache import fingerprint_path
+from toolkit.components import _spans
 from toolkit.components._io import (FORMAT_PARQUET, open_split_writer, payload_format_name,
                                    read_tfrecord_table, record_splits, write_split)
 from toolkit.components.csv_reader import STREAM_BLOCK_BYTES, CsvStream, read_csv_files
@@ -32,6 +35,66 @@ STREAM_BYTES = 256 * 2**20
 
 class _ExampleGenBase(BaseComponent):
     OUTPUTS = {"examples": Examples}
+
+    def _drop_unset_range_config(self) -> None:
+        """``range_config`` enters the recorded parameters only when given, so the cache
+        keys of ExampleGens without spans stay what they were before it existed."""
+        if self.exec_properties.get("range_config") is None:
+            self.exec_properties.pop("range_config", None)
+
+    def _span_patterns(self, exec_properties: dict[str, Any]) -> list[tuple[str, str]] | None:
+        """The split patterns when they name spans (or a range_config is given), else None:
+        then ExampleGen reads its input as it always has."""
+        input_config = exec_properties.get("input_config") or {}
+        patterns = [(s["name"], s["pattern"]) for s in input_config.get("splits", [])]
+        if not exec_properties.get("range_config") and not any(
+                _spans.has_spec(p) for _, p in patterns):
+            return None
+        if not patterns:
+            raise InputDataError(f"{self.id}: range_config needs input_config split patterns "
+                                 "with {SPAN} or a date, e.g. 'span-{SPAN}/*.csv'")
+        return patterns
+
+    def _resolve_spans(self, exec_properties: dict[str, Any]) -> _spans.Resolution | None:
+        """The spans and files to read now, or None without span patterns. Reuses the
+        resolution the cache key was computed from, so what is read is what the key says."""
+        patterns = self._span_patterns(exec_properties)
+        if patterns is None:
+            return None
+        request = _resolution_request(exec_properties)
+        pending = getattr(self, "_pending_resolution", None)
+        if pending is not None and pending[0] == request:
+            self._pending_resolution = None
+            return pending[1]
+        return _spans.resolve(exec_properties["input_base"], patterns,
+                              exec_properties.get("range_config"))
+
+    def fingerprints(self) -> dict[str, str]:
+        """With span patterns, ``input_base`` enters the cache key as the resolved files
+        (names, sizes, mtimes) instead of the whole folder: a new span changes the key only
+        when it changes what is read. Without them, as for any component."""
+        try:
+            patterns = self._span_patterns(self.exec_properties)
+        except InputDataError as exc:  # Do raises it again, as a failed execution
+            return {"input_base": f"unresolved: {exc}"}
+        if patterns is None:
+            return super().fingerprints()
+        out = {}
+        for key, spec in self.PARAMETERS.items():
+            value = self.exec_properties.get(key)
+            if key == "input_base" or not spec.fingerprint or not isinstance(value, str):
+                continue
+            out[key] = fingerprint_path(value, spec.fingerprint)
+        self._pending_resolution = None
+        try:
+            resolution = _spans.resolve(self.exec_properties["input_base"], patterns,
+                                        self.exec_properties.get("range_config"))
+        except InputDataError as exc:  # Do raises it again, as a failed execution
+            out["input_base"] = f"unresolved: {exc}"
+            return out
+        self._pending_resolution = (_resolution_request(self.exec_properties), resolution)
+        out["input_base"] = f"spans:{resolution.fingerprint}"
+        return out
 
     def _splits(self, exec_properties: dict[str, Any]) -> tuple[list[tuple[str, str]] | None,
                                                                  list[tuple[str, int]]]:
@@ -75,7 +138,15 @@ class CsvExampleGen(_ExampleGenBase):
     Args:
         input_base: folder of CSV files sharing one header.
         input_config: optional ``{"splits": [{"name": "train", "pattern": "train/*.csv"}, ...]}``
-            when the data is already split.
+            when the data is already split. Patterns may name spans and versions as TFX
+            does: ``{SPAN}``, ``{VERSION}`` (``{SPAN:2}``: two digits) or a date
+            ``{YYYY}``/``{MM}``/``{DD}`` (span = days since 1970-01-01); the artifact then
+            records ``span``, ``version`` and ``spans``, and one split pattern is
+            hash-split by ``output_config``, several are one split each.
+        range_config: which spans (TFX's ``RangeConfig``): none for the latest span;
+            ``{"static_range": {"start_span_number": N, "end_span_number": N}}``, or
+            ``{"rolling_range": {"num_spans": N}}`` for the latest N. Each span is read at
+            its latest version.
         output_config: ``{"split_config": {"splits": [{"name": ..., "hash_buckets": N}]}}``;
             train:eval 2:1 by default.
         schema: optional curated Schema channel; columns are parsed as the types it declares
@@ -88,21 +159,29 @@ class CsvExampleGen(_ExampleGenBase):
     INPUTS = {"schema": InputSpec(Schema, optional=True)}
     PARAMETERS = {"input_base": ExecutionParameter(str, required=True, fingerprint="tree"),
                   "input_config": ExecutionParameter(dict), "output_config": ExecutionParameter(dict),
-                  "output_data_format": ExecutionParameter(str, default=FORMAT_PARQUET)}
+                  "output_data_format": ExecutionParameter(str, default=FORMAT_PARQUET),
+                  "range_config": ExecutionParameter(dict)}
 
     def __init__(self, input_base: str, input_config: dict | None = None,
                  output_config: dict | None = None, schema=None,
-                 output_data_format: str | int | None = None):
+                 output_data_format: str | int | None = None,
+                 range_config: dict | None = None):
         super().__init__(input_base=os.fspath(input_base), input_config=input_config,
                          output_config=output_config, schema=schema,
-                         output_data_format=payload_format_name(output_data_format))
+                         output_data_format=payload_format_name(output_data_format),
+                         range_config=range_config)
+        self._drop_unset_range_config()
 
     def Do(self, input_dict, output_dict, exec_properties, ctx):
         base = exec_properties["input_base"]
         declared = _schema_types(input_dict.get("schema"))
         patterns, buckets = self._splits(exec_properties)
-        groups = ({name: _csv_files(base, pattern) for name, pattern in patterns} if patterns
-                  else {None: _csv_files(base, "*.csv")})
+        resolution = self._resolve_spans(exec_properties)
+        if resolution is not None:
+            patterns, groups = _span_groups(resolution, output_dict["examples"][0], ctx)
+        else:
+            groups = ({name: _csv_files(base, pattern) for name, pattern in patterns}
+                      if patterns else {None: _csv_files(base, "*.csv")})
         size = sum(os.path.getsize(f) for files in groups.values() for f in files)
         if size > STREAM_BYTES:
             ctx.log(f"{size / 2**20:,.0f} MB of CSV: reading it in blocks of "
@@ -132,19 +211,31 @@ class ImportExampleGen(_ExampleGenBase):
 
     PARAMETERS = {"input_base": ExecutionParameter(str, required=True, fingerprint="tree"),
                   "input_config": ExecutionParameter(dict), "output_config": ExecutionParameter(dict),
-                  "output_data_format": ExecutionParameter(str, default=FORMAT_PARQUET)}
+                  "output_data_format": ExecutionParameter(str, default=FORMAT_PARQUET),
+                  "range_config": ExecutionParameter(dict)}
 
     def __init__(self, input_base: str, input_config: dict | None = None,
                  output_config: dict | None = None,
-                 output_data_format: str | int | None = None):
+                 output_data_format: str | int | None = None,
+                 range_config: dict | None = None):
         super().__init__(input_base=os.fspath(input_base), input_config=input_config,
                          output_config=output_config,
-                         output_data_format=payload_format_name(output_data_format))
+                         output_data_format=payload_format_name(output_data_format),
+                         range_config=range_config)
+        self._drop_unset_range_config()
 
     def Do(self, input_dict, output_dict, exec_properties, ctx):
         base = exec_properties["input_base"]
         patterns, buckets = self._splits(exec_properties)
-        if patterns:
+        resolution = self._resolve_spans(exec_properties)
+        if resolution is not None:
+            patterns, groups = _span_groups(resolution, output_dict["examples"][0], ctx)
+            if patterns:
+                pattern_tables = {name: _read_tfrecords(files) for name, files in groups.items()}
+                table = None
+            else:
+                table, pattern_tables = _read_tfrecords(groups[None]), None
+        elif patterns:
             pattern_tables = {name: _read_tfrecords(_data_files(base, pattern, "TFRecord"))
                               for name, pattern in patterns}
             table = None
@@ -160,6 +251,31 @@ def _payload(exec_properties: dict[str, Any]) -> str:
 
 
 # -- inputs ------------------------------------------------------------------------------
+def _resolution_request(exec_properties: dict[str, Any]) -> str:
+    from toolkit.cache import canonical_json, encode_parameter
+
+    return canonical_json(encode_parameter({k: exec_properties.get(k) for k in
+                                            ("input_base", "input_config", "range_config")}))
+
+
+def _span_groups(resolution: _spans.Resolution, examples: Examples, ctx: ExecutorContext
+                 ) -> tuple[list[str] | None, dict[str | None, list[str]]]:
+    """(split names or None, files per split) of a span resolution; one split pattern is
+    the input of the hash split (group ``None``). Records span, version and spans."""
+    examples.properties["span"] = resolution.span
+    if resolution.version is not None:
+        examples.properties["version"] = resolution.version
+    examples.properties["spans"] = json.dumps(list(resolution.spans))
+    count = sum(len(files) for files in resolution.files.values())
+    spans = (f"spans {resolution.spans[0]}-{resolution.span}" if len(resolution.spans) > 1
+             else f"span {resolution.span}")
+    ctx.log(f"{spans}" + ("" if resolution.version is None else f", version {resolution.version}")
+            + f": {count} file{'s' if count != 1 else ''}")
+    if len(resolution.files) == 1:
+        return None, {None: next(iter(resolution.files.values()))}
+    return list(resolution.files), dict(resolution.files)
+
+
 def _safe_split(name: str) -> bool:
     return bool(name) and name.replace("_", "").replace("-", "").isalnum()
 

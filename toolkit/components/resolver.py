@@ -22,6 +22,21 @@ Evaluator evaluates the candidate alone, as in TFX.
 :class:`Importer` registers a folder that exists outside the pipeline (a curated
 schema, a model trained elsewhere) as an artifact.
 
+Spans (see ``CsvExampleGen``'s ``input_config`` patterns) have two strategies:
+:class:`SpanRangeStrategy` (TFX's name) picks the Examples of the latest N spans, for
+training on a rolling window; :class:`PreviousSpanStrategy` picks the artifact of the
+span before the current one, typically the statistics to give ExampleValidator as
+``baseline_statistics`` so drift is checked span over span::
+
+      previous = Resolver(strategy_class=PreviousSpanStrategy,
+                          statistics=statistics_gen.outputs["statistics"]
+                          ).with_id("previous_statistics")
+      context.run(previous)
+      ExampleValidator(statistics=statistics_gen.outputs["statistics"], schema=...,
+                       baseline_statistics=previous.outputs["statistics"])
+
+Both are nodes run by ``context.run``, so an exported notebook runs them too.
+
 A Resolver's and an Importer's outputs are not written by their execution: they
 reference existing artifacts (an Importer's may be registered new, at its own uri).
 So the driver must neither stage nor publish folders for them and must not reuse
@@ -91,7 +106,13 @@ def blessed_models(store: Any, blessings: list[Artifact]) -> list[tuple[Artifact
 class ResolverStrategy:
     """How a :class:`Resolver` picks artifacts: ``resolve(store, candidates)`` gets, per
     channel key, the live artifacts of that channel (oldest first) and returns the
-    chosen ones per key."""
+    chosen ones per key.
+
+    Before calling it the Resolver sets ``current``: per key, the artifacts the channel
+    holds in this session (what its producer output when it last ran here), empty when
+    its producer has not run; strategies that pick relative to "now" read it."""
+
+    current: dict[str, list[Artifact]]
 
     def resolve(self, store: Any, candidates: dict[str, list[Artifact]]
                 ) -> dict[str, list[Artifact]]:
@@ -124,6 +145,129 @@ class LatestBlessedModelStrategy(ResolverStrategy):
             if model.id in allowed:
                 return {"model": [model], "model_blessing": [blessing]}
         return {"model": [], "model_blessing": []}
+
+
+class SpanRangeStrategy(ResolverStrategy):
+    """TFX's strategy for spans: the artifacts of a range of spans, newest span first.
+
+    Args:
+        range_config: TFX's ``RangeConfig``: ``{"rolling_range": {"num_spans": N}}`` for
+            the latest N span numbers (none below ``start_span_number``), or
+            ``{"static_range": {"start_span_number": A, "end_span_number": B}}``.
+        num_spans: shorthand for a rolling range of ``num_spans`` spans.
+
+    An artifact's span is its ``span`` property (ExampleGen sets it from its
+    ``{SPAN}`` or date pattern) or, for artifacts without one such as statistics, the
+    span of the Examples it was computed from. Of several artifacts of one span (a span
+    ingested again, a newer version) the one with the highest version, then the newest,
+    is chosen. Artifacts with no span are left out.
+    """
+
+    def __init__(self, range_config: dict[str, Any] | None = None,
+                 num_spans: int | None = None):
+        if (range_config is None) == (num_spans is None):
+            raise WiringError("SpanRangeStrategy: give config={'num_spans': N} or "
+                              "config={'range_config': {'rolling_range': {'num_spans': N}}}")
+        if num_spans is not None:
+            range_config = {"rolling_range": {"num_spans": int(num_spans)}}
+        config = dict(range_config or {})
+        static, rolling = config.get("static_range"), config.get("rolling_range")
+        if (static is None) == (rolling is None):
+            raise WiringError("SpanRangeStrategy: range_config needs one of static_range "
+                              "and rolling_range")
+        if rolling is not None and int(rolling.get("num_spans", 0) or 0) < 1:
+            raise WiringError("SpanRangeStrategy: rolling_range num_spans must be at least 1")
+        self.static = dict(static) if static is not None else None
+        self.rolling = dict(rolling) if rolling is not None else None
+
+    def resolve(self, store, candidates):
+        result = {}
+        for key, arts in candidates.items():
+            by_span = _newest_per_span(store, arts)
+            if not by_span:
+                result[key] = []
+                continue
+            if self.static is not None:
+                low = int(self.static.get("start_span_number", 0) or 0)
+                high = int(self.static.get("end_span_number", low) or 0)
+            else:
+                high = max(by_span)
+                low = max(int(self.rolling.get("start_span_number", 0) or 0),
+                          high - int(self.rolling["num_spans"]) + 1)
+            result[key] = [by_span[s] for s in sorted(by_span, reverse=True) if low <= s <= high]
+        return result
+
+
+class PreviousSpanStrategy(ResolverStrategy):
+    """The artifact of the span just before the current one, per channel: the baseline
+    for drift span over span (``ExampleValidator(baseline_statistics=...)``).
+
+    Args:
+        span: the current span; by default the span of what the channel holds in this
+            session (its producer's latest run), else the newest span among its artifacts.
+
+    "Just before" is the highest span below the current one that has an artifact, so
+    gaps (a missing day) are skipped. Spans are found as :class:`SpanRangeStrategy`
+    finds them. Nothing is returned for the first span: ExampleValidator then checks
+    the schema alone.
+    """
+
+    def __init__(self, span: int | None = None):
+        self.span = None if span is None else int(span)
+
+    def resolve(self, store, candidates):
+        result = {}
+        for key, arts in candidates.items():
+            by_span = _newest_per_span(store, arts)
+            current = self.span
+            if current is None:
+                now = (getattr(self, "current", None) or {}).get(key, [])
+                spans = [s for s in (artifact_span(store, a) for a in now) if s is not None]
+                current = max(spans) if spans else (max(by_span) if by_span else None)
+            earlier = [s for s in by_span if current is not None and s < current]
+            result[key] = [by_span[max(earlier)]] if earlier else []
+        return result
+
+
+def artifact_span(store: Any, artifact: Artifact, limit: int = 50) -> int | None:
+    """An artifact's span: its ``span`` property, else the highest span of the Examples
+    nearest upstream of it in the lineage (statistics, anomalies, transformed data); None
+    when there is none."""
+    own = _span_property(artifact)
+    if own is not None or store is None or artifact.id is None:
+        return own
+    seen, level = set(), [artifact.id]
+    while level and len(seen) < limit:
+        spans, upstream = [], []
+        for artifact_id in level:
+            if artifact_id in seen:
+                continue
+            seen.add(artifact_id)
+            producer = store.producer_of(artifact_id)
+            for arts in (store.inputs_of(producer) if producer is not None else {}).values():
+                for art in arts:
+                    span = _span_property(art)
+                    if span is not None:
+                        spans.append(span)
+                    elif art.id is not None:
+                        upstream.append(art.id)
+        if spans:
+            return max(spans)
+        level = upstream
+    return None
+
+
+def previous_span_statistics(context: Any, statistics: Channel) -> Channel:
+    """The statistics of the span before the one ``statistics`` (a StatisticsGen's output
+    that has run) holds, as a channel for ``ExampleValidator(baseline_statistics=...)``;
+    empty for the first span. A query, like :func:`latest_blessed_model`; in a pipeline
+    that should record the choice, run a :class:`Resolver` with
+    :class:`PreviousSpanStrategy` instead."""
+    strategy = PreviousSpanStrategy()
+    strategy.current = {"statistics": statistics.get() if statistics.has_artifacts else []}
+    chosen = strategy.resolve(context.store, {"statistics": _candidates(context.store,
+                                                                        statistics)})
+    return Channel(statistics.type, artifacts=chosen["statistics"])
 
 
 class Resolver(BaseComponent):
@@ -177,6 +321,9 @@ class Resolver(BaseComponent):
     def resolve(self, store: Any) -> dict[str, list[Artifact]]:
         """The artifacts the strategy picks from ``store`` now, per output key."""
         candidates = {key: _candidates(store, channel) for key, channel in self._channels.items()}
+        self._strategy.current = {
+            key: list(channel.get()) if channel.producer is not None and channel.has_artifacts
+            else [] for key, channel in self._channels.items()}
         resolved = self._strategy.resolve(store, candidates)
         return {key: list(resolved.get(key) or []) for key in self._channels}
 
@@ -278,6 +425,25 @@ def _candidates(store: Any, channel: Channel) -> list[Artifact]:
         arts = [a for a in store.artifacts(channel.type_name)
                 if channel.producer is None or a.producer == channel.producer_id]
     return sorted((a for a in arts if _usable(a)), key=lambda a: a.id or 0)
+
+
+def _span_property(artifact: Artifact) -> int | None:
+    value = artifact.properties.get("span")
+    return None if value in (None, "") else int(value)
+
+
+def _newest_per_span(store: Any, artifacts: list[Artifact]) -> dict[int, Artifact]:
+    """span -> the artifact of that span with the highest version, then the newest."""
+    best: dict[int, tuple[tuple[int, int], Artifact]] = {}
+    for art in artifacts:
+        span = artifact_span(store, art)
+        if span is None:
+            continue
+        version = art.properties.get("version")
+        rank = (-1 if version in (None, "") else int(version), art.id or 0)
+        if span not in best or rank > best[span][0]:
+            best[span] = (rank, art)
+    return {span: art for span, (_, art) in best.items()}
 
 
 def _live(artifacts: list[Artifact]) -> list[Artifact]:

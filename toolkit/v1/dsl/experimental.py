@@ -7,12 +7,13 @@ from toolkit.components.resolver import (
     LatestArtifactStrategy,
     LatestBlessedModelStrategy,
     ResolverStrategy,
+    SpanRangeStrategy,
 )
 
-__all__ = ["LatestArtifactStrategy", "LatestBlessedModelStrategy", "ResolverStrategy"]
+__all__ = ["LatestArtifactStrategy", "LatestBlessedModelStrategy", "ResolverStrategy",
+           "SpanRangeStrategy"]
 
 NOT_PROVIDED = {
-    "SpanRangeStrategy": "spans are chosen by ExampleGen's input patterns",
     "RuntimeParameter": "parameters of an exported notebook are its `parameters` cell",
     "create_container_component": "write a Python function component "
                                   "(tfx.dsl.components.component)",
