@@ -226,20 +226,22 @@ def _execute(
 
 @contextmanager
 def kernel_config() -> Iterator[Any]:
-    """Kernel manager settings: IPC sockets in a private folder, removed afterwards.
+    """Kernel manager settings that keep the kernel's traffic private and its log quiet.
 
-    Unix sockets in a folder only this user can enter keep the kernel's traffic
-    off the network. Where IPC is unavailable (Windows), traffic stays on TCP and
-    is encrypted with CurveZMQ when pyzmq and the kernel support it.
+    Where pyzmq has CurveZMQ and the kernelspec declares it (ipykernel's does), the
+    kernel listens on TCP with keys the manager provisions, so its traffic is encrypted
+    and it does not warn about plain TCP. Elsewhere its sockets are Unix (IPC) sockets
+    in a folder only this user can enter, removed afterwards. IPC is the fallback, not
+    the default: libzmq can abort with an assertion while such sockets close at kernel
+    shutdown (rarely, after the notebook's work is done, but on the run's stderr).
     """
     import shutil
     import tempfile
 
+    import zmq
     from traitlets.config import Config
 
-    if os.name != "posix":
-        import zmq
-
+    if zmq.has("curve") or os.name != "posix":
         yield Config({"KernelManager": {"transport_encryption": "auto"}} if zmq.has("curve") else {})
         return
     folder = tempfile.mkdtemp(prefix="toolkit-kernel-")
