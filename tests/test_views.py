@@ -615,3 +615,15 @@ def test_examples_view_counts_rows_and_previews_them(tmp_path, taxi):
     assert "Chicago Elite Cab Corp. (Chicago Carriag" in view.html
     assert view.html.count("<tr") >= 2 * 6
     assert json.loads(examples.properties["split_names"]) == ["train", "eval"]
+
+
+def test_an_artifacts_recorded_warnings_head_its_view(tmp_path):
+    """A component's warnings (the Evaluator records logits-looking scores) show above the
+    artifact's view, escaped, and in its text form."""
+    blessing = artifacts.ModelBlessing(uri=str(tmp_path), id=5, properties={
+        "warnings": json.dumps([f"scores look like logits {HOSTILE[0]}"])})
+    view = view_of(blessing)
+    assert f"Warning: scores look like logits {escape(HOSTILE[0])}" in view.html
+    assert "<script>" not in view.html
+    assert "warning: scores look like logits" in view.text
+    assert "Warning:" not in view_of(artifacts.ModelBlessing(uri=str(tmp_path), id=6)).html

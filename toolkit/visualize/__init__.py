@@ -6,13 +6,14 @@ Importing this package does not import TensorFlow, TFDV, Beam or TFMA.
 """
 from __future__ import annotations
 
+import json
 import os
 from typing import Any, Callable, Iterable
 
 from toolkit.errors import ToolkitError
 from toolkit.visualize.drift import drift_view, drift_view_of, show_drift
 from toolkit.visualize.evaluation import dashboard, model_evaluation_view
-from toolkit.visualize.html import (NOTE, View, display_view, esc, escape, fmt_bytes, fmt_num,
+from toolkit.visualize.html import (BAD, NOTE, View, display_view, esc, escape, fmt_bytes, fmt_num,
                                     new_uid, plain, root, stack, table, tag, truncate)
 from toolkit.visualize.reading import toolkit_artifact
 from toolkit.visualize.run import execution_result_view, executions_table_view, lineage_view
@@ -153,7 +154,23 @@ def _artifact_header(artifact: Any, compact: bool) -> tuple[str, str]:
                 + tag("div", uri, NOTE + ";margin-bottom:4px"))
     text = f"{plain(type_name, 80)}{' (' + plain(meta, 200) + ')' if meta else ''}: " \
            f"{plain(artifact.uri, 500)}"
+    for warning in _warnings(artifact):
+        html += tag("div", "Warning: " + esc(warning, 1000), f"color:{BAD};margin-bottom:2px")
+        text += f"\n  warning: {plain(warning, 1000)}"
     return html, text
+
+
+def _warnings(artifact: Any) -> list[str]:
+    """What the producing component warned about (a ``warnings`` property holding a JSON
+    list, as the Evaluator records for predictions that look like logits)."""
+    raw = (getattr(artifact, "properties", None) or {}).get("warnings")
+    if not raw:
+        return []
+    try:
+        found = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError:
+        return [str(raw)]
+    return [str(w) for w in found] if isinstance(found, list) else [str(found)]
 
 
 def artifact_view(artifact: Any) -> View:
