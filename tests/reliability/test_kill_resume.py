@@ -164,7 +164,7 @@ CHAIN = [
     ("Trainer", "toolkit.components.trainer:_signatures:before"),        # SavedModel staged
     ("Trainer", "toolkit.publishing:write_manifest:after@2"),              # model published, run not
     ("Evaluator", "toolkit.components.evaluator:_predictions:after"),    # predicted, nothing written
-    ("Evaluator", "toolkit.components.evaluator:_save_result:before"),   # TFMA files half written
+    ("Evaluator", "toolkit.evaluation.storage:save_result:before"),      # TFMA records written, ours not
     ("Pusher", "shutil:copytree:before@2"),                              # half copied
     ("Pusher", "os:rename:before"),                                      # copied, not renamed
 ]
