@@ -38,6 +38,8 @@ TFRECORD_FILE = "data_tfrecord-00000-of-00001.gz"
 COLUMN_TYPES = "column_types"
 #: records decoded per call of tfx_bsl's decoder (small batches decode fastest)
 _DECODE_ROWS = 2000
+#: the same, for readers elsewhere that must order columns as this module's reader does
+DECODE_ROWS = _DECODE_ROWS
 _GZIP_LEVEL = 6  # zlib's default, as TensorFlow's GZIP writer uses
 
 
@@ -473,3 +475,80 @@ def check_splits(examples: Examples, splits: list[str], names_what: str,
         if split not in names:
             raise InputDataError(f"{names_what} {split!r}, but Examples "
                                  f"#{examples.id} has {', '.join(names) or none}")
+
+
+# -- split parts written by Beam workers ---------------------------------------------------------
+#: name of a part file a Beam worker writes (``part-<key>.parquet`` / ``.gz``); the key
+#: sorts as the rows' order in the input
+PART_PREFIX = "part-"
+
+
+def record_column_types(examples, arrow_schema) -> None:
+    """Record the columns and their Arrow types on an Examples artifact with a TFRecord
+    payload (what :func:`open_split_writer` records when it writes in process)."""
+    _remember_columns(examples, arrow_schema)
+
+
+class PartWriter:
+    """One part file of a split, written by a Beam worker: rows go to a hidden file in the
+    split's folder, renamed into place by :meth:`close`, so a retried bundle replaces its
+    part whole and a failed one leaves only a hidden file (never read, removed when the
+    parts are published). ``payload`` is the artifact's payload format; the Arrow schema
+    is that of the first table written."""
+
+    def __init__(self, folder: str, key: str, payload: str):
+        import uuid
+
+        os.makedirs(folder, exist_ok=True)
+        suffix = ".gz" if payload == FORMAT_TF_EXAMPLE else ".parquet"
+        self.path = os.path.join(folder, f"{PART_PREFIX}{key}{suffix}")
+        self._hidden = os.path.join(folder, f".{PART_PREFIX}{key}-{uuid.uuid4().hex[:12]}")
+        self._tfrecord = payload == FORMAT_TF_EXAMPLE
+        self._writer = None
+        self.rows = 0
+
+    def write_table(self, table) -> None:
+        if self._writer is None:
+            if self._tfrecord:
+                self._writer = ExampleWriter(self._hidden)
+            else:
+                import pyarrow.parquet as pq
+
+                self._writer = pq.ParquetWriter(self._hidden, table.schema, compression="snappy")
+        self._writer.write_table(table)
+        self.rows += table.num_rows
+
+    def close(self) -> int:
+        """Publish the part (nothing when no row was written); the rows written."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+            os.replace(self._hidden, self.path)
+        return self.rows
+
+
+def publish_parts(examples, split: str, arrow_schema) -> list[str]:
+    """Give a split's parts their final names in key order, as TFX names sharded payloads
+    (``data-00000-of-00002.parquet``, ``data_tfrecord-00000-of-00002.gz``), and remove hidden
+    leftovers of failed attempts. A split without parts gets one empty file of
+    ``arrow_schema``, as the in-process writer leaves. The files, in order."""
+    folder = examples.split_uri(split)
+    os.makedirs(folder, exist_ok=True)
+    names = sorted(os.listdir(folder))
+    for name in names:
+        if name.startswith(f".{PART_PREFIX}"):
+            os.remove(os.path.join(folder, name))
+    parts = [n for n in names if n.startswith(PART_PREFIX)]
+    if not parts:
+        import pyarrow as pa
+
+        write_split(examples, split, pa.Table.from_batches([], schema=arrow_schema))
+        return split_files(examples, split)
+    stem = "data_tfrecord" if parts[0].endswith(".gz") else "data"
+    suffix = ".gz" if parts[0].endswith(".gz") else ".parquet"
+    final = []
+    for index, name in enumerate(parts):
+        target = os.path.join(folder, f"{stem}-{index:05d}-of-{len(parts):05d}{suffix}")
+        os.replace(os.path.join(folder, name), target)
+        final.append(target)
+    return final

@@ -5,13 +5,17 @@ CSV decoder types them (or as a curated schema declares them), and any fault sto
 the read with one line naming the file, the line and the column. Inputs larger
 than memory are read in two passes (column types, then rows) that give exactly
 the tables a whole load gives, so that the split an example lands in never
-depends on the input's size. Deciding the splits and writing them is ExampleGen's
-business, not this module's.
+depends on the input's size. Beam workers read the same files in chunks (byte ranges
+cut at line ends, :func:`csv_chunks`) with the same two passes and the same types.
+Deciding the splits and writing them is ExampleGen's business, not this module's.
 """
 from __future__ import annotations
 
 import codecs
 import csv
+import dataclasses
+import io
+import os
 from typing import Any, Callable, Iterator
 
 from toolkit._text import first_line
@@ -65,6 +69,13 @@ class CsvStream:
             for start_line, batch in _text_batches(path, self.header):
                 yield _stream_convert(path, batch, self.header, self._kinds[path],
                                       self._targets, self.declared, start_line)
+
+
+def csv_header(files: list[str], declared: dict[str, str],
+               log: Callable[[str], None]) -> list[str]:
+    """The header ``files`` share; a file whose header differs raises one line naming it.
+    ``log`` is told of declared columns the files lack."""
+    return _common_header(files, declared, log)
 
 
 def _read_header(path: str) -> list[str]:
@@ -206,25 +217,34 @@ def _widen(kinds: set[str]):
 
 def _diagnose(path: str, width: int, exc: Exception) -> InputDataError:
     """Find the line at fault with a slow, exact scan, once the fast reader has failed."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
     with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                decoder.decode(raw)
-            except UnicodeDecodeError as err:
-                return InputDataError(
-                    f"{path}, line {number}: bytes that are not UTF-8 (byte {err.start} of the "
-                    "line); re-encode the file as UTF-8")
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle)
+        return _diagnose_lines(path, width, exc, handle, 1)
+
+
+def _diagnose_lines(path: str, width: int, exc: Exception, handle, first: int) -> InputDataError:
+    """:func:`_diagnose` over the binary stream ``handle`` whose first line is line ``first``
+    of ``path`` (the whole file, or the chunk of it a Beam worker read)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    for number, raw in enumerate(handle, start=first):
         try:
-            for row in reader:
-                if row and len(row) != width:
-                    return InputDataError(
-                        f"{path}, line {reader.line_num}: expected {width} fields as in the "
-                        f"header, found {len(row)} (a ragged row)")
-        except csv.Error:  # a field beyond the slow scanner's limit: report the fast reader's
-            pass
+            decoder.decode(raw)
+        except UnicodeDecodeError as err:
+            return InputDataError(
+                f"{path}, line {number}: bytes that are not UTF-8 (byte {err.start} of the "
+                "line); re-encode the file as UTF-8")
+    handle.seek(0)
+    text = io.TextIOWrapper(handle, encoding="utf-8", newline="")
+    reader = csv.reader(text)
+    try:
+        for row in reader:
+            if row and len(row) != width:
+                return InputDataError(
+                    f"{path}, line {reader.line_num + first - 1}: expected {width} fields as "
+                    f"in the header, found {len(row)} (a ragged row)")
+    except csv.Error:  # a field beyond the slow scanner's limit: report the fast reader's
+        pass
+    finally:
+        text.detach()
     return InputDataError(f"{path}: cannot parse the CSV: {first_line(str(exc))}")
 
 
@@ -276,8 +296,6 @@ def _merge_kind(a: str, b: str) -> str:
 def _stream_types(files: list[str], header: list[str], declared: dict[str, str]):
     """First pass: each file's kind of each column, the column types over all files (as
     ``_unify`` decides them), and the columns missing a value somewhere."""
-    import pyarrow as pa
-
     kinds: dict[str, dict[str, str]] = {}
     nullable: set[str] = set()
     for path in files:
@@ -289,14 +307,23 @@ def _stream_types(files: list[str], header: list[str], declared: dict[str, str])
                 if not declared and found[name] != "string":
                     found[name] = _merge_kind(found[name], _text_kind(column))
         kinds[path] = found
+    return kinds, column_targets(kinds, header, declared), nullable
+
+
+def column_targets(kinds: dict[str, dict[str, str]], header: list[str],
+                   declared: dict[str, str]) -> dict[str, Any]:
+    """Each column's Arrow type over all files, from each file's kind of it (as ``_unify``
+    decides it for a whole load), or as the schema declares it."""
+    import pyarrow as pa
+
     arrow = {"int": pa.int64(), "float": pa.float64()}
     targets = {}
     for name in header:
         if declared:
             targets[name] = arrow.get(declared.get(name, "string"), pa.string())
             continue
-        targets[name] = _widen({kinds[p][name] for p in files})  # bool is text: string
-    return kinds, targets, nullable
+        targets[name] = _widen({found[name] for found in kinds.values()})  # bool is text
+    return targets
 
 
 def _stream_convert(path: str, batch, header: list[str], kinds: dict[str, str], targets: dict,
@@ -314,11 +341,142 @@ def _stream_convert(path: str, batch, header: list[str], kinds: dict[str, str], 
                 column = column.cast(pa.int64())
             elif kinds[name] == "float":
                 column = column.cast(pa.float64())
-            elif kinds[name] == "bool":
-                column = pc.if_else(pc.is_in(column, pa.array(_TRUE_TEXT)), "true", "false")
+            elif kinds[name] == "bool":  # a missing value stays missing, as in a whole load
+                column = pc.if_else(pc.is_valid(column), pc.if_else(
+                    pc.is_in(column, pa.array(_TRUE_TEXT)), "true", "false"),
+                    pa.scalar(None, pa.string()))
             elif kinds[name] == "null":
                 column = pa.nulls(len(column), pa.string())
             columns.append(column.cast(targets[name]))
     except pa.ArrowInvalid as exc:
         raise _diagnose(path, len(header), exc) from None
     return pa.table(columns, names=header)
+
+
+# -- chunks, for Beam workers --------------------------------------------------------------
+#: bytes of CSV that one Beam worker reads as one piece of work (a chunk ends with the line
+#: that crosses this size, so no row is cut)
+CHUNK_BYTES = 32 * 2**20
+
+
+@dataclasses.dataclass(frozen=True)
+class CsvChunk:
+    """A byte range of one CSV file: the rows whose first byte lies in ``[start, end)``."""
+    path: str
+    start: int
+    end: int
+    #: the offset of the first byte after the header line
+    data_start: int
+
+
+def csv_chunks(files: list[str], chunk_bytes: int = CHUNK_BYTES) -> list[CsvChunk]:
+    """The chunks of ``files`` in file order; a file with only a header has none. Only
+    sizes and header lengths are read here: the rows are read by whoever reads a chunk."""
+    chunks = []
+    for path in files:
+        with open(path, "rb") as handle:
+            data_start = len(handle.readline())
+        size = os.path.getsize(path)
+        for start in range(data_start, size, chunk_bytes):
+            chunks.append(CsvChunk(path, start, min(size, start + chunk_bytes), data_start))
+    return chunks
+
+
+def profile_chunk(chunk: CsvChunk, header: list[str], declared: dict[str, str]
+                  ) -> dict[str, Any]:
+    """What the first pass learns from one chunk: each column's kind (as
+    :func:`_stream_types` sees it), the columns missing a value, and the row count. A fault
+    raises one line naming the file, its line and column, as the whole-file read does."""
+    offset, head, data = _chunk_text(chunk)
+    kinds = {name: "null" for name in header}
+    nullable: set[str] = set()
+    rows = 0
+    for row, batch in _chunk_batches(chunk, offset, head, data, header):
+        for name, column in zip(header, batch.columns):
+            if column.null_count:
+                nullable.add(name)
+            if declared:
+                _check_declared(chunk, offset, row, name, column, declared.get(name))
+            elif kinds[name] != "string":
+                kinds[name] = _merge_kind(kinds[name], _text_kind(column))
+        rows += batch.num_rows
+    return {"kinds": kinds, "nullable": sorted(nullable), "rows": rows}
+
+
+def merge_kinds(a: dict[str, str], b: dict[str, str]) -> dict[str, str]:
+    """Two chunks' kinds of each column as one (the kind of the file they share)."""
+    return {name: _merge_kind(kind, b.get(name, "null")) for name, kind in a.items()}
+
+
+def chunk_table(chunk: CsvChunk, header: list[str], kinds: dict[str, str], targets: dict,
+                declared: dict[str, str]):
+    """The typed table of one chunk, as :class:`CsvStream` types every block: ``kinds``
+    are its file's kinds, ``targets`` the column types over every file. None when the chunk
+    holds no row."""
+    import pyarrow as pa
+
+    offset, head, data = _chunk_text(chunk)
+    tables = [_stream_convert(chunk.path, batch, header, kinds, targets, declared, 2 + row)
+              for row, batch in _chunk_batches(chunk, offset, head, data, header)]
+    tables = [t for t in tables if t.num_rows]
+    return pa.concat_tables(tables) if tables else None
+
+
+def _chunk_text(chunk: CsvChunk) -> tuple[int, bytes, bytes]:
+    """(offset of the chunk's first row, the file's header line, the chunk's rows)."""
+    with open(chunk.path, "rb") as handle:
+        head = handle.readline()
+        if chunk.start > chunk.data_start:
+            handle.seek(chunk.start - 1)
+            handle.readline()  # the row that began before the chunk is the previous chunk's
+        else:
+            handle.seek(chunk.start)
+        offset = handle.tell()
+        if offset >= chunk.end:
+            return offset, head, b""
+        data = handle.read(chunk.end - offset)
+        if data and not data.endswith(b"\n"):
+            data += handle.readline()
+    return offset, head, data
+
+
+def _line_at(path: str, offset: int) -> int:
+    """The number of the file line that starts at byte ``offset``."""
+    count, left = 1, offset
+    with open(path, "rb") as handle:
+        while left > 0:
+            block = handle.read(min(left, 1 << 24))
+            if not block:
+                break
+            count += block.count(b"\n")
+            left -= len(block)
+    return count
+
+
+def _chunk_batches(chunk: CsvChunk, offset: int, head: bytes, data: bytes, header: list[str]):
+    """``(rows before it in the chunk, batch)`` for each block of a chunk, columns as text."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    if not data:
+        return
+    row = 0
+    try:
+        reader = pacsv.open_csv(io.BytesIO(head + data), **_csv_options(header, as_text=True))
+        for batch in reader:
+            yield row, batch
+            row += batch.num_rows
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        raise _diagnose_lines(chunk.path, len(header), exc, io.BytesIO(data),
+                              _line_at(chunk.path, offset)) from None
+
+
+def _check_declared(chunk: CsvChunk, offset: int, row: int, name: str, column,
+                    declared: str | None) -> None:
+    """The declared type's check of a text column; the line of a value that does not parse
+    is counted only then (it needs a read of the file up to the chunk)."""
+    try:
+        _convert(chunk.path, name, column, declared)
+    except InputDataError:
+        _convert(chunk.path, name, column, declared, _line_at(chunk.path, offset) + row)
+        raise
