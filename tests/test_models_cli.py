@@ -3,10 +3,12 @@ CLI, on versions pushed by the real Pusher (stand-in SavedModels, a real evaluat
 tiny frame: no training, seconds)."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -20,6 +22,7 @@ from toolkit.cli import main
 from toolkit.components import Pusher
 from toolkit.components.pusher import VERSION_RECORD, versions
 from toolkit.errors import ToolkitError
+from toolkit.model_report import REPORT_DATA, REPORT_FILE
 
 SPAN = 7
 
@@ -99,7 +102,9 @@ def _files(folder: Path) -> dict[str, bytes]:
 
 
 def _model_files(folder: Path) -> dict[str, bytes]:
-    return {k: v for k, v in _files(folder).items() if k != VERSION_RECORD}
+    """The files a version holds besides what records its push (record and report)."""
+    return {k: v for k, v in _files(folder).items()
+            if k not in (VERSION_RECORD, REPORT_FILE, REPORT_DATA)}
 
 
 def test_list_shows_every_version_with_model_blessing_spans_and_run(served, capsys):
@@ -238,3 +243,89 @@ def test_models_help_imports_nothing_heavy():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=env, cwd=REPO, check=True)
     assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+RACER = r"""
+import os, sys, time
+sys.path.insert(0, {tests!r})
+from pathlib import Path
+from toolkit import InteractiveContext, models
+from toolkit.components import Pusher
+import test_models_cli as here
+
+def wait_for_go(name):
+    Path({flags!r}, name).touch()
+    while not Path({flags!r}, "go").exists():
+        time.sleep(0.005)
+
+if sys.argv[1] == "rollback":
+    models.rollback  # imported before the start, like the pusher's modules
+    wait_for_go("rollback")
+    done = models.rollback({serving!r}, to=int(sys.argv[2]))
+    print(done.version)
+else:
+    context = InteractiveContext(pipeline_name="taxi", pipeline_root={root!r})
+    examples = here.SpanExamples(span=here.SPAN)
+    context.run(examples)
+    model = here.StandInModel(examples=examples.outputs["examples"], seed=3)
+    evaluator = here.TinyEvaluator(model=model.outputs["model"])
+    context.run(model)
+    context.run(evaluator)
+    pusher = Pusher(model=model.outputs["model"], model_blessing=evaluator.outputs["blessing"],
+                    push_destination={serving!r})
+    wait_for_go("push")
+    context.run(pusher)
+    print(pusher.outputs["pushed_model"].get()[0].properties["pushed_version"])
+"""
+
+
+def test_rollback_racing_a_push_in_another_process(served, tmp_path):
+    """A rollback and an ordinary push, each in its own process, released at once: both
+    publish, under distinct version numbers, complete with their reports; the older
+    versions are untouched and the rollback's version holds the model rolled back to."""
+    context, serving, pushed = served
+    old = min(pushed)
+    before = {v: _files(serving / str(v)) for v in pushed}
+    flags = tmp_path / "flags"
+    flags.mkdir()
+    script = RACER.format(tests=str(Path(__file__).parent), flags=str(flags),
+                          serving=str(serving), root=str(tmp_path / "root"))
+    env = dict(os.environ, PYTHONPATH=str(REPO), TOOLKIT_PUSH_ROOT=str(tmp_path))
+    racers = {kind: subprocess.Popen([sys.executable, "-c", script, kind, str(old)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     env=env, cwd=tmp_path)
+              for kind in ("rollback", "push")}
+    deadline = time.monotonic() + 120
+    while not all((flags / kind).exists() for kind in racers):
+        assert time.monotonic() < deadline and all(p.poll() is None for p in racers.values()), \
+            {k: p.communicate() for k, p in racers.items() if p.poll() is not None}
+        time.sleep(0.01)
+    (flags / "go").touch()
+    answers = {kind: p.communicate(timeout=120) for kind, p in racers.items()}
+    for kind, process in racers.items():
+        assert process.returncode == 0, (kind, answers[kind][1][-3000:])
+    rolled = int(answers["rollback"][0].split()[-1])
+    fresh = int(answers["push"][0].split()[-1])
+
+    assert rolled != fresh and min(rolled, fresh) > max(pushed)
+    assert versions(str(serving)) == sorted([*pushed, rolled, fresh])
+    assert not [n for n in os.listdir(serving) if n.startswith(".")]
+    assert {v: _files(serving / str(v)) for v in pushed} == before
+    # the rollback's version serves the model rolled back to; the push's, the new model
+    assert _model_files(serving / str(rolled)) == _model_files(serving / str(old))
+    assert _model_files(serving / str(fresh)) != _model_files(serving / str(old))
+    assert (serving / str(fresh) / "saved_model.pb").read_bytes() == bytes([4]) * 700
+    for version, reason in ((rolled, "rollback"), (fresh, "push")):
+        folder = serving / str(version)
+        record = json.loads((folder / VERSION_RECORD).read_text())
+        report = json.loads((folder / REPORT_DATA).read_text())
+        assert record["reason"] == report["reason"] == reason
+        assert report["version"] == version and (folder / REPORT_FILE).is_file()
+        assert report["spans"] == [SPAN] and report["notes"] == []
+        assert report["lineage"][-1]["component_id"] == ("Rollback" if reason == "rollback"
+                                                         else "Pusher")
+    rows = {row.version: row for row in models.list_versions(serving)}
+    assert rows[rolled].model_id == pushed[old] and rows[rolled].rolled_back_from == old
+    assert rows[fresh].model_id not in pushed.values() and rows[fresh].blessed
+    assert [int(e["outcome"].split()[-1]) for e in context.store.executions("Rollback")
+            if e["state"] == "COMPLETE"] == [rolled]

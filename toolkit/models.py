@@ -1,4 +1,4 @@
-"""Pushed model versions: list them, and roll back to an older one.
+"""Pushed model versions: list them, show one's report, and roll back to an older one.
 
 A serving directory is what a Pusher pushes to: numbered version folders, each a
 SavedModel plus ``toolkit-push.json`` (written by the Pusher into the hidden copy, so it
@@ -15,7 +15,12 @@ loads the highest version switches to it. Nothing is ever deleted. With a store 
 recorded there as a ``Rollback`` execution (``reason=rollback``) whose output is the new
 PushedModel. Without one it still rolls back, since restoring serving must not wait for
 a database, and says in one line that it was not recorded; the new version's
-``toolkit-push.json`` records the rollback either way.
+``toolkit-push.json`` records the rollback either way. The re-published version gets a
+report of its own (:mod:`toolkit.model_report`), from the store's lineage, else from the
+rolled-back version's report.
+
+``show`` says where a version's report page (``toolkit-report.html``, written with the
+version) is, with a short text summary read from the report's data, so it needs no store.
 """
 from __future__ import annotations
 
@@ -31,6 +36,13 @@ from toolkit.artifacts import Artifact, PushedModel
 from toolkit.components._model_io import has_saved_model
 from toolkit.components.pusher import VERSION_RECORD, push, upstream_spans, versions
 from toolkit.errors import ToolkitError
+from toolkit.model_report import (
+    REPORT_FILE,
+    collect_report,
+    read_report,
+    report_writer,
+    summary_lines,
+)
 
 ROLLBACK_COMPONENT = "Rollback"
 SQLITE_PREFIX = "SQLite file "
@@ -145,8 +157,10 @@ def rollback(serving_dir: str | os.PathLike, to: int | str,
               "store": store.location if store is not None else old_record.get("store"),
               "pipeline_name": store.pipeline_name if store is not None
               else old_record.get("pipeline_name")}
+    report = _rollback_report(store, record, source, destination)
     try:
-        version, path = push(source, destination, lease_s=lease_s, record=record)
+        version, path = push(source, destination, lease_s=lease_s, record=record,
+                             prepare=report_writer(report))
     except BaseException as exc:
         if store is not None:
             store.fail_execution(execution_id, f"rollback failed: {exc}", only_if_running=True)
@@ -162,6 +176,84 @@ def rollback(serving_dir: str | os.PathLike, to: int | str,
     return RolledBack(version, path, old, store.location, execution_id,
                       f"recorded in {store.location} as execution {execution_id} "
                       "(reason rollback)")
+
+
+@dataclasses.dataclass
+class VersionReport:
+    """What ``show`` says about one version: where its report page is, and its summary."""
+
+    version: int
+    path: str
+    #: the version's ``toolkit-report.html``, or None when it has none
+    report_path: str | None
+    row: PushedVersion
+    #: the report's data (``toolkit-report.json``), or None
+    report: dict[str, Any] | None = dataclasses.field(default=None, repr=False)
+
+    def lines(self) -> list[str]:
+        head = [f"version {self.version} in {os.path.dirname(self.path)}"]
+        if self.report_path is not None:
+            head.append(f"report: {self.report_path}")
+        else:
+            head.append(f"report: none in {self.path} (pushed before reports were written)")
+        if self.report is not None:
+            body = summary_lines({**self.report, "version": self.version})
+        else:
+            body = [line for line in _cells_summary(self.row)]
+        return [show_controls(line) for line in head + body]
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines())
+
+    __repr__ = __str__
+
+
+def show(serving_dir: str | os.PathLike, version: int | str,
+         metadata_connection_config: Any = None,
+         pipeline_root: str | os.PathLike | None = None,
+         pipeline_name: str | None = None) -> VersionReport:
+    """Where version ``version``'s report is, with a short summary: the model, the
+    blessing and the thresholds it passed, data spans, infra latency, when and which run.
+
+    The summary comes from the report written with the version; a version without one
+    (pushed before reports were written) is summarised as :func:`list_versions` lists it."""
+    destination, found = _serving_dir(serving_dir)
+    number = _version_number(version, destination, found)
+    folder = os.path.join(destination, str(number))
+    record = _read_record(folder)
+    report = read_report(folder)
+    page = os.path.join(folder, REPORT_FILE)
+    if report is None:
+        store, _ = _open_store({number: record}, metadata_connection_config, pipeline_root,
+                               pipeline_name)
+        row = _row(destination, number, record, store)
+    else:
+        row = _row(destination, number, record, None)
+    return VersionReport(number, folder, page if os.path.isfile(page) else None, row, report)
+
+
+def _cells_summary(row: PushedVersion) -> list[str]:
+    cells = dict(zip(VersionTable.COLUMNS, _cells(row)))
+    return [f"model: {cells['model']}", f"blessing: {cells['blessing']}",
+            f"  metrics: {cells['metrics']}", f"data spans: {cells['spans']}",
+            f"pushed: {cells['pushed (UTC)']} UTC by {cells['by']}"]
+
+
+def _rollback_report(store: Any, record: dict[str, Any], source: str,
+                     destination: str) -> dict[str, Any]:
+    """The re-published version's report: from the store's lineage, else the rolled-back
+    version's own report with the rollback's facts (the store is not needed to roll back)."""
+    if store is not None:
+        return collect_report(store, record, destination=destination)
+    old = read_report(source)
+    if old is None:
+        return collect_report(None, record, destination=destination)
+    keys = ("reason", "rolled_back_from", "pushed_at", "execution_id", "component_id", "run",
+            "store", "pipeline_name")
+    return {**old, **{k: record.get(k) for k in keys}, "destination": destination,
+            "notes": [*old.get("notes", []),
+                      ("no metadata store was read for this rollback: the sections below are "
+                       f"those of version {record.get('rolled_back_from')}'s report")]}
 
 
 # -- serving directory ---------------------------------------------------------------

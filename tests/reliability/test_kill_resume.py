@@ -103,14 +103,17 @@ def _version_folders(serving: Path) -> list[Path]:
 
 
 def _complete(version: Path, model_uri: str) -> bool:
-    """Every file of the model, with its size, plus the version's push record."""
+    """Every file of the model, with its size, plus the version's push record and report."""
     from toolkit.components.pusher import VERSION_RECORD
+    from toolkit.model_report import REPORT_DATA, REPORT_FILE
 
     source = Path(model_uri) / "Format-Serving"
     want = {p.relative_to(source): p.stat().st_size for p in source.rglob("*") if p.is_file()}
     got = {p.relative_to(version): p.stat().st_size for p in version.rglob("*") if p.is_file()}
     record = got.pop(Path(VERSION_RECORD), None)
-    return got == want and (version / "saved_model.pb").is_file() and bool(record)
+    reports = [got.pop(Path(name), None) for name in (REPORT_FILE, REPORT_DATA)]
+    return (got == want and (version / "saved_model.pb").is_file() and bool(record)
+            and all(reports))
 
 
 @pytest.mark.parametrize("spec", [

@@ -17,7 +17,10 @@ the destination may be shared by machines that cannot see each other's processes
 Each version folder also holds ``toolkit-push.json`` beside the SavedModel (written into
 the hidden copy, so it appears with the version): the model id, its blessings, the data
 spans it was trained on, when, and which pipeline, store, execution and run pushed it.
-``toolkit models`` (:mod:`toolkit.models`) lists and rolls back versions from it.
+``toolkit models`` (:mod:`toolkit.models`) lists and rolls back versions from it. Beside
+it, in the same hidden copy, the version's report (``toolkit-report.html`` and its data,
+see :mod:`toolkit.model_report`): training data, evaluation, infra validation, lineage and
+parameters, from the metadata store.
 """
 from __future__ import annotations
 
@@ -49,6 +52,7 @@ from toolkit.components._model_io import (
     serving_model_path,
 )
 from toolkit.errors import PushRefused, ToolkitError
+from toolkit.model_report import REPORT_FILE, collect_report, report_writer
 from toolkit.publishing import file_sizes, sizes_match
 
 #: environment variable naming the folder push destinations must stay inside
@@ -74,13 +78,16 @@ class Pusher(BaseComponent):
     mode the pipeline stops there (``gate``). ``pushed_version`` is an integer, the
     push time in seconds, or one more than the newest existing version if that
     is higher, so versions always increase. A cached push whose version folder is
-    gone or changed is pushed again, as a version above the lost one.
+    gone or changed is pushed again, as a version above the lost one. Each version
+    holds its report beside the SavedModel (``toolkit-report.html``).
     """
 
     INPUTS = {"model": InputSpec(Model),
               "model_blessing": InputSpec(ModelBlessing, optional=True),
               "infra_blessing": InputSpec(InfraBlessing, optional=True)}
     OUTPUTS = {"pushed_model": PushedModel}
+    #: 2: each version folder holds its report (toolkit-report.html)
+    EXECUTOR_VERSION = "2"
     PARAMETERS = {"push_destination": ExecutionParameter(object, required=True),
                   "allowed_root": ExecutionParameter(str),
                   "require_blessing": ExecutionParameter(bool, default=True)}
@@ -118,9 +125,11 @@ class Pusher(BaseComponent):
         source = serving_model_path(model)
         if not has_saved_model(source):
             raise ToolkitError(f"Model #{model.id} has no SavedModel in {source}")
+        record = version_record(model, blessings, ctx)
+        report = collect_report(getattr(ctx, "store", None), record, destination=destination)
         version, path = push(source, destination, lease_s=ctx.lease_seconds,
                              above=_claimed_version(ctx.replaced_outputs), log=ctx.log,
-                             record=version_record(model, blessings, ctx))
+                             record=record, prepare=report_writer(report))
         # as TFX's Pusher does, the artifact holds a copy of the SavedModel, so
         # tf.saved_model.load(pushed_model.uri) works (tutorials do this)
         shutil.copytree(source, pushed.uri, dirs_exist_ok=True)
@@ -128,7 +137,8 @@ class Pusher(BaseComponent):
         _write_record(pushed, {"pushed": True, "model_id": model.id, "model_uri": model.uri,
                                "destination": destination, "version": version, "path": path,
                                "pushed_at": time.time(), "files": file_sizes(path)})
-        ctx.log(f"pushed Model #{model.id} as version {version}: {path}")
+        ctx.log(f"pushed Model #{model.id} as version {version}: {path} (report: "
+                f"{os.path.join(path, REPORT_FILE)})")
 
     def missing_external_effects(self, outputs) -> str | None:
         """A cached push counts only while ``<destination>/<version>`` still holds every file
@@ -187,7 +197,8 @@ VERSION_RECORD = "toolkit-push.json"
 
 def push(source: str, destination: str, lease_s: float = DEFAULT_LEASE_SECONDS,
          above: int = 0, log: Callable[[str], None] | None = None,
-         record: dict[str, Any] | None = None) -> tuple[int, str]:
+         record: dict[str, Any] | None = None,
+         prepare: Callable[[str, int], None] | None = None) -> tuple[int, str]:
     """Copy ``source`` to ``destination/<version>`` atomically; returns (version, path).
 
     The version is above ``above`` (a version this push replaces), above every version
@@ -195,7 +206,10 @@ def push(source: str, destination: str, lease_s: float = DEFAULT_LEASE_SECONDS,
     ``.pushing-<pid>-<ns>-<token>/model`` beside the versions, with an owner file whose
     heartbeat is renewed every third of ``lease_s`` while copying, then renamed into place.
     ``record``, when given, is written into the copy as ``toolkit-push.json`` (replacing
-    one copied from ``source``), so the version never appears without it.
+    one copied from ``source``), so the version never appears without it. ``prepare``,
+    when given, is called as ``prepare(copy_folder, version)`` before each attempt to
+    rename the copy into ``destination/<version>`` (the version's report is written so),
+    so whatever it writes appears with the version, numbered as it is published.
     """
     os.makedirs(destination, exist_ok=True)
     _remove_abandoned_copies(destination, lease_s, log)
@@ -216,6 +230,8 @@ def push(source: str, destination: str, lease_s: float = DEFAULT_LEASE_SECONDS,
         for _ in range(1000):
             target = os.path.join(destination, str(version))
             if not os.path.exists(target):
+                if prepare is not None:
+                    prepare(staging, version)
                 try:
                     os.rename(staging, target)
                     return version, target

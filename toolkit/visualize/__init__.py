@@ -15,6 +15,7 @@ from toolkit.visualize.drift import drift_view, drift_view_of, show_drift
 from toolkit.visualize.evaluation import dashboard, model_evaluation_view
 from toolkit.visualize.html import (BAD, NOTE, View, display_view, esc, escape, fmt_bytes, fmt_num,
                                     new_uid, plain, root, stack, table, tag, truncate)
+from toolkit.visualize.model_report import pushed_model_view, version_report_view
 from toolkit.visualize.reading import toolkit_artifact
 from toolkit.visualize.run import execution_result_view, executions_table_view, lineage_view
 from toolkit.visualize.schema import anomalies_view, artifact_anomalies, schema_view
@@ -312,6 +313,7 @@ register_view("Schema", _schema_artifact_view)
 register_view("ExampleAnomalies", _anomalies_artifact_view)
 register_view("Examples", _examples_view)
 register_view("ModelEvaluation", model_evaluation_view)
+register_view("PushedModel", pushed_model_view)
 # Results are registered by qualified name: importing the views never imports the
 # library or the context, and the library never imports a view.
 register_view("toolkit.evaluation.result.EvalResult", dashboard)
@@ -319,3 +321,4 @@ register_view("toolkit.drift.DriftReport", drift_view)
 register_view("toolkit.records.ExecutionResult", execution_result_view)
 register_view("toolkit.records.ExecutionsTable", executions_table_view)
 register_view("toolkit.records.Lineage", lineage_view)
+register_view("toolkit.models.VersionReport", version_report_view)
