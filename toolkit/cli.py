@@ -1,6 +1,6 @@
 """The ``toolkit`` command: a thin layer over :mod:`toolkit.exporter` (export, check,
 :mod:`~toolkit.exporter.inspection` for ``--help-notebook``), :mod:`toolkit.runner` and
-:mod:`toolkit.models` (``toolkit models``: list and roll back pushed versions).
+:mod:`toolkit.models` (``toolkit models``: list pushed versions, show one's report, roll back).
 
 Exit codes: 0 success; 1 a run failed or an export is stale; 2 a usage or
 validation error (bad arguments, bad parameter values, a notebook that cannot be
@@ -57,7 +57,24 @@ def _add_export(commands: argparse._SubParsersAction) -> None:
     )
     cmd.add_argument(
         "--check", action="store_true",
-        help="write nothing; exit 1 if the existing export differs from a fresh one",
+        help="write nothing; exit 1 if the existing export (and its <name>.kfp.yaml, when there is "
+        "one) differs from a fresh one",
+    )
+    cmd.add_argument(
+        "--target", choices=("papermill", "kfp"), default="papermill",
+        help="papermill (default): the parameterized notebook; kfp: also <name>.kfp.yaml, a Kubeflow "
+        "Pipelines pipeline compiled from that notebook, one task per component",
+    )
+    cmd.add_argument(
+        "--image", default=None, metavar="IMAGE",
+        help="with --target kfp: the container image every task runs in (default: toolkit:latest, "
+        "built from the Dockerfile)",
+    )
+    cmd.add_argument(
+        "--resources", action="append", default=[], metavar="COMPONENT=KEY:VALUE,...",
+        help="with --target kfp: a task's settings, e.g. Trainer=cpu:4,memory:16G,retries:2,timeout:3600 "
+        "(keys: cpu, memory, accelerator, accelerator_count, retries, timeout, cache; repeatable; "
+        "wins over the cell's kfp: tag)",
     )
     cmd.set_defaults(handler=_export)
 
@@ -96,14 +113,17 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
 def _add_models(commands: argparse._SubParsersAction) -> None:
     cmd = commands.add_parser(
         "models",
-        help="list the model versions pushed to a serving directory, or roll back to one",
+        help="list the model versions pushed to a serving directory, show one's report, or roll "
+        "back to one",
         description="`toolkit models SERVING_DIR` lists the pushed versions (model, blessing and its "
-        "metrics, data spans, when, by which run). `toolkit models rollback SERVING_DIR --to VERSION` "
-        "re-publishes VERSION as the newest version number, atomically, deleting nothing, and records "
-        "it in the metadata store (reason rollback) when one is found.",
-        usage="toolkit models [rollback] SERVING_DIR [--to VERSION] [--pipeline-root DIR]",
+        "metrics, data spans, when, by which run). `toolkit models show SERVING_DIR VERSION` prints "
+        "where the version's report page is and a short summary of it. `toolkit models rollback "
+        "SERVING_DIR --to VERSION` re-publishes VERSION as the newest version number, atomically, "
+        "deleting nothing, and records it in the metadata store (reason rollback) when one is found.",
+        usage="toolkit models [rollback | show] SERVING_DIR [VERSION] [--to VERSION] "
+        "[--pipeline-root DIR]",
     )
-    cmd.add_argument("words", nargs="+", metavar="[rollback] SERVING_DIR")
+    cmd.add_argument("words", nargs="+", metavar="[rollback | show] SERVING_DIR [VERSION]")
     cmd.add_argument("--to", metavar="VERSION", help="with rollback: the version to serve again")
     cmd.add_argument(
         "--pipeline-root", metavar="DIR",
@@ -116,9 +136,14 @@ def _add_models(commands: argparse._SubParsersAction) -> None:
 def _models(args: argparse.Namespace) -> int:
     words = list(args.words)
     rolling_back = len(words) == 2 and words[0] == "rollback"
-    if len(words) > 2 or (len(words) == 2 and not rolling_back):
+    showing = words[0] == "show" and len(words) > 1
+    if showing and len(words) != 3:
+        raise ToolkitError("show needs SERVING_DIR and VERSION: `toolkit models show SERVING_DIR "
+                           "VERSION` (see `toolkit models SERVING_DIR` for the versions)")
+    if not showing and (len(words) > 2 or (len(words) == 2 and not rolling_back)):
         raise ToolkitError(f"unexpected arguments {' '.join(words)}; use `toolkit models "
-                           "SERVING_DIR` or `toolkit models rollback SERVING_DIR --to VERSION`")
+                           "SERVING_DIR`, `toolkit models show SERVING_DIR VERSION` or "
+                           "`toolkit models rollback SERVING_DIR --to VERSION`")
     if rolling_back and args.to is None:
         raise ToolkitError("rollback needs --to VERSION (see `toolkit models SERVING_DIR`)")
     if not rolling_back and args.to is not None:
@@ -128,6 +153,9 @@ def _models(args: argparse.Namespace) -> int:
 
     store = {"metadata_connection_config": mysql_config_from_env(),
              "pipeline_root": args.pipeline_root}
+    if showing:
+        print(str(models.show(words[1], words[2], **store)))
+        return EXIT_OK
     if not rolling_back:
         print(repr(models.list_versions(words[0], **store)))
         return EXIT_OK
@@ -140,7 +168,13 @@ def _models(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from toolkit.exporter import check_export, export_notebook
+    from toolkit.exporter.kfp import (DEFAULT_IMAGE, import_compiler_only, kfp_pipeline_path,
+                                      refresh_kfp, write_kfp)
 
+    if args.target == "kfp" or args.check:
+        import_compiler_only()  # this process only compiles: kfp without its REST client
+    if args.target != "kfp" and (args.image or args.resources):
+        raise ToolkitError("--image and --resources go with --target kfp")
     status = EXIT_OK
     for notebook in args.notebooks:
         if args.check:
@@ -154,6 +188,16 @@ def _export(args: argparse.Namespace) -> int:
         state = "wrote" if exported.changed else "unchanged"
         count = len(exported.parameters)
         print(f"{state} {exported.notebook} and {exported.params_file.name} ({count} parameters)")
+        compiled = None
+        if args.target == "kfp":
+            compiled = write_kfp(exported, args.resources, args.image or DEFAULT_IMAGE)
+        elif kfp_pipeline_path(exported.notebook).exists():
+            import_compiler_only()
+            compiled = refresh_kfp(exported)  # a plain re-export keeps the KFP pipeline current too
+        if compiled is not None:
+            state = "wrote" if compiled.changed else "unchanged"
+            print(f"{state} {compiled.pipeline} ({len(compiled.graph.nodes)} tasks, "
+                  f"{len(compiled.graph.edges())} edges, image {compiled.image})")
     return status
 
 

@@ -5,6 +5,10 @@ The same object runs in a notebook (rich views) and headless under papermill or
 whether to reuse an execution (:mod:`toolkit.cache`), records every execution in
 ML Metadata (:mod:`toolkit.metadata`), and lets the executor write only into
 folders that are published whole afterwards (:mod:`toolkit.publishing`).
+
+A run can be restricted to one component (each task of a Kubeflow Pipelines export
+is): see :class:`Restriction`. Then the components it depends on are only read from
+the store, and every other component is skipped.
 """
 from __future__ import annotations
 
@@ -29,7 +33,7 @@ from toolkit._text import error_line, show_controls
 from toolkit.artifacts import Artifact
 from toolkit.base_component import BaseComponent, Channel, ExecutorContext
 from toolkit.cache import CacheKey, cache_key, unusable_outputs
-from toolkit.errors import ComponentError, GateError, ToolkitError
+from toolkit.errors import ComponentError, GateError, ToolkitError, UpstreamNotRunError
 from toolkit.metadata import (
     MetadataStore,
     heartbeat_renewer,
@@ -77,6 +81,11 @@ class InteractiveContext:
             print(f"InteractiveContext: pipeline_root not given, using {pipeline_root}")
         self.pipeline_root = os.path.abspath(os.fspath(pipeline_root))
         os.makedirs(self.pipeline_root, exist_ok=True)
+        self._restriction = Restriction.from_env()
+        if metadata_connection_config is None and self._restriction is not None:
+            from toolkit.metadata_config import mysql_config_from_env
+
+            metadata_connection_config = mysql_config_from_env()
         if metadata_connection_config is None:
             metadata_connection_config = sqlite_config(
                 os.path.join(self.pipeline_root, "metadata.sqlite"))
@@ -108,9 +117,14 @@ class InteractiveContext:
         if not isinstance(component, BaseComponent):
             raise TypeError(f"context.run expects a component, got {type(component).__name__}")
         started = time.perf_counter()
+        role = self._restriction.role(component.id) if self._restriction is not None else "run"
+        if role == "skip":
+            return self._restriction.skip(component)
         inputs = {key: channel.resolve(component.id, key)
                   for key, channel in component.inputs.items() if channel is not None}
         store = self.store
+        if role == "upstream":
+            return self._resolve_upstream(component, inputs, started)
         key = cache_key(component, inputs, store.location)
         self._reap_abandoned(component.id)
 
@@ -129,6 +143,35 @@ class InteractiveContext:
         outputs = self._execute(component, execution_id, inputs, beam_pipeline_args, started,
                                 replaced)
         return self._finish(component, execution_id, inputs, outputs, False, started)
+
+    def _resolve_upstream(self, component: BaseComponent, inputs: dict[str, list[Artifact]],
+                          started: float) -> "ExecutionResult":
+        """In a run restricted to one component, an upstream component is only read from the
+        store: its latest reusable execution with the same cache key, recorded by the run
+        that computed it. Nothing new is recorded; a miss stops the run with one line."""
+        key = cache_key(component, inputs, self.store.location)
+        if component.REFERENCES_EXISTING_ARTIFACTS:
+            # a resolution (possibly of nothing) is read as its own task recorded it
+            rows = [row for row in self.store.executions(component.id)
+                    if row["cache_key"] == key.digest and row["state"] == "COMPLETE"]
+            hit = (int(rows[-1]["id"]), self.store.outputs_of(int(rows[-1]["id"]))) if rows else None
+        else:
+            hit, _ = self._cached_outputs(component, key.digest)
+        if hit is None:
+            raise UpstreamNotRunError(
+                f"{component.id}: no completed execution with these inputs and parameters in "
+                f"{self.store.location}; this run is restricted to {self._restriction.only}, which "
+                f"reads {component.id} from the store (run {component.id}'s own task first)")
+        source_id, outputs = hit
+        for key_name, channel in component.outputs.items():
+            channel.set_artifacts(outputs.get(key_name, []))
+        result = ExecutionResult(component, source_id, inputs, outputs, True,
+                                 time.perf_counter() - started,
+                                 outcome=component.outcome(outputs, True))
+        result.gate_failure = component.gate(outputs, component.exec_properties)
+        if result.gate_failure and self.production:
+            raise GateError(f"{component.id}: {result.gate_failure}")
+        return result
 
     def _start_execution(self, component: BaseComponent, key: CacheKey,
                          inputs: dict[str, list[Artifact]]) -> int:
@@ -263,6 +306,12 @@ class InteractiveContext:
         """Render an artifact, a channel, a result or a list of artifacts."""
         from toolkit.visualize import show
 
+        if self._restriction is not None and isinstance(item, Channel):
+            skipped = self._restriction.skipped.get(item.producer_id)
+            if skipped is not None:
+                print(repr(skipped), flush=True)
+                return None
+
         return show(item)
 
     def executions(self, component_id: str | None = None) -> "ExecutionsTable":
@@ -279,6 +328,64 @@ class InteractiveContext:
     def __repr__(self) -> str:
         return (f"InteractiveContext(pipeline_name={self.pipeline_name!r}, "
                 f"pipeline_root={self.pipeline_root!r}, mode={get_mode()!r})")
+
+
+class SkippedRun:
+    """What ``context.run`` returns for a component a restricted run does not execute."""
+
+    def __init__(self, component_id: str, only: str, done: bool):
+        self.component_id = component_id
+        self.cached = False
+        where = "after" if done else "outside the upstream of"
+        self.reason = f"skipped: this run is restricted to {only}, and {component_id} is {where} it"
+
+    def __repr__(self) -> str:
+        return show_controls(f"{self.component_id}: {self.reason}")
+
+
+class Restriction:
+    """A run restricted to one component (a pipeline task): read from the environment.
+
+    ``TOOLKIT_ONLY_COMPONENT`` names the component this run executes;
+    ``TOOLKIT_UPSTREAM_COMPONENTS`` (comma-separated ids) the components it depends on,
+    which must be cache hits in the store. Every other component, and anything run after
+    the component itself, is skipped: not executed, not recorded.
+    """
+
+    #: the variables a pipeline task sets (see :mod:`toolkit.exporter.kfp_task`)
+    ONLY_ENV = "TOOLKIT_ONLY_COMPONENT"
+    UPSTREAM_ENV = "TOOLKIT_UPSTREAM_COMPONENTS"
+
+    def __init__(self, only: str, upstream: list[str]):
+        self.only = only
+        self.upstream = set(upstream)
+        self.done = False
+        self.skipped: dict[str, SkippedRun] = {}
+
+    @classmethod
+    def from_env(cls) -> "Restriction | None":
+        only = os.environ.get(cls.ONLY_ENV, "").strip()
+        if not only:
+            return None
+        upstream = os.environ.get(cls.UPSTREAM_ENV, "")
+        return cls(only, [name.strip() for name in upstream.split(",") if name.strip()])
+
+    def role(self, component_id: str) -> str:
+        """``run``, ``upstream`` (read from the store) or ``skip``."""
+        if component_id == self.only and not self.done:
+            self.done = True
+            return "run"
+        if component_id in self.upstream and not self.done:
+            return "upstream"
+        return "skip"
+
+    def skip(self, component: BaseComponent) -> SkippedRun:
+        skipped = SkippedRun(component.id, self.only, self.done)
+        self.skipped[component.id] = skipped
+        for channel in component.outputs.values():
+            channel.set_artifacts([])
+        print(repr(skipped), flush=True)
+        return skipped
 
 
 # -- helpers -----------------------------------------------------------------------

@@ -6,7 +6,7 @@ import os
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 from toolkit.errors import CellError, DeclarationError, ExportError
 from toolkit.exporter import analysis
@@ -40,6 +40,9 @@ from toolkit.exporter.rewrite import (
 )
 from toolkit.exporter.params_file import params_file_path, render_params_file
 
+if TYPE_CHECKING:
+    from toolkit.exporter.kfp import KfpExportResult
+
 
 @dataclass
 class ExportResult:
@@ -54,6 +57,10 @@ class ExportResult:
     changed: bool = True
     notebook_text: str = field(default="", repr=False)
     params_file_text: str = field(default="", repr=False)
+    #: the source notebook's cell number of each exported cell (None for generated cells),
+    #: so that targets derived from the exported notebook name the cells the user knows
+    source_cells: list[int | None] = field(default_factory=list, repr=False)
+    parameters_cell: int | None = None
 
     def __str__(self) -> str:
         count = len(self.parameters)
@@ -105,6 +112,21 @@ def export_notebook(
     return result
 
 
+def export_kfp(
+    path: str | Path, output_dir: str | Path = "export", params: Iterable[str] = (),
+    resources: Iterable[str] = (), image: str | None = None,
+) -> "KfpExportResult":
+    """Export ``path`` (see :func:`export_notebook`) and compile ``<name>.kfp.yaml`` beside it:
+    a Kubeflow Pipelines pipeline with one task per component (:mod:`toolkit.exporter.kfp`).
+
+    ``resources`` are ``COMPONENT=key:value,...`` strings (cpu, memory, accelerator,
+    accelerator_count, retries, timeout, cache); ``image`` the image the tasks run in.
+    """
+    from toolkit.exporter.kfp import DEFAULT_IMAGE, write_kfp
+
+    return write_kfp(export_notebook(path, output_dir, params), resources, image or DEFAULT_IMAGE)
+
+
 def check_export(
     path: str | Path, output_dir: str | Path = "export", params: Iterable[str] | None = None
 ) -> CheckResult:
@@ -139,17 +161,42 @@ def check_export(
     params_file_text = _read_text(fresh.params_file)
     if params_file_text != fresh.params_file_text and not reasons:
         reasons.append(f"{fresh.params_file.name} is missing or differs from a fresh export")
-    return CheckResult(target, bool(reasons), reasons, _export_command(path, output_dir, params))
+    kfp_words = _kfp_options(fresh.notebook)
+    if kfp_words and not reasons:
+        from toolkit.exporter.kfp import check_kfp
+
+        reasons += check_kfp(fresh)
+    return CheckResult(target, bool(reasons), reasons, _export_command(path, output_dir, params, kfp_words))
 
 
-def _export_command(path: Path, output_dir: Path, params: Sequence[str]) -> str:
+def _kfp_options(notebook: Path) -> list[str]:
+    """The ``--target kfp`` options that wrote the KFP pipeline beside ``notebook``
+    (none when there is no such pipeline)."""
+    from toolkit.exporter.kfp import DEFAULT_IMAGE, kfp_pipeline_path, recorded_options
+
+    text = _read_text(kfp_pipeline_path(notebook))
+    if text is None:
+        return []
+    words = ["--target", "kfp"]
+    options = recorded_options(text)
+    if options is not None:
+        image, resources = options
+        if image != DEFAULT_IMAGE:
+            words += ["--image", image]
+        for component, settings in resources.items():
+            if settings:
+                words += ["--resources", component + "=" + ",".join(f"{k}:{v}" for k, v in settings.items())]
+    return words
+
+
+def _export_command(path: Path, output_dir: Path, params: Sequence[str], extra: Sequence[str] = ()) -> str:
     """The command line that writes the export :func:`check_export` compares against."""
     words = ["toolkit", "export", str(path)]
     if output_dir != Path("export"):
         words += ["-o", str(output_dir)]
     for name in params:
         words += ["--param", name]
-    return shlex.join(words)
+    return shlex.join([*words, *extra])
 
 
 def _production_cell(text: str) -> str | None:
@@ -244,6 +291,8 @@ def _build(path: Path, output_dir: Path, lift: list[str], base: Path, source: st
         notes=list(info.notes),
         notebook_text=notebook_text,
         params_file_text=params_file_text,
+        source_cells=[None, walk.parameters_cell, None] + [cell.number for cell in walk.kept],
+        parameters_cell=walk.parameters_cell,
     )
 
 

@@ -1,0 +1,111 @@
+"""What one task of a compiled Kubeflow Pipelines pipeline does (the task's entry point).
+
+The task runs the exported notebook headless with ``toolkit``'s runner, restricted
+to its own component:
+
+* the notebook is cut after the cell that runs the component, so no later cell runs;
+* ``TOOLKIT_ONLY_COMPONENT`` names the component, ``TOOLKIT_UPSTREAM_COMPONENTS`` the
+  components it waits for; the context reads them (:class:`toolkit.context.Restriction`):
+  upstream components are read from the store as cache hits (a miss fails the task
+  with one line), the component itself runs (or is a cache hit of an earlier attempt,
+  so a retried task resumes), and every other component is skipped;
+* the executed notebook (the audit record) and the run's ``summary.json`` are
+  written to the task's outputs, also when the run failed.
+
+The notebook the task finds must be the one the pipeline was compiled from (same
+SHA-256), so an image built from other sources fails at once rather than running
+something else. Paths are relative to the working directory, the project root in the
+image (``TOOLKIT_PROJECT_DIR`` overrides it).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+from toolkit._scoped import temporarily
+from toolkit._text import show_controls
+from toolkit.context import Restriction
+from toolkit.errors import ToolkitError
+
+PROJECT_ENV = "TOOLKIT_PROJECT_DIR"
+
+
+def run_task(task: Mapping[str, Any], values: Mapping[str, Any], executed_notebook: str,
+             run_summary: str) -> None:
+    """Run one task; on failure print one line naming the component and exit with status 1."""
+    component = str(task.get("component", "?"))
+    try:
+        result = _run(task, values, Path(executed_notebook), Path(run_summary))
+    except ToolkitError as exc:
+        _fail(component, str(exc))
+    if not result.ok:
+        cell = (result.summary.get("failing_cell") or {}).get("cell")
+        where = f" (cell {cell})" if cell else ""
+        _fail(component, f"{result.reason}{where}")
+    if component not in [e.get("component_id") for e in result.summary.get("executions", [])]:
+        _fail(component, f"the notebook ran to cell {task.get('cell')} without running {component}; "
+                         "re-export the pipeline from this notebook")
+    print(f"{component}: task succeeded; executed notebook {executed_notebook}", flush=True)
+
+
+def _fail(component: str, reason: str) -> None:
+    print(show_controls(f"{component} task failed: {' '.join(reason.split())}"), file=sys.stderr,
+          flush=True)
+    raise SystemExit(1)
+
+
+def _run(task: Mapping[str, Any], values: Mapping[str, Any], executed: Path, summary: Path):
+    from toolkit import runner
+    from toolkit.exporter.inspection import notebook_parameters, source_directory
+
+    component = str(task["component"])
+    project = Path(os.environ.get(PROJECT_ENV) or ".")
+    notebook = project / str(task["notebook"])
+    try:
+        text = notebook.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ToolkitError(f"{notebook}: cannot read the exported notebook ({exc.strerror}); run the "
+                           f"task in the project root or set {PROJECT_ENV}") from None
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    if digest != task["notebook_sha256"]:
+        raise ToolkitError(f"{notebook} is not the notebook this pipeline was compiled from (sha256 "
+                           f"{digest[:12]}, compiled from {str(task['notebook_sha256'])[:12]}); "
+                           "rebuild the image or re-export")
+    declared, _ = notebook_parameters(notebook)
+    typed = {p.name: _restore_ints(values[p.name], p.default) for p in declared if p.name in values}
+    cwd = source_directory(notebook)
+    nb = json.loads(text)
+    nb["cells"] = nb["cells"][: int(task["cell"])]
+    timeout = (task.get("settings") or {}).get("timeout")
+    with tempfile.TemporaryDirectory(prefix="toolkit-task-") as folder:
+        cut = Path(folder) / notebook.name
+        cut.write_text(json.dumps(nb, ensure_ascii=False), encoding="utf-8")
+        environment = {Restriction.ONLY_ENV: component,
+                       Restriction.UPSTREAM_ENV: ",".join(task.get("upstream") or [])}
+        with temporarily(os.environ, environment):
+            result = runner.run_notebook(cut, typed, run_dir=Path(folder) / "run", cwd=cwd,
+                                         execution_timeout=float(timeout) if timeout else None,
+                                         progress=runner.print_progress)
+        for source, target in ((result.notebook, executed), (result.summary_path, summary)):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if source.exists():
+                shutil.copyfile(source, target)
+    return result
+
+
+def _restore_ints(value: Any, default: Any) -> Any:
+    """KFP carries numbers inside lists and dicts as doubles: give back an integer where the
+    parameter's default holds one at the same place and the value is whole."""
+    if isinstance(value, float) and isinstance(default, int) and not isinstance(default, bool):
+        return int(value) if value.is_integer() else value
+    if isinstance(value, list) and isinstance(default, list):
+        return [_restore_ints(v, default[i] if i < len(default) else None) for i, v in enumerate(value)]
+    if isinstance(value, dict) and isinstance(default, dict):
+        return {k: _restore_ints(v, default.get(k)) for k, v in value.items()}
+    return value
