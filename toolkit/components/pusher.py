@@ -24,6 +24,7 @@ parameters, from the metadata store.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -264,7 +265,8 @@ def version_record(model: Model, blessings: dict[str, list[Any]],
 
 
 def upstream_spans(store: Any, model: Model, limit: int = 200) -> list[int]:
-    """The ``span`` of every Examples artifact upstream of ``model``, sorted."""
+    """Every span of the Examples artifacts upstream of ``model`` (a window's every span),
+    sorted."""
     if store is None or model.id is None:
         return []
     spans, seen, todo = set(), set(), [model.id]
@@ -276,10 +278,21 @@ def upstream_spans(store: Any, model: Model, limit: int = 200) -> list[int]:
         producer = store.producer_of(artifact_id)
         for arts in (store.inputs_of(producer) if producer is not None else {}).values():
             for art in arts:
-                if art.TYPE_NAME == "Examples" and str(art.properties.get("span", "")) != "":
-                    spans.add(int(art.properties["span"]))
+                if art.TYPE_NAME == "Examples":
+                    spans.update(_spans_of(art))
                 todo.append(art.id)
     return sorted(spans)
+
+
+def _spans_of(examples: Any) -> list[int]:
+    """Every span an Examples artifact holds: its window (``spans``, a JSON list) when it
+    was read over a range, else its one ``span``."""
+    window = examples.properties.get("spans")
+    if window not in (None, ""):
+        with contextlib.suppress(ValueError, TypeError):
+            return [int(span) for span in json.loads(window)]
+    span = examples.properties.get("span")
+    return [int(span)] if str(span if span is not None else "") != "" else []
 
 
 def _write_owner(hidden: str, lease_s: float) -> None:
