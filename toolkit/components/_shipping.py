@@ -113,10 +113,11 @@ def runner_label(beam_args: list[str]) -> str:
 
 
 def _runner(beam_args: list[str]) -> str | None:
-    return _flag(beam_args, "runner")
+    return beam_flag(beam_args, "runner")
 
 
-def _flag(beam_args: list[str], name: str) -> str | None:
+def beam_flag(beam_args: list[str], name: str) -> str | None:
+    """The value of ``--name`` (``--name=value`` or ``--name value``; the last one wins)."""
     value = None
     for i, arg in enumerate(beam_args):
         if arg == f"--{name}" and i + 1 < len(beam_args):
@@ -132,7 +133,7 @@ def is_cluster_runner(beam_args: list[str]) -> bool:
     runner = (_runner(beam_args) or "DirectRunner").rsplit(".", 1)[-1].lower()
     if runner in _LOCAL_RUNNERS:
         return False
-    environment = (_flag(beam_args, "environment_type") or "").upper()
+    environment = (beam_flag(beam_args, "environment_type") or "").upper()
     return environment not in _NO_STAGING_ENVIRONMENTS
 
 

@@ -462,12 +462,15 @@ def _do_on_beam(component: Evaluator, input_dict, output_dict, exec_properties,
     the same arguments."""
     import dataclasses
 
+    from toolkit.components._beam import check_beam_args
     from toolkit.components._io import (FORMAT_TF_EXAMPLE, payload_format, recorded_column_types,
                                         split_pattern)
     from toolkit.evaluation import load_eval_config, tfma_adapter
     from toolkit.evaluation.beam_engine import evaluate_on_beam
 
     args = list(ctx.beam_pipeline_args)
+    # before any work: the TFMA path calls the model in process before its pipeline runs
+    check_beam_args(args, "the evaluation on Beam")
     if exec_properties["engine"] == "tfma":
         with tfma_adapter.beam_pipeline_args(args):
             return component.Do(input_dict, output_dict, exec_properties,
@@ -510,7 +513,8 @@ def _do_on_beam(component: Evaluator, input_dict, output_dict, exec_properties,
     frames = _BeamFrames(config.raw, model, baseline, graph, signature_name, preprocessing,
                          baseline_column, recorded_column_types(examples) if tfrecord else None)
     result = evaluate_on_beam(read, config, args, prepare=frames, baseline=baseline_column,
-                              rubber_stamp=baseline is None, tmp_dir=ctx.tmp_dir)
+                              rubber_stamp=baseline is None, tmp_dir=ctx.tmp_dir,
+                              label=f"the evaluation of Model #{model.id} on {', '.join(splits)}")
     _publish(result, [], config, examples, model, baseline, output_dict, ctx, signature_name)
 
 

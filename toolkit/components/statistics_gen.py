@@ -4,7 +4,7 @@ from __future__ import annotations
 import copy
 import os
 
-from toolkit._quiet import offline_beam, quiet_tensorflow
+from toolkit._quiet import quiet_tensorflow
 from toolkit.artifacts import ExampleStatistics, Examples, Schema
 from toolkit.base_component import BaseComponent, InputSpec, ExecutionParameter
 from toolkit.components._io import FORMAT_TF_EXAMPLE, payload_format, read_split, split_pattern
@@ -41,18 +41,22 @@ class StatisticsGen(BaseComponent):
         splits = [s for s in examples.split_names if s not in exec_properties["exclude_splits"]]
         for split in splits:
             os.makedirs(statistics.split_uri(split), exist_ok=True)
+        if ctx.beam_pipeline_args and splits:
+            ctx.log(f"splits {', '.join(splits)}: statistics on Beam "
+                    f"({' '.join(ctx.beam_pipeline_args)})")
+            _beam_statistics({split: (split_pattern(examples, split), statistics.stats_path(split))
+                              for split in splits}, options, ctx.beam_pipeline_args,
+                             tfrecord=payload_format(examples) == FORMAT_TF_EXAMPLE)
+        for split in splits:
             path = statistics.stats_path(split)
-            if ctx.beam_pipeline_args:
-                ctx.log(f"split {split}: statistics on Beam ({' '.join(ctx.beam_pipeline_args)})")
-                _beam_statistics(split_pattern(examples, split), path, options,
-                                 ctx.beam_pipeline_args,
-                                 tfrecord=payload_format(examples) == FORMAT_TF_EXAMPLE)
-            else:
+            if not ctx.beam_pipeline_args:
                 stats = statistics_of_table(read_split(examples, split), options)
                 with open(path, "wb") as handle:
                     handle.write(stats.SerializeToString())
-                ctx.log(f"split {split}: {stats.datasets[0].num_examples:,} examples, "
-                        f"{len(stats.datasets[0].features)} features")
+            else:
+                stats = statistics.load(split)
+            ctx.log(f"split {split}: {stats.datasets[0].num_examples:,} examples, "
+                    f"{len(stats.datasets[0].features)} features")
         statistics.split_names = splits
 
 
@@ -81,30 +85,33 @@ def _options(stats_options, schema_artifacts):
     return options
 
 
-def _beam_statistics(pattern: str, output_path: str, options, beam_args: list[str],
+def _beam_statistics(splits: dict[str, tuple[str, str]], options, beam_args: list[str],
                      tfrecord: bool = False) -> None:
+    """One Beam pipeline for every split (``split -> (file pattern, output path)``): the
+    workers start, and import TensorFlow, once rather than once per split."""
     import apache_beam as beam
     import tensorflow_data_validation as tfdv
-    from apache_beam.options.pipeline_options import PipelineOptions
     from tfx_bsl.arrow import table_util
 
-    offline_beam()
+    from toolkit.components._beam import beam_pipeline
 
-    with beam.Pipeline(options=PipelineOptions(beam_args)) as pipeline:
-        if tfrecord:
-            batches = (pipeline
-                       | "Read" >> beam.io.ReadFromTFRecord(
-                           pattern, compression_type=beam.io.filesystem.CompressionTypes.AUTO)
-                       | "Batch" >> beam.BatchElements(min_batch_size=500, max_batch_size=2000)
-                       | "Decode" >> beam.Map(_decode_batch, pattern))  # list columns already
-        else:
-            batches = (pipeline
-                       | "Read" >> beam.io.ReadFromParquetBatched(pattern)
-                       | "ToBatches" >> beam.FlatMap(lambda table: table.to_batches())
-                       | "Canonicalize" >> beam.Map(table_util.CanonicalizeRecordBatch))
-        _ = (batches
-             | "Stats" >> tfdv.GenerateStatistics(options)
-             | "Write" >> tfdv.WriteStatisticsToBinaryFile(output_path))
+    with beam_pipeline(beam_args, f"TFDV statistics of {', '.join(splits)}") as pipeline:
+        for split, (pattern, output_path) in splits.items():
+            if tfrecord:
+                batches = (pipeline
+                           | f"Read[{split}]" >> beam.io.ReadFromTFRecord(
+                               pattern, compression_type=beam.io.filesystem.CompressionTypes.AUTO)
+                           | f"Batch[{split}]" >> beam.BatchElements(min_batch_size=500,
+                                                                     max_batch_size=2000)
+                           | f"Decode[{split}]" >> beam.Map(_decode_batch, pattern))
+            else:
+                batches = (pipeline
+                           | f"Read[{split}]" >> beam.io.ReadFromParquetBatched(pattern)
+                           | f"ToBatches[{split}]" >> beam.FlatMap(lambda table: table.to_batches())
+                           | f"Canonicalize[{split}]" >> beam.Map(table_util.CanonicalizeRecordBatch))
+            _ = (batches
+                 | f"Stats[{split}]" >> tfdv.GenerateStatistics(options)
+                 | f"Write[{split}]" >> tfdv.WriteStatisticsToBinaryFile(output_path))
 
 
 def _decode_batch(records, where: str):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Callable
 
-from toolkit._quiet import offline_beam, quiet_tensorflow
+from toolkit._quiet import quiet_tensorflow
 from toolkit.artifacts import Examples, Schema, TransformGraph
 from toolkit.base_component import BaseComponent, ExecutorContext, InputSpec, ExecutionParameter
 from toolkit.components._io import (FORMAT_TF_EXAMPLE, check_splits, count_records,
@@ -18,8 +18,8 @@ from toolkit.components._io import (FORMAT_TF_EXAMPLE, check_splits, count_recor
                                    split_pattern)
 from toolkit.components._model_io import arrow_types, to_list_batch
 from toolkit.components._module import describe, resolve_function, source_file
-from toolkit.components._shipping import (pickled_by_value, user_modules, with_user_code,
-                                          worker_import_failure)
+from toolkit.components._beam import beam_pipeline, check_beam_args, pipeline_failure
+from toolkit.components._shipping import pickled_by_value, user_modules, with_user_code
 from toolkit.errors import InputDataError, ToolkitError, UserCodeError
 
 #: used when neither the context nor ``context.run`` gives Beam arguments
@@ -68,6 +68,8 @@ class Transform(BaseComponent):
                          custom_config=custom_config)
 
     def Do(self, input_dict, output_dict, exec_properties, ctx: ExecutorContext) -> None:
+        beam_args = ctx.beam_pipeline_args or DEFAULT_BEAM_ARGS
+        check_beam_args(beam_args, "tf.Transform")
         examples: Examples = input_dict["examples"][0]
         schema = input_dict["schema"][0].load()
         graph: TransformGraph = output_dict["transform_graph"][0]
@@ -79,7 +81,6 @@ class Transform(BaseComponent):
         columns = _columns(examples, analyze + transform)
         schema = _restrict(schema, columns)
         user_fn = _guarded(fn, label, exec_properties.get("custom_config"))
-        beam_args = ctx.beam_pipeline_args or DEFAULT_BEAM_ARGS
         ctx.log(f"analyzing {', '.join(analyze)}; transforming {', '.join(transform)} "
                 f"with {label} on Beam ({' '.join(beam_args)})")
         modules = user_modules(fn)
@@ -87,14 +88,11 @@ class Transform(BaseComponent):
             with pickled_by_value(modules):
                 counts = _run_pipeline(examples, schema, user_fn, analyze, transform, graph.uri,
                                        transformed, ctx,
-                                       with_user_code(beam_args, modules, ctx.tmp_dir))
+                                       with_user_code(beam_args, modules, ctx.tmp_dir), label)
         except ToolkitError:
             raise
-        except Exception as exc:
-            unshipped = worker_import_failure(exc, label, beam_args)
-            if unshipped is not None:
-                raise UserCodeError(unshipped) from exc
-            raise _pipeline_error(exc, label) from exc
+        except Exception as exc:  # after the pipeline: writing the metadata, counting rows
+            raise pipeline_failure(exc, label, beam_args) from exc
         record_splits(transformed, counts, ctx, "transformed", names=transform,
                       payload=payload_format(examples))
 
@@ -177,15 +175,13 @@ def _guarded(fn: Callable, label: str, custom_config: dict | None):
 
 def _run_pipeline(examples: Examples, schema, preprocessing_fn, analyze: list[str],
                   transform: list[str], graph_dir: str, transformed: Examples,
-                  ctx: ExecutorContext, beam_args: list[str]) -> dict[str, int]:
+                  ctx: ExecutorContext, beam_args: list[str], label: str) -> dict[str, int]:
     import apache_beam as beam
     import pyarrow as pa
     import tensorflow_transform.beam as tft_beam
     from apache_beam.options.pipeline_options import PipelineOptions
     from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io
     from tfx_bsl.tfxio import tensor_adapter, tensor_representation_util
-
-    offline_beam()
 
     quiet_tensorflow()
     types = arrow_types(schema)
@@ -211,9 +207,8 @@ def _run_pipeline(examples: Examples, schema, preprocessing_fn, analyze: list[st
                 | f"Read[{split}]" >> beam.io.ReadFromParquetBatched(pattern, columns=columns)
                 | f"ToLists[{split}]" >> beam.Map(to_list_batch, types, columns))
 
-    options = PipelineOptions(beam_args)
-    tmp = _temp_dir(options, ctx)
-    with beam.Pipeline(options=options) as pipeline:
+    tmp = _temp_dir(PipelineOptions(beam_args), ctx)
+    with beam_pipeline(beam_args, label) as pipeline:
         with tft_beam.Context(temp_dir=tmp):
             if len(analyze) == 1:
                 analysis_data = read(pipeline, analyze[0])
@@ -369,28 +364,3 @@ def _row_count(folder: str) -> int:
 
     return sum(pq.ParquetFile(f).metadata.num_rows
                for f in glob.glob(os.path.join(folder, "*.parquet")))
-
-
-def _pipeline_error(exc: Exception, label: str) -> ToolkitError:
-    """Beam wraps a failure in pages of runner traceback: keep the user's error line."""
-    cause: BaseException | None = exc
-    seen = set()
-    while cause is not None and id(cause) not in seen:
-        seen.add(id(cause))
-        if isinstance(cause, ToolkitError):
-            return cause
-        cause = cause.__cause__ or cause.__context__
-    text = str(exc)
-    marker = "UserCodeError: "
-    if marker in text:
-        line = text[text.rindex(marker) + len(marker):].splitlines()[0]
-        return UserCodeError(line.split(" [while running")[0])
-    import re
-
-    errors = re.findall(r"^\s*(\w+(?:Error|Exception)): (.+)$", text, flags=re.MULTILINE)
-    if errors:
-        kind, message = errors[-1]
-        return ToolkitError(f"tf.Transform with {label} failed: {kind}: "
-                            f"{message.split(' [while running')[0].strip()}")
-    return ToolkitError(f"tf.Transform with {label} failed: {type(exc).__name__}: "
-                        f"{(text.strip().splitlines() or [''])[0]}")

@@ -307,22 +307,24 @@ def _temp_root(options, tmp_dir: str | None) -> str:
 
 
 def run_statistics(source: pd.DataFrame | Callable, plan: BeamPlan, beam_pipeline_args: Sequence[str],
-                   prepare: Any = None, tmp_dir: str | None = None) -> list[tuple[tuple, dict]]:
+                   prepare: Any = None, tmp_dir: str | None = None,
+                   label: str = "the evaluation on Beam") -> list[tuple[tuple, dict]]:
     """Run the pipeline; the combined ``(key, accumulator)`` pairs, read back in the driver.
 
     ``source`` is a DataFrame (split into batches) or ``read(pipeline) -> PCollection`` of
     batches that ``prepare(batch) -> DataFrame`` turns into evaluated frames in the workers.
+    The pipeline runs through the components' one Beam entry point, so a runner failure is
+    one line naming the runner and its flags (``label`` names the work).
     """
     import apache_beam as beam
     from apache_beam.io.filesystems import FileSystems
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from toolkit._quiet import offline_beam
+    from toolkit.components._beam import beam_pipeline
 
-    offline_beam()
     options = PipelineOptions(list(beam_pipeline_args))
     path = FileSystems.join(_temp_root(options, tmp_dir), f"toolkit-beam-eval-{uuid.uuid4().hex}.pickle")
-    with beam.Pipeline(options=options) as pipeline:
+    with beam_pipeline(beam_pipeline_args, label) as pipeline:
         if isinstance(source, pd.DataFrame):
             frames = [source.iloc[i:i + FRAME_BATCH_ROWS] for i in range(0, len(source), FRAME_BATCH_ROWS)]
             batches = pipeline | "Batches" >> beam.Create(frames or [source])
@@ -456,7 +458,7 @@ def _warn_outside(outside: dict, plan: BeamPlan) -> None:
 def evaluate_on_beam(source: pd.DataFrame | Callable, eval_config: Any, beam_pipeline_args: Sequence[str], *,
                      prepare: Any = None, baseline: str | None = None, baseline_slice: Any = None,
                      rubber_stamp: bool = False, random_seed: int | None = None,
-                     tmp_dir: str | None = None):
+                     tmp_dir: str | None = None, label: str = "the evaluation on Beam"):
     """:func:`toolkit.evaluate` on a Beam runner, with the same numbers.
 
     Args:
@@ -469,6 +471,7 @@ def evaluate_on_beam(source: pd.DataFrame | Callable, eval_config: Any, beam_pip
       baseline: name of a column holding a baseline model's predictions.
       tmp_dir: where the combined statistics are handed back when the options give no
         ``--temp_location``; must be shared with the workers.
+      label: names the work in a runner failure's message.
 
     Metrics the engine lacks (computed by TFMA in process) and class-score predictions are
     refused with one line; run them without ``beam_pipeline_args`` or with ``engine='tfma'``.
@@ -483,5 +486,6 @@ def evaluate_on_beam(source: pd.DataFrame | Callable, eval_config: Any, beam_pip
     if isinstance(source, pd.DataFrame):
         engine_mod.check_model_columns(source, config)
     plan = BeamPlan(config, random_seed)
-    records = run_statistics(source, plan, beam_pipeline_args, prepare=prepare, tmp_dir=tmp_dir)
+    records = run_statistics(source, plan, beam_pipeline_args, prepare=prepare, tmp_dir=tmp_dir,
+                             label=label)
     return finish(records, plan, baseline_slice=baseline_slice, rubber_stamp=rubber_stamp)

@@ -83,15 +83,16 @@ def _analyze(data: pd.DataFrame, proto, output: str, args: Sequence[str]) -> Non
         return
     import apache_beam as beam
     import pyarrow as pa
-    from apache_beam.options.pipeline_options import PipelineOptions
     from tensorflow_model_analysis.api import model_eval_lib
     from tfx_bsl.arrow import table_util
+
+    from toolkit.components._beam import beam_pipeline
 
     for spec in proto.model_specs:  # analyze_raw_data's defaults
         spec.prediction_key = spec.prediction_key or "prediction"
         spec.label_key = spec.label_key or "label"
     batch = table_util.CanonicalizeRecordBatch(pa.RecordBatch.from_pandas(data))
-    with beam.Pipeline(options=PipelineOptions(list(args))) as pipeline:
+    with beam_pipeline(args, "TFMA's evaluation pipeline") as pipeline:
         _ = (pipeline
              | "Data" >> beam.Create([batch])
              | "ExtractEvaluateAndWriteResults" >> model_eval_lib.ExtractEvaluateAndWriteResults(
