@@ -207,13 +207,16 @@ def _watch_subprocess_workers() -> None:
     with _WATCH_LOCK:
         if _WATCHING:
             return
+        from apache_beam.runners.portability import local_job_service
         from apache_beam.runners.portability.fn_api_runner import worker_handlers
 
-        handler_class = worker_handlers.SubprocessSdkWorkerHandler
+        _WATCHING = True
+        handler_class = getattr(worker_handlers, "SubprocessSdkWorkerHandler", None)
+        if not hasattr(handler_class, "start_worker") or \
+                not hasattr(local_job_service, "SubprocessSdkWorker"):
+            return  # another Beam layout: leave Beam's own behaviour (it may wait on a crash)
 
         def start_worker(self) -> None:
-            from apache_beam.runners.portability import local_job_service
-
             self.worker = local_job_service.SubprocessSdkWorker(
                 self._worker_command_line, self.control_address, self.provision_info,
                 self.worker_id)
@@ -235,4 +238,3 @@ def _watch_subprocess_workers() -> None:
             self.worker_thread.start()
 
         handler_class.start_worker = start_worker
-        _WATCHING = True
