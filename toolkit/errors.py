@@ -1,6 +1,19 @@
 """Exceptions with one readable message each."""
 from __future__ import annotations
 
+from typing import Iterator
+
+
+def causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what it was raised from or during, once each: where a runner (Beam)
+    buries the user's own error under its own."""
+    seen = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
 
 class ToolkitError(Exception):
     """Base class for every error the toolkit raises on purpose."""

@@ -39,6 +39,7 @@ from toolkit.errors import ToolkitError
 from toolkit.model_report import (
     REPORT_FILE,
     collect_report,
+    pushed_by,
     read_report,
     report_writer,
     summary_lines,
@@ -363,7 +364,7 @@ def _row(destination: str, version: int, record: dict[str, Any], store: Any) -> 
         version=version, path=path, model_id=record.get("model_id"),
         blessed=all(int(b.get("blessed", 0)) == 1 for b in blessings) if blessings else None,
         spans=list(record.get("spans") or []), pushed_at=record.get("pushed_at"),
-        pushed_by=_pushed_by(record), reason=str(record.get("reason") or ""),
+        pushed_by=pushed_by(record) if record else "", reason=str(record.get("reason") or ""),
         rolled_back_from=record.get("rolled_back_from"), record=record)
     if store is not None and _same_store(record, store):
         row.metrics = _blessing_metrics(store, record)
@@ -409,16 +410,6 @@ def _blessing_metrics(store: Any, record: dict[str, Any]) -> dict[str, float | N
             metrics.setdefault(name, check.value)
     return metrics
 
-
-def _pushed_by(record: dict[str, Any]) -> str:
-    if not record:
-        return ""
-    parts = [str(record.get("pipeline_name") or "?")]
-    if record.get("execution_id") is not None:
-        parts.append(f"{record.get('component_id') or 'execution'} #{record['execution_id']}")
-    if record.get("run"):
-        parts.append(f"run {record['run']}")
-    return " ".join(parts)
 
 
 def _cells(row: PushedVersion) -> tuple[str, ...]:

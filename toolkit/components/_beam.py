@@ -27,7 +27,7 @@ from typing import Iterator, Sequence
 
 from toolkit._quiet import offline_beam
 from toolkit.components._shipping import beam_flag, runner_label, worker_import_failure
-from toolkit.errors import InputDataError, ToolkitError, UserCodeError
+from toolkit.errors import InputDataError, ToolkitError, UserCodeError, causes
 
 #: seconds to wait for a job service or worker pool to accept a TCP connection
 CONNECT_TIMEOUT = 5.0
@@ -73,7 +73,7 @@ def beam_pipeline(beam_args: Sequence[str], label: str) -> Iterator:
         raise
     except Exception as exc:
         exited = _EXITS[exits_before:]
-        if exited and not any(isinstance(c, WorkerExited) for c in _chain(exc)):
+        if exited and not any(isinstance(c, WorkerExited) for c in causes(exc)):
             # the runner noticed the dead worker by its closed channel first
             raise pipeline_failure(exited[0], label, args) from exc
         raise pipeline_failure(exc, label, args) from exc
@@ -143,7 +143,7 @@ def pipeline_failure(exc: BaseException, label: str, beam_args: Sequence[str]) -
     report (the user's exception sits at the bottom of a worker's traceback).
     """
     args = list(beam_args)
-    chain = list(_chain(exc))
+    chain = list(causes(exc))
     for cause in chain:
         if isinstance(cause, ToolkitError):
             return cause
@@ -176,14 +176,6 @@ def _without_step(line: str) -> str:
     """Beam appends ``[while running 'Step']`` to a DoFn's error message."""
     return line.split(" [while running")[0].strip()
 
-
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    seen = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__ or current.__context__
 
 
 _WATCH_LOCK = threading.Lock()

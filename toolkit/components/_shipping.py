@@ -43,6 +43,7 @@ import zipfile
 from typing import Any, Callable, Iterator
 
 from toolkit.components._module import USER_MODULE_PREFIX
+from toolkit.errors import causes
 
 #: runners whose workers run on this machine from this environment
 _LOCAL_RUNNERS = {"direct", "directrunner", "bundlebaseddirectrunner", "switchingdirectrunner",
@@ -207,7 +208,7 @@ def worker_import_failure(exc: BaseException, label: str, beam_args: list[str]) 
     worker, buried in pages of runner traceback; the line names the module, the module
     file and the runner with its flags.
     """
-    text = "\n".join(_messages(exc))
+    text = "\n".join(str(cause) for cause in causes(exc))
     match = re.search(r"No module named '([^']+)'", text)
     if match is None:
         return None
@@ -221,11 +222,3 @@ def worker_import_failure(exc: BaseException, label: str, beam_args: list[str]) 
             f"file beside it or installed in the workers' environment (--extra_package, "
             f"--requirements_file, --setup_file)")
 
-
-def _messages(exc: BaseException) -> Iterator[str]:
-    seen = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield str(current)
-        current = current.__cause__ or current.__context__

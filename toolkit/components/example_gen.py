@@ -32,7 +32,7 @@ from toolkit.components import _spans
 from toolkit.components._io import (FORMAT_PARQUET, open_split_writer, payload_format_name,
                                    read_tfrecord_table, record_splits, write_split)
 from toolkit.components.csv_reader import STREAM_BLOCK_BYTES, CsvStream, read_csv_files
-from toolkit.errors import InputDataError
+from toolkit.errors import InputDataError, causes
 
 DEFAULT_OUTPUT_CONFIG = {"split_config": {"splits": [{"name": "train", "hash_buckets": 2},
                                                      {"name": "eval", "hash_buckets": 1}]}}
@@ -822,17 +822,9 @@ def _readable_faults():
     try:
         yield
     except ToolkitError as exc:
-        text = "\n".join(_messages(exc))
+        text = "\n".join(str(cause) for cause in causes(exc))
         found = re.search(r"InputDataError: (.+)", text)
         if found is None or isinstance(exc, InputDataError):
             raise
         raise InputDataError(found.group(1).split(" [while running")[0].strip()) from exc
 
-
-def _messages(exc: BaseException):
-    seen = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield str(current)
-        current = current.__cause__ or current.__context__
