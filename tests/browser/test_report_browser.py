@@ -1,13 +1,14 @@
 """The report of a pushed version in headless Chromium: the page in the serving directory
 opened with scripts disabled (every section renders, and it requests nothing but itself),
-and the same report shown inline in an untrusted JupyterLab notebook."""
+and the same report shown inline in a JupyterLab notebook, untrusted (sanitized) and
+trusted (signed)."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
 import pytest
-from harness import ARTIFACTS_DIR, open_notebook
+from harness import ARTIFACTS_DIR, open_notebook, trust_notebook
 
 from toolkit.components.pusher import versions
 from toolkit.model_report import REPORT_FILE, SECTIONS
@@ -46,9 +47,11 @@ def test_flagship_report_reads_without_scripts_and_offline(browser, request_log,
         context.close()
 
 
-def test_report_view_in_an_untrusted_notebook(page, jupyter_server, request_log, executed_taxi):
-    """``toolkit.show(toolkit.models.show(...))`` saved in a notebook that is not trusted
-    (papermill's output is not): JupyterLab's sanitizer leaves every section readable."""
+@pytest.mark.parametrize("trust", ["untrusted", "trusted"])
+def test_report_view_in_a_notebook(page, jupyter_server, request_log, executed_taxi, trust):
+    """``toolkit.show(toolkit.models.show(...))`` saved in a notebook, not trusted (as
+    papermill's output is: JupyterLab's sanitizer leaves every section readable) and
+    trusted (rendered as written): the same sections, nothing requested outside."""
     import nbformat
 
     from toolkit import models
@@ -63,13 +66,16 @@ def test_report_view_in_an_untrusted_notebook(page, jupyter_server, request_log,
     cell.outputs = [nbformat.v4.new_output("display_data", data={"text/html": view.html,
                                                                  "text/plain": view.text})]
     notebook.cells = [cell]
-    nbformat.write(notebook, str(Path(jupyter_server.root_dir, "report_untrusted.ipynb")))
+    name = f"report_{trust}.ipynb"
+    nbformat.write(notebook, str(Path(jupyter_server.root_dir, name)))
+    if trust == "trusted":
+        trust_notebook(jupyter_server, name)
 
-    panel = open_notebook(page, jupyter_server, "report_untrusted.ipynb")
+    panel = open_notebook(page, jupyter_server, name)
     shown = panel.locator(".jp-OutputArea-output .tkv").first
     shown.wait_for(state="visible")
     assert shown.locator("h2").all_inner_texts() == list(SECTIONS)
     assert shown.locator("td", has_text="payment_type:Credit Card").first.is_visible()
     ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS_DIR / "model_report_untrusted_notebook.png"))
+    page.screenshot(path=str(ARTIFACTS_DIR / f"model_report_{trust}_notebook.png"))
     assert request_log.external == [], request_log.external
