@@ -44,6 +44,9 @@ STREAM_BYTES = 256 * 2**20
 
 class _ExampleGenBase(BaseComponent):
     OUTPUTS = {"examples": Examples}
+    #: 2: the hash split sees integers as float and columns in name order (a row's split
+    #: no longer depends on what is read with it)
+    EXECUTOR_VERSION = "2"
 
     def _drop_unset_range_config(self) -> None:
         """``range_config`` enters the recorded parameters only when given, so the cache
@@ -348,7 +351,7 @@ def _stream_publish(examples: Examples, groups: dict[str | None, list[str]],
             counts.update({name: 0 for name in names})
             for table in stream.tables():
                 parts = ([(group, table)] if group is not None
-                         else _hash_split(table, buckets, stream.nullable))
+                         else _hash_split(table, buckets))
                 for name, part in parts:
                     writers[name].write_table(part)
                     counts[name] += part.num_rows
@@ -360,18 +363,21 @@ def _stream_publish(examples: Examples, groups: dict[str | None, list[str]],
     record_splits(examples, counts, ctx, "wrote")
 
 
-def _hash_split(table, buckets: list[tuple[str, int]],
-                nullable: set[str] | frozenset[str] = frozenset()):
-    """Each hash split's rows, by a hash of the row's values. A block of a streamed file
-    names in ``nullable`` the integer columns missing a value anywhere in the file: they are
-    hashed as float, as pandas holds them in a whole table, so both paths split alike."""
+def _hash_split(table, buckets: list[tuple[str, int]]):
+    """Each hash split's rows, by a hash of the row's own values.
+
+    The hash sees integer columns as float and the columns in name order, so a row lands
+    in the same split whatever is read with it: pandas holds an integer column as float
+    when a value is missing anywhere in what it reads, and a later span, window or block
+    may differ there; TFRecord features may come in another order. A trip trained on in
+    one rolling window is never evaluated in the next.
+    """
     import numpy as np
     import pandas as pd
     import pyarrow as pa
 
-    hashed = pa.table([c.cast(pa.float64()) if n in nullable and pa.types.is_integer(c.type)
-                       else c for n, c in zip(table.column_names, table.columns)],
-                      names=table.column_names)
+    names = sorted(table.column_names)
+    hashed = pa.table([_as_hashed(table.column(n)) for n in names], names=names)
     hashes = pd.util.hash_pandas_object(hashed.to_pandas(), index=False).to_numpy()
     bucket = hashes % np.uint64(sum(n for _, n in buckets))
     low = 0
@@ -379,6 +385,12 @@ def _hash_split(table, buckets: list[tuple[str, int]],
         mask = (bucket >= low) & (bucket < low + count)
         low += count
         yield name, table.filter(pa.array(mask))
+
+
+def _as_hashed(column):
+    import pyarrow as pa
+
+    return column.cast(pa.float64()) if pa.types.is_integer(column.type) else column
 
 
 def _split_writer(examples: Examples, split: str, schema):
@@ -586,7 +598,7 @@ def _write_parts(table, gi: int, key: str, group: dict[str, Any], job: _Job, wri
 
     name = job.names[gi]
     parts = ([(name, table)] if name is not None
-             else _hash_split(table, job.buckets, set(group["nullable"])))
+             else _hash_split(table, job.buckets))
     for split, part in parts:
         if not part.num_rows:
             continue
