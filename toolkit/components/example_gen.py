@@ -44,9 +44,6 @@ STREAM_BYTES = 256 * 2**20
 
 class _ExampleGenBase(BaseComponent):
     OUTPUTS = {"examples": Examples}
-    #: 2: the hash split sees integers as float and columns in name order (a row's split
-    #: no longer depends on what is read with it)
-    EXECUTOR_VERSION = "2"
 
     def _drop_unset_range_config(self) -> None:
         """``range_config`` enters the recorded parameters only when given, so the cache
@@ -138,7 +135,7 @@ class _ExampleGenBase(BaseComponent):
                 write_split(examples, name, part)
                 counts[name] = part.num_rows
         else:
-            for name, part in _hash_split(table, buckets):
+            for name, part in _hash_split(table, buckets, by_value=_spanned(examples)):
                 write_split(examples, name, part)
                 counts[name] = part.num_rows
         record_splits(examples, counts, ctx, "wrote")
@@ -351,7 +348,8 @@ def _stream_publish(examples: Examples, groups: dict[str | None, list[str]],
             counts.update({name: 0 for name in names})
             for table in stream.tables():
                 parts = ([(group, table)] if group is not None
-                         else _hash_split(table, buckets))
+                         else _hash_split(table, buckets, stream.nullable,
+                                                       by_value=_spanned(examples)))
                 for name, part in parts:
                     writers[name].write_table(part)
                     counts[name] += part.num_rows
@@ -363,21 +361,32 @@ def _stream_publish(examples: Examples, groups: dict[str | None, list[str]],
     record_splits(examples, counts, ctx, "wrote")
 
 
-def _hash_split(table, buckets: list[tuple[str, int]]):
-    """Each hash split's rows, by a hash of the row's own values.
+def _hash_split(table, buckets: list[tuple[str, int]],
+                nullable: set[str] | frozenset[str] = frozenset(), by_value: bool = False):
+    """Each hash split's rows, by a hash of the row's values.
 
-    The hash sees integer columns as float and the columns in name order, so a row lands
-    in the same split whatever is read with it: pandas holds an integer column as float
-    when a value is missing anywhere in what it reads, and a later span, window or block
-    may differ there; TFRecord features may come in another order. A trip trained on in
-    one rolling window is never evaluated in the next.
+    With ``by_value`` (span reads: rolling windows) the hash sees integer columns as float
+    and the columns in name order, so a row lands in the same split whatever is read with
+    it: pandas holds an integer column as float when a value is missing anywhere in what
+    it reads, and the next span or window may differ there. A trip trained on in one
+    window is then never evaluated in the next.
+
+    Without it (an ``input_base`` read whole, as before spans existed) splits stay what
+    they always were: a block of a streamed file names in ``nullable`` the integer columns
+    missing a value anywhere in the file, hashed as float as pandas holds them in a whole
+    table, so the streamed and whole-file paths split alike.
     """
     import numpy as np
     import pandas as pd
     import pyarrow as pa
 
-    names = sorted(table.column_names)
-    hashed = pa.table([_as_hashed(table.column(n)) for n in names], names=names)
+    if by_value:
+        names = sorted(table.column_names)
+        hashed = pa.table([_as_float(table.column(n)) for n in names], names=names)
+    else:
+        hashed = pa.table([_as_float(c) if n in nullable else c
+                           for n, c in zip(table.column_names, table.columns)],
+                          names=table.column_names)
     hashes = pd.util.hash_pandas_object(hashed.to_pandas(), index=False).to_numpy()
     bucket = hashes % np.uint64(sum(n for _, n in buckets))
     low = 0
@@ -387,7 +396,12 @@ def _hash_split(table, buckets: list[tuple[str, int]]):
         yield name, table.filter(pa.array(mask))
 
 
-def _as_hashed(column):
+def _spanned(examples: Examples) -> bool:
+    """Whether ``examples`` was read over spans (its rows are split by value alone)."""
+    return "spans" in examples.properties
+
+
+def _as_float(column):
     import pyarrow as pa
 
     return column.cast(pa.float64()) if pa.types.is_integer(column.type) else column
@@ -473,6 +487,7 @@ class _Job:
         self.declared = dict(declared)
         self.payload = payload
         self.base = base
+        self.by_value = _spanned(examples)
         self.headers: list[list[str]] = []
         self.folders = {split: examples.split_uri(split)
                         for gi in range(len(self.names)) for split in self.splits_of(gi)}
@@ -598,7 +613,8 @@ def _write_parts(table, gi: int, key: str, group: dict[str, Any], job: _Job, wri
 
     name = job.names[gi]
     parts = ([(name, table)] if name is not None
-             else _hash_split(table, job.buckets))
+             else _hash_split(table, job.buckets, set(group["nullable"]),
+                                         by_value=job.by_value))
     for split, part in parts:
         if not part.num_rows:
             continue
