@@ -131,3 +131,37 @@ def test_evaluator_on_multi_processing_beam_equals_in_process(credit):
         results[name] = (evaluator.outputs["evaluation"].get()[0].load(), _blessing(evaluator)[1:])
     assert_same_result(results["InProcess"][0], results["OnBeam"][0])
     assert results["InProcess"][1] == results["OnBeam"][1]
+
+
+@pytest.mark.slow
+def test_evaluator_engine_tfma_runs_tfma_on_the_given_runner(credit, monkeypatch):
+    """``engine="tfma"`` with ``beam_pipeline_args`` runs TFMA's own pipeline on that runner
+    (the real one; the pipelines built are listed): its metrics agree with the toolkit
+    engine in process (the TFMA parity tolerances), and so does the blessing."""
+    from test_evaluation_engine import compare
+    from test_evaluator import _blessing, _config as evaluator_config
+
+    from toolkit.components import Evaluator, _beam
+
+    built = []
+    real = _beam.beam_pipeline
+
+    def listed(args, label):
+        built.append((list(args), label))
+        return real(args, label)
+
+    monkeypatch.setattr(_beam, "beam_pipeline", listed)
+
+    results = {}
+    for name, engine, args in (("Toolkit", "toolkit", []), ("TfmaOnBeam", "tfma", MULTI_PROCESS)):
+        evaluator = Evaluator(examples=credit.examples, model=credit.good, engine=engine,
+                              eval_config=evaluator_config(min_auc=0.65)).with_id(f"Evaluator{name}")
+        credit.context.run(evaluator, beam_pipeline_args=args)
+        artifact = evaluator.outputs["evaluation"].get()[0]
+        results[name] = (artifact, evaluator.outputs["evaluation"].get()[0].load(),
+                         _blessing(evaluator)[1:])
+    assert built == [(MULTI_PROCESS, "TFMA's evaluation pipeline")]
+    assert results["TfmaOnBeam"][0].properties["engine"] == "tfma"
+    assert results["Toolkit"][0].properties["engine"] == "toolkit"
+    compare(results["Toolkit"][1], results["TfmaOnBeam"][1])
+    assert results["Toolkit"][2] == results["TfmaOnBeam"][2]
