@@ -14,6 +14,7 @@ every threshold passed; a change threshold compares the candidate with
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from typing import Any, NamedTuple
@@ -509,13 +510,48 @@ def _do_on_beam(component: Evaluator, input_dict, output_dict, exec_properties,
         return parts[0] if len(parts) == 1 else parts | "Splits" >> beam.Flatten()
 
     ctx.log(f"evaluating {', '.join(splits)} on Beam ({' '.join(args)}) with Model #{model.id}"
-            + (f" and baseline Model #{baseline.id}" if baseline else "") + f" ({signature_name})")
+            + (f" and baseline Model #{baseline.id}" if baseline else "") + f" ({signature_name}"
+            + (f"; features from {', '.join(preprocessing)}" if preprocessing else "") + ")")
     frames = _BeamFrames(config.raw, model, baseline, graph, signature_name, preprocessing,
                          baseline_column, recorded_column_types(examples) if tfrecord else None)
-    result = evaluate_on_beam(read, config, args, prepare=frames, baseline=baseline_column,
-                              rubber_stamp=baseline is None, tmp_dir=ctx.tmp_dir,
-                              label=f"the evaluation of Model #{model.id} on {', '.join(splits)}")
-    _publish(result, [], config, examples, model, baseline, output_dict, ctx, signature_name)
+    with _logits_noted() as noted:
+        result = evaluate_on_beam(read, config, args, prepare=frames, baseline=baseline_column,
+                                  rubber_stamp=baseline is None, tmp_dir=ctx.tmp_dir,
+                                  label=f"the evaluation of Model #{model.id} on "
+                                        f"{', '.join(splits)}")
+    for warning in noted:
+        ctx.log(f"warning: {warning}")
+    _publish(result, noted, config, examples, model, baseline, output_dict, ctx, signature_name)
+
+
+@contextlib.contextmanager
+def _logits_noted():
+    """On Beam the predictions are only seen in the workers, so the engine's own warning
+    about scores outside [0, 1] (logits) is what tells: it is kept, once, as the
+    artifact's warning (as the in-process path keeps its own) rather than printed twice."""
+    import logging
+    import warnings
+
+    noted: list[str] = []
+
+    def not_logits(record: logging.LogRecord) -> bool:
+        return "look like logits" not in record.getMessage()
+
+    engine_logger = logging.getLogger("toolkit.evaluation.engine")
+    engine_logger.addFilter(not_logits)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield noted
+    finally:
+        engine_logger.removeFilter(not_logits)
+    for warning in caught:
+        text = str(warning.message)
+        if "look like logits" in text:
+            noted.append(text.removeprefix("toolkit.evaluate: "))
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                                   warning.lineno)
 
 
 class _BeamFrames:
