@@ -10,7 +10,7 @@ import textwrap
 import pandas as pd
 import pytest
 
-from datapaths import REPO, TAXI_CSV
+from datapaths import REPO, TAXI_CSV, taxi_split_counts
 
 
 def test_artifacts_follow_tfx_layout(taxi_pipeline):
@@ -42,6 +42,7 @@ def test_split_is_deterministic_and_about_two_to_one(taxi_pipeline):
     source = pd.read_csv(TAXI_CSV)
     assert counts["train"] + counts["eval"] == len(source) == 15002
     assert 0.62 < counts["train"] / len(source) < 0.71
+    assert counts == taxi_split_counts()
     train = pq.read_table(examples.split_uri("train")).to_pandas()
     assert list(train.columns) == list(source.columns)
     assert train["fare"].sum() + pq.read_table(examples.split_uri("eval")).to_pandas()[

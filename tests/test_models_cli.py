@@ -3,8 +3,10 @@ CLI, on versions pushed by the real Pusher (stand-in SavedModels, a real evaluat
 tiny frame: no training, seconds)."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -220,6 +222,65 @@ def test_concurrent_rollbacks_get_distinct_versions(served):
                   if e["state"] == "COMPLETE") == new
 
 
+def test_each_version_records_the_sha256_of_every_file(served):
+    _, serving, pushed = served
+    for version in pushed:
+        folder = serving / str(version)
+        record = json.loads((folder / VERSION_RECORD).read_text())
+        expected = {rel: {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+                    for rel, data in _files(folder).items() if rel != VERSION_RECORD}
+        assert record["files"] == expected
+        assert REPORT_FILE in expected and "saved_model.pb" in expected
+
+
+def test_verify_names_each_file_that_differs_and_exits_1(served, capsys):
+    _, serving, pushed = served
+    old, newest = sorted(pushed)
+    assert main(["models", "verify", str(serving)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == [f"version {old}", f"version {newest}"]
+    assert all(": ok (" in line for line in lines)
+
+    folder = serving / str(old)
+    variables = folder / "variables" / "variables.data-00000-of-00001"
+    stat = variables.stat()
+    with open(variables, "r+b") as handle:  # same size, other bytes, times set back
+        handle.write(b"\xff" * 16)
+    os.utime(variables, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    (folder / "assets" / "vocab.txt").unlink()
+    (folder / "assets" / "new.txt").write_text("added later\n")
+
+    assert main(["models", "verify", str(serving), str(old)]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        f"version {old}: DIFFERS from what was pushed: assets/vocab.txt (missing), "
+        "assets/new.txt (added), variables/variables.data-00000-of-00001 (changed)"]
+    assert main(["models", "verify", str(serving), str(newest)]) == 0
+    assert [v.ok for v in models.verify(serving)] == [False, True]
+
+
+def test_verify_cannot_vouch_for_a_version_without_hashes(tmp_path, capsys):
+    serving = tmp_path / "serving"
+    (serving / "3").mkdir(parents=True)
+    (serving / "3" / "saved_model.pb").write_bytes(b"\x08\x01" * 10)
+
+    assert main(["models", "verify", str(serving)]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("version 3: cannot verify: ") and "records no file hashes" in out
+
+
+def test_rollback_refuses_a_version_that_is_not_what_was_pushed(served, capsys):
+    _, serving, pushed = served
+    old = min(pushed)
+    (serving / str(old) / "saved_model.pb").write_bytes(b"\x00" * 700)
+
+    assert main(["models", "rollback", str(serving), "--to", str(old)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"version {old} in {os.path.realpath(serving)} is not what was pushed " \
+           "(saved_model.pb (changed)): refusing to roll back to it" in err
+    assert versions(str(serving)) == sorted(pushed)
+
+
 def test_rollback_without_a_store_still_rolls_back_and_says_so(tmp_path):
     serving = tmp_path / "serving"
     (serving / "3").mkdir(parents=True)
@@ -258,12 +319,36 @@ def wait_for_go(name):
     while not Path({flags!r}, "go").exists():
         time.sleep(0.005)
 
+def hold(module, flag, until):
+    # wraps module.report_writer: the first call of the writer it makes (inside push's
+    # hidden copy, the version number chosen, before the rename) writes that number to
+    # flag, then waits until the file named until exists
+    original = module.report_writer
+
+    def writer(report):
+        write = original(report)
+        calls = []
+
+        def prepare(folder, version):
+            write(folder, version)
+            calls.append(version)
+            if len(calls) == 1:
+                Path({flags!r}, flag).write_text(str(version))
+                while until and not Path({flags!r}, until).exists():
+                    time.sleep(0.005)
+        return prepare
+    module.report_writer = writer
+
 if sys.argv[1] == "rollback":
-    models.rollback  # imported before the start, like the pusher's modules
+    hold(models, "rollback-chose", None)
     wait_for_go("rollback")
+    while not Path({flags!r}, "push-staged").exists():  # the push holds its copy staged
+        time.sleep(0.005)
     done = models.rollback({serving!r}, to=int(sys.argv[2]))
     print(done.version)
 else:
+    import toolkit.components.pusher as pusher_module
+    hold(pusher_module, "push-staged", "rollback-chose")
     context = InteractiveContext(pipeline_name="taxi", pipeline_root={root!r})
     examples = here.SpanExamples(span=here.SPAN)
     context.run(examples)
@@ -280,12 +365,18 @@ else:
 
 
 def test_rollback_racing_a_push_in_another_process(served, tmp_path):
-    """A rollback and an ordinary push, each in its own process, released at once: both
-    publish, under distinct version numbers, complete with their reports; the older
-    versions are untouched and the rollback's version holds the model rolled back to."""
+    """A rollback and an ordinary push, each in its own process, made to collide: the push
+    holds its finished copy in the hidden folder, its version number chosen, until the
+    rollback has chosen the same number (both see the same newest version); the rollback
+    renames first. The push must find the number taken and publish above it, its report
+    numbered as published. Both complete; the older versions are untouched; the rollback's
+    version holds the model rolled back to."""
     context, serving, pushed = served
     old = min(pushed)
-    before = {v: _files(serving / str(v)) for v in pushed}
+    # a version ahead of the clock, so both choose one more than it, whatever the second
+    ahead = 4_000_000_000
+    shutil.copytree(serving / str(max(pushed)), serving / str(ahead))
+    before = {v: _files(serving / str(v)) for v in [*pushed, ahead]}
     flags = tmp_path / "flags"
     flags.mkdir()
     script = RACER.format(tests=str(Path(__file__).parent), flags=str(flags),
@@ -307,10 +398,13 @@ def test_rollback_racing_a_push_in_another_process(served, tmp_path):
     rolled = int(answers["rollback"][0].split()[-1])
     fresh = int(answers["push"][0].split()[-1])
 
-    assert rolled != fresh and min(rolled, fresh) > max(pushed)
-    assert versions(str(serving)) == sorted([*pushed, rolled, fresh])
+    # the collision happened: both chose the same number while the push was staged
+    assert int((flags / "push-staged").read_text()) == ahead + 1
+    assert int((flags / "rollback-chose").read_text()) == ahead + 1
+    assert (rolled, fresh) == (ahead + 1, ahead + 2)
+    assert versions(str(serving)) == sorted([*pushed, ahead, rolled, fresh])
     assert not [n for n in os.listdir(serving) if n.startswith(".")]
-    assert {v: _files(serving / str(v)) for v in pushed} == before
+    assert {v: _files(serving / str(v)) for v in [*pushed, ahead]} == before
     # the rollback's version serves the model rolled back to; the push's, the new model
     assert _model_files(serving / str(rolled)) == _model_files(serving / str(old))
     assert _model_files(serving / str(fresh)) != _model_files(serving / str(old))

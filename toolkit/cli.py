@@ -119,11 +119,13 @@ def _add_models(commands: argparse._SubParsersAction) -> None:
         "metrics, data spans, when, by which run). `toolkit models show SERVING_DIR VERSION` prints "
         "where the version's report page is and a short summary of it. `toolkit models rollback "
         "SERVING_DIR --to VERSION` re-publishes VERSION as the newest version number, atomically, "
-        "deleting nothing, and records it in the metadata store (reason rollback) when one is found.",
-        usage="toolkit models [rollback | show] SERVING_DIR [VERSION] [--to VERSION] "
+        "deleting nothing, and records it in the metadata store (reason rollback) when one is found. "
+        "`toolkit models verify SERVING_DIR [VERSION]` hashes every file of VERSION (default: every "
+        "version) against what its push recorded and exits 1 naming each file that differs.",
+        usage="toolkit models [rollback | show | verify] SERVING_DIR [VERSION] [--to VERSION] "
         "[--pipeline-root DIR]",
     )
-    cmd.add_argument("words", nargs="+", metavar="[rollback | show] SERVING_DIR [VERSION]")
+    cmd.add_argument("words", nargs="+", metavar="[rollback | show | verify] SERVING_DIR [VERSION]")
     cmd.add_argument("--to", metavar="VERSION", help="with rollback: the version to serve again")
     cmd.add_argument(
         "--pipeline-root", metavar="DIR",
@@ -137,13 +139,15 @@ def _models(args: argparse.Namespace) -> int:
     words = list(args.words)
     rolling_back = len(words) == 2 and words[0] == "rollback"
     showing = words[0] == "show" and len(words) > 1
+    verifying = words[0] == "verify" and len(words) in (2, 3)
     if showing and len(words) != 3:
         raise ToolkitError("show needs SERVING_DIR and VERSION: `toolkit models show SERVING_DIR "
                            "VERSION` (see `toolkit models SERVING_DIR` for the versions)")
-    if not showing and (len(words) > 2 or (len(words) == 2 and not rolling_back)):
+    if not (showing or verifying) and (len(words) > 2 or (len(words) == 2 and not rolling_back)):
         raise ToolkitError(f"unexpected arguments {' '.join(words)}; use `toolkit models "
-                           "SERVING_DIR`, `toolkit models show SERVING_DIR VERSION` or "
-                           "`toolkit models rollback SERVING_DIR --to VERSION`")
+                           "SERVING_DIR`, `toolkit models show SERVING_DIR VERSION`, `toolkit models verify "
+                           "SERVING_DIR [VERSION]` or `toolkit models rollback SERVING_DIR --to "
+                           "VERSION`")
     if rolling_back and args.to is None:
         raise ToolkitError("rollback needs --to VERSION (see `toolkit models SERVING_DIR`)")
     if not rolling_back and args.to is not None:
@@ -156,6 +160,11 @@ def _models(args: argparse.Namespace) -> int:
     if showing:
         print(str(models.show(words[1], words[2], **store)))
         return EXIT_OK
+    if verifying:
+        checked = models.verify(words[1], words[2] if len(words) == 3 else None)
+        for one in checked:
+            print(one.line())
+        return EXIT_OK if all(one.ok for one in checked) else EXIT_FAILED
     if not rolling_back:
         print(repr(models.list_versions(words[0], **store)))
         return EXIT_OK

@@ -1,4 +1,4 @@
-"""Pushed model versions: list them, show one's report, and roll back to an older one.
+"""Pushed model versions: list them, show one's report, verify them, and roll back.
 
 A serving directory is what a Pusher pushes to: numbered version folders, each a
 SavedModel plus ``toolkit-push.json`` (written by the Pusher into the hidden copy, so it
@@ -19,6 +19,10 @@ a database, and says in one line that it was not recorded; the new version's
 report of its own (:mod:`toolkit.model_report`), from the store's lineage, else from the
 rolled-back version's report.
 
+``verify`` hashes every file of a version against the sha256 its push recorded in
+``toolkit-push.json`` and names each file that differs; a rollback refuses a version that
+differs, since it would serve bytes nobody evaluated.
+
 ``show`` says where a version's report page (``toolkit-report.html``, written with the
 version) is, with a short text summary read from the report's data, so it needs no store.
 """
@@ -36,6 +40,7 @@ from toolkit.artifacts import Artifact, PushedModel
 from toolkit.components._model_io import has_saved_model
 from toolkit.components.pusher import VERSION_RECORD, push, upstream_spans, versions
 from toolkit.errors import ToolkitError
+from toolkit.publishing import changed_files
 from toolkit.model_report import (
     REPORT_FILE,
     collect_report,
@@ -143,6 +148,11 @@ def rollback(serving_dir: str | os.PathLike, to: int | str,
         raise ToolkitError(f"version {old} in {destination} holds no SavedModel "
                            "(saved_model.pb): refusing to roll back to it")
     old_record = _read_record(source)
+    damaged = _verify_one(destination, old)
+    if damaged.changes:
+        raise ToolkitError(f"version {old} in {destination} is not what was pushed "
+                           f"({', '.join(damaged.changes)}): refusing to roll back to it; "
+                           "`toolkit models verify` lists the differences")
     store, store_note = _open_store({old: old_record}, metadata_connection_config,
                                     pipeline_root, pipeline_name)
     if store is not None and not _same_store(old_record, store):
@@ -160,8 +170,8 @@ def rollback(serving_dir: str | os.PathLike, to: int | str,
               else old_record.get("pipeline_name")}
     report = _rollback_report(store, record, source, destination)
     try:
-        version, path = push(source, destination, lease_s=lease_s, record=record,
-                             prepare=report_writer(report))
+        version, path, _ = push(source, destination, lease_s=lease_s, record=record,
+                                prepare=report_writer(report))
     except BaseException as exc:
         if store is not None:
             store.fail_execution(execution_id, f"rollback failed: {exc}", only_if_running=True)
@@ -255,6 +265,55 @@ def _rollback_report(store: Any, record: dict[str, Any], source: str,
             "notes": [*old.get("notes", []),
                       ("no metadata store was read for this rollback: the sections below are "
                        f"those of version {record.get('rolled_back_from')}'s report")]}
+
+
+@dataclasses.dataclass
+class Verified:
+    """What ``verify`` found of one version: every file against the sha256 its push
+    recorded (``toolkit-push.json``)."""
+
+    version: int
+    path: str
+    #: each file that differs: ``"<path> (changed)"``, ``"(missing)"`` or ``"(added)"``
+    changes: list[str]
+    #: files checked (0 when nothing could be checked)
+    files: int
+    #: why the version could not be checked at all (pushed without file hashes), or ""
+    unverifiable: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.changes and not self.unverifiable
+
+    def line(self) -> str:
+        if self.unverifiable:
+            return show_controls(f"version {self.version}: cannot verify: {self.unverifiable}")
+        if self.ok:
+            return f"version {self.version}: ok ({self.files} files, every byte as pushed)"
+        return show_controls(f"version {self.version}: DIFFERS from what was pushed: "
+                             + ", ".join(self.changes))
+
+
+def verify(serving_dir: str | os.PathLike, version: int | str | None = None) -> list[Verified]:
+    """Check every byte of version ``version`` (default: every version) against the
+    sha256 of each file recorded when it was pushed: a file changed in place (even at the
+    same size and with its times restored), replaced, added or missing is named. Needs no
+    metadata store: the hashes are in the version's ``toolkit-push.json``."""
+    destination, found = _serving_dir(serving_dir)
+    wanted = found if version is None else [_version_number(version, destination, found)]
+    return [_verify_one(destination, number) for number in wanted]
+
+
+def _verify_one(destination: str, number: int) -> Verified:
+    folder = os.path.join(destination, str(number))
+    files = _read_record(folder).get("files")
+    if not isinstance(files, dict) or not all(
+            isinstance(f, dict) and "sha256" in f for f in files.values()):
+        return Verified(number, folder, [], 0, f"{os.path.join(folder, VERSION_RECORD)} "
+                        "records no file hashes (pushed by an older toolkit, or the record "
+                        "is missing or unreadable)")
+    changes = changed_files(folder, files, skip={VERSION_RECORD}, every_byte=True)
+    return Verified(number, folder, changes, len(files))
 
 
 # -- serving directory ---------------------------------------------------------------

@@ -12,6 +12,7 @@ reported as such instead of as whatever error the executor happened to hit.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import shutil
@@ -109,6 +110,106 @@ def file_sizes(folder: str) -> dict[str, int]:
             full = os.path.join(root, name)
             files[os.path.relpath(full, folder)] = os.path.getsize(full)
     return files
+
+
+#: what :func:`fingerprint` records of a file: its sha256 and size, and a stamp
+#: (inode, size, mtime, ctime in ns) that changes whenever the file is written, replaced,
+#: or has its times set back: the kernel sets ctime on every such change and no tool can
+#: set it. The stamp makes the check of an unchanged folder O(files); the hash decides.
+_STAMP = "stamp"
+
+
+def _stamp(st: os.stat_result) -> list[int]:
+    return [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def sha256_file(path: str) -> str:
+    """The file's sha256, hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _walk_files(folder: str) -> list[str]:
+    return sorted(os.path.relpath(os.path.join(root, name), folder)
+                  for root, _, names in os.walk(folder) for name in names)
+
+
+def fingerprint(folder: str, skip: frozenset[str] | set[str] = frozenset(),
+                known: dict[str, dict] | None = None) -> dict[str, dict]:
+    """Every file under ``folder`` but ``skip``: relative path -> ``{"size", "sha256",
+    "stamp"}``. A file of ``known`` (an earlier fingerprint in this process) whose inode,
+    size and mtime are unchanged keeps its hash instead of being read again."""
+    files = {}
+    for rel in _walk_files(folder):
+        if rel in skip:
+            continue
+        st = os.stat(os.path.join(folder, rel))
+        old = (known or {}).get(rel)
+        if old and old.get(_STAMP, [None])[:3] == _stamp(st)[:3]:
+            digest = old["sha256"]
+        else:
+            digest = sha256_file(os.path.join(folder, rel))
+        files[rel] = {"size": st.st_size, "sha256": digest, _STAMP: _stamp(st)}
+    return files
+
+
+def without_stamps(files: dict[str, dict]) -> dict[str, dict]:
+    """A fingerprint as a record that outlives this filesystem: size and sha256 per file."""
+    return {rel: {"size": f["size"], "sha256": f["sha256"]} for rel, f in files.items()}
+
+
+def changed_files(folder: str, files: dict[str, dict], skip: frozenset[str] | set[str] =
+                  frozenset(), every_byte: bool = False) -> list[str]:
+    """What differs between ``folder`` and the fingerprint ``files``, one entry per file
+    (``"<path> (missing)"``, ``"(added)"``, ``"(changed)"``); empty when identical.
+
+    Cheap by default: a file whose stamp is as recorded is taken as unchanged without
+    reading it, so an intact folder costs one ``stat`` per file; a file whose stamp moved
+    (written, replaced, touched, or given another hard link) is hashed, and counts as
+    changed only if its bytes differ. ``every_byte`` hashes every file regardless."""
+    present = set(_walk_files(folder)) - set(skip) if os.path.isdir(folder) else set()
+    found = [f"{rel} (missing)" for rel in sorted(set(files) - present)]
+    found += [f"{rel} (added)" for rel in sorted(present - set(files))]
+    for rel in sorted(present & set(files)):
+        want, path = files[rel], os.path.join(folder, rel)
+        try:
+            st = os.stat(path)
+            if st.st_size != want.get("size"):
+                found.append(f"{rel} (changed)")
+            elif (every_byte or want.get(_STAMP) != _stamp(st)) and \
+                    sha256_file(path) != want.get("sha256"):
+                found.append(f"{rel} (changed)")
+        except OSError:
+            found.append(f"{rel} (missing)")
+    return found
+
+
+def link_or_copy(source: str, target: str, only: set[str] | None = None) -> bool:
+    """Make ``target`` the tree of ``source`` (its folders, and of its files those in
+    ``only`` when given, as relative paths) by hard links where the filesystem allows (no
+    second copy on disk), else by copying; True when every file was linked."""
+    linked = True
+    for root, _, names in os.walk(source):
+        rel = os.path.relpath(root, source)
+        os.makedirs(os.path.normpath(os.path.join(target, rel)), exist_ok=True)
+        for name in names:
+            if only is not None and os.path.normpath(os.path.join(rel, name)) not in only:
+                continue
+            src, dst = os.path.join(root, name), os.path.normpath(os.path.join(target, rel, name))
+            if linked:
+                try:
+                    os.link(src, dst)
+                    continue
+                except OSError as exc:
+                    if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP,
+                                         errno.EOPNOTSUPP, errno.EACCES):
+                        raise
+                    linked = False
+            shutil.copy2(src, dst)
+    return linked
 
 
 def sizes_match(folder: str, files: dict[str, int]) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -160,17 +161,127 @@ def test_a_lost_version_number_is_never_pushed_again(context, tmp_path):
     assert int(again) > int(first)
 
 
-def test_a_changed_pushed_version_is_pushed_again(pushed, capsys):
+VARIABLES = os.path.join("variables", "variables.data-00000-of-00001")
+
+
+def _pushed_again(context, pusher, serving, old, capsys) -> str:
+    """Run the Pusher again; assert it pushed a new version, not the cached one; its log."""
+    capsys.readouterr()
+    again = context.run(pusher)
+    out = capsys.readouterr().out
+    new = again.outputs["pushed_model"][0].properties["pushed_version"]
+    assert not again.cached and int(new) > int(old), out
+    assert versions(str(serving)) == [int(old), int(new)]
+    return out
+
+
+def test_a_pushed_version_with_fewer_bytes_is_pushed_again(pushed, capsys):
     context, pusher, serving, first = pushed
     old = first.outputs["pushed_model"][0].properties["pushed_version"]
-    (serving / old / "variables" / "variables.data-00000-of-00001").write_bytes(b"\x00" * 10)
+    (serving / old / VARIABLES).write_bytes(b"\x00" * 10)
+
+    _pushed_again(context, pusher, serving, old, capsys)
+
+
+@pytest.mark.parametrize("restore_times", [False, True], ids=["edited", "edited-times-restored"])
+def test_same_size_new_content_is_pushed_again(pushed, capsys, restore_times):
+    """Other bytes of the same size, written in place (as an editor or ``cp`` over the file
+    does), even with the file's times set back as ``cp -p`` or ``touch -r`` would."""
+    context, pusher, serving, first = pushed
+    old = first.outputs["pushed_model"][0].properties["pushed_version"]
+    target = serving / old / VARIABLES
+    before = target.stat()
+    with open(target, "r+b") as handle:
+        handle.write(b"\x01" * before.st_size)
+    if restore_times:
+        os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
+        assert target.stat().st_mtime_ns == before.st_mtime_ns
+
+    out = _pushed_again(context, pusher, serving, old, capsys)
+
+    assert (f"pushed version {old} at {os.path.realpath(serving)} is not what was pushed "
+            f"({VARIABLES} (changed)); pushing again") in out
+
+
+def test_an_added_or_missing_file_is_pushed_again(pushed, capsys):
+    context, pusher, serving, first = pushed
+    old = first.outputs["pushed_model"][0].properties["pushed_version"]
+    (serving / old / "assets").mkdir()
+    (serving / old / "assets" / "extra.txt").write_text("restored from elsewhere\n")
+    (serving / old / "saved_model.pb").unlink()
+
+    out = _pushed_again(context, pusher, serving, old, capsys)
+
+    assert ("(saved_model.pb (missing), assets/extra.txt (added)); pushing again") in out
+
+
+def test_a_file_replaced_by_the_same_bytes_is_still_the_push(pushed):
+    """A copy tool that writes a new file and renames it over the old one leaves a new
+    inode: the stamp moves, the hash decides, and identical bytes are still the push."""
+    context, pusher, serving, first = pushed
+    version = first.outputs["pushed_model"][0].properties["pushed_version"]
+    target = serving / version / VARIABLES
+    twin = target.with_name("twin")
+    twin.write_bytes(target.read_bytes())
+    os.replace(twin, target)
 
     again = context.run(pusher)
 
-    assert not again.cached
-    assert f"pushed version {old} at {os.path.realpath(serving)} is incomplete" in (
-        capsys.readouterr().out)
-    assert len(versions(str(serving))) == 2
+    assert again.cached and again.outcome == f"already pushed as version {version} (cached)"
+
+
+def test_an_intact_version_is_checked_without_reading_its_bytes(pushed, monkeypatch):
+    """A cache hit costs a stat per file: hashing (O(bytes)) happens only for a file whose
+    stamp moved (bench/bench_push.py: a 1 GB model's check)."""
+    import toolkit.publishing as publishing
+
+    context, pusher, serving, first = pushed
+    hashed = []
+    original = publishing.sha256_file
+    monkeypatch.setattr(publishing, "sha256_file", lambda path: hashed.append(path) or
+                        original(path))
+
+    assert context.run(pusher).cached
+    assert hashed == []
+    os.utime(serving / first.outputs["pushed_model"][0].properties["pushed_version"]
+             / VARIABLES)
+    assert context.run(pusher).cached
+    assert [os.path.basename(p) for p in hashed] == [os.path.basename(VARIABLES)]
+
+
+def test_the_pushed_model_artifact_links_the_version_files(pushed):
+    """One push costs the model's size once: the PushedModel folder's files are the
+    version's files (hard links), and it holds the SavedModel as TFX's does."""
+    context, pusher, serving, first = pushed
+    artifact = Path(first.outputs["pushed_model"][0].uri)
+    version = serving / first.outputs["pushed_model"][0].properties["pushed_version"]
+    for rel in ("saved_model.pb", VARIABLES):
+        assert (artifact / rel).stat().st_ino == (version / rel).stat().st_ino
+        assert (artifact / rel).stat().st_nlink == 2
+    assert not (artifact / "toolkit-push.json").exists()
+
+
+def test_across_filesystems_the_pushed_model_is_copied(tmp_path, capsys):
+    """A pipeline root on another filesystem than the destination (here tmpfs) cannot hold
+    hard links to it: the artifact gets a copy, the log says so, the push is claimed."""
+    shm = Path("/dev/shm")
+    assert shm.is_dir() and shm.stat().st_dev != tmp_path.stat().st_dev, \
+        "this test needs /dev/shm on a filesystem of its own"
+    with tempfile.TemporaryDirectory(dir=shm) as other:
+        context = InteractiveContext(pipeline_name="claims", pipeline_root=other)
+        model = StandInModel()
+        context.run(model)
+        serving = tmp_path / "serving" / "model"
+        pusher = Pusher(model=model.outputs["model"], push_destination=str(serving),
+                        allowed_root=str(tmp_path / "serving"), require_blessing=False)
+        first = context.run(pusher)
+        artifact = Path(first.outputs["pushed_model"][0].uri)
+        version = serving / first.outputs["pushed_model"][0].properties["pushed_version"]
+
+        assert "holds a copy of the model" in capsys.readouterr().out
+        assert (artifact / VARIABLES).read_bytes() == (version / VARIABLES).read_bytes()
+        assert (artifact / VARIABLES).stat().st_nlink == 1
+        assert context.run(pusher).cached
 
 
 def test_a_model_not_pushed_has_nothing_outside_to_check(context, tmp_path):

@@ -54,7 +54,13 @@ from toolkit.components._model_io import (
 )
 from toolkit.errors import PushRefused, ToolkitError
 from toolkit.model_report import REPORT_FILE, collect_report, report_writer
-from toolkit.publishing import file_sizes, sizes_match
+from toolkit.publishing import (
+    changed_files,
+    file_sizes,
+    fingerprint,
+    link_or_copy,
+    without_stamps,
+)
 
 #: environment variable naming the folder push destinations must stay inside
 PUSH_ROOT_ENV = "TOOLKIT_PUSH_ROOT"
@@ -128,23 +134,33 @@ class Pusher(BaseComponent):
             raise ToolkitError(f"Model #{model.id} has no SavedModel in {source}")
         record = version_record(model, blessings, ctx)
         report = collect_report(getattr(ctx, "store", None), record, destination=destination)
-        version, path = push(source, destination, lease_s=ctx.lease_seconds,
-                             above=_claimed_version(ctx.replaced_outputs), log=ctx.log,
-                             record=record, prepare=report_writer(report))
-        # as TFX's Pusher does, the artifact holds a copy of the SavedModel, so
-        # tf.saved_model.load(pushed_model.uri) works (tutorials do this)
-        shutil.copytree(source, pushed.uri, dirs_exist_ok=True)
+        version, path, files = push(source, destination, lease_s=ctx.lease_seconds,
+                                    above=_claimed_version(ctx.replaced_outputs), log=ctx.log,
+                                    record=record, prepare=report_writer(report))
+        # as TFX's Pusher does, the artifact holds the SavedModel, so
+        # tf.saved_model.load(pushed_model.uri) works (tutorials do this): the version's
+        # own files, hard-linked where the filesystem allows, so a push costs the model's
+        # size once on disk, not twice
+        if not link_or_copy(path, pushed.uri, only=set(file_sizes(source))):
+            ctx.log(f"{pushed.uri} holds a copy of the model: {path} cannot be hard-linked "
+                    "from there (another filesystem?)")
         pushed.properties.update(pushed=1, pushed_version=str(version))
+        # the claim a cache hit checks: every file of the version, stamped after the links
+        # were made (a link changes a file's ctime)
         _write_record(pushed, {"pushed": True, "model_id": model.id, "model_uri": model.uri,
                                "destination": destination, "version": version, "path": path,
-                               "pushed_at": time.time(), "files": file_sizes(path)})
+                               "pushed_at": time.time(),
+                               "files": fingerprint(path, known=files)})
         ctx.log(f"pushed Model #{model.id} as version {version}: {path} (report: "
                 f"{os.path.join(path, REPORT_FILE)})")
 
     def missing_external_effects(self, outputs) -> str | None:
-        """A cached push counts only while ``<destination>/<version>`` still holds every file
-        it was pushed with, at its size (``push.json`` lists them; a record from before
-        that list needs the SavedModel file)."""
+        """A cached push counts only while ``<destination>/<version>`` holds exactly the
+        files it was pushed with, byte for byte: none missing, none added, none changed
+        (``push.json`` holds each file's sha256 and a stamp that any write, replacement or
+        restore changes, so an intact version costs a ``stat`` per file; a moved stamp
+        costs that file's hash). A record from before hashes were kept proves nothing
+        about content, so that version is pushed again."""
         for pushed in outputs.get("pushed_model", []):
             record = _read_record(pushed)
             if not record.get("pushed"):
@@ -154,11 +170,15 @@ class Pusher(BaseComponent):
             if not os.path.isdir(folder):
                 return f"pushed version {version} at {destination} is gone; pushing again"
             files = record.get("files")
-            intact = sizes_match(folder, files) if isinstance(files, dict) else (
-                has_saved_model(folder))
-            if not intact:
-                return (f"pushed version {version} at {destination} is incomplete (files "
-                        "missing or changed since the push); pushing again")
+            if not isinstance(files, dict) or not all(
+                    isinstance(f, dict) and "sha256" in f for f in files.values()):
+                return (f"pushed version {version} at {destination} was recorded without "
+                        "content hashes (by an older toolkit), so it cannot be shown "
+                        "unchanged; pushing again")
+            changed = changed_files(folder, files)
+            if changed:
+                return (f"pushed version {version} at {destination} is not what was pushed "
+                        f"({_listed(changed)}); pushing again")
         return None
 
     def outcome(self, outputs, cached: bool) -> str | None:
@@ -199,15 +219,19 @@ VERSION_RECORD = "toolkit-push.json"
 def push(source: str, destination: str, lease_s: float = DEFAULT_LEASE_SECONDS,
          above: int = 0, log: Callable[[str], None] | None = None,
          record: dict[str, Any] | None = None,
-         prepare: Callable[[str, int], None] | None = None) -> tuple[int, str]:
-    """Copy ``source`` to ``destination/<version>`` atomically; returns (version, path).
+         prepare: Callable[[str, int], None] | None = None
+         ) -> tuple[int, str, dict[str, dict]]:
+    """Copy ``source`` to ``destination/<version>`` atomically; returns (version, path,
+    fingerprint of every file in it but ``toolkit-push.json``).
 
     The version is above ``above`` (a version this push replaces), above every version
     present, and at least the time in seconds. The copy is made in
     ``.pushing-<pid>-<ns>-<token>/model`` beside the versions, with an owner file whose
     heartbeat is renewed every third of ``lease_s`` while copying, then renamed into place.
     ``record``, when given, is written into the copy as ``toolkit-push.json`` (replacing
-    one copied from ``source``), so the version never appears without it. ``prepare``,
+    one copied from ``source``), so the version never appears without it; its ``files``
+    hold the size and sha256 of every other file of the version, what ``toolkit models
+    verify`` checks. ``prepare``,
     when given, is called as ``prepare(copy_folder, version)`` before each attempt to
     rename the copy into ``destination/<version>`` (the version's report is written so),
     so whatever it writes appears with the version, numbered as it is published.
@@ -224,18 +248,22 @@ def push(source: str, destination: str, lease_s: float = DEFAULT_LEASE_SECONDS,
                               f"push copy {hidden}").start()
         staging = os.path.join(hidden, "model")
         shutil.copytree(source, staging)
-        if record is not None:
-            with open(os.path.join(staging, VERSION_RECORD), "w", encoding="utf-8") as handle:
-                json.dump(record, handle, indent=2, sort_keys=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(staging, VERSION_RECORD))  # one copied from source
+        files: dict[str, dict] = {}
         version = max(int(time.time()), _newest(destination) + 1, above + 1)
         for _ in range(1000):
             target = os.path.join(destination, str(version))
             if not os.path.exists(target):
                 if prepare is not None:
                     prepare(staging, version)
+                files = fingerprint(staging, skip={VERSION_RECORD}, known=files)
+                if record is not None:
+                    _write_json(os.path.join(staging, VERSION_RECORD),
+                                {**record, "files": without_stamps(files)})
                 try:
                     os.rename(staging, target)
-                    return version, target
+                    return version, target, files
                 except OSError:
                     if not os.path.exists(target):
                         raise
@@ -391,5 +419,15 @@ def _read_record(pushed: PushedModel) -> dict[str, Any]:
 
 
 def _write_record(pushed: PushedModel, record: dict[str, Any]) -> None:
-    with open(os.path.join(pushed.uri, "push.json"), "w", encoding="utf-8") as handle:
+    _write_json(os.path.join(pushed.uri, "push.json"), record)
+
+
+def _write_json(path: str, record: dict[str, Any]) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
         json.dump(record, handle, indent=2, sort_keys=True)
+
+
+def _listed(changes: list[str], most: int = 3) -> str:
+    """The first few changes, and how many more."""
+    more = f" and {len(changes) - most} more" if len(changes) > most else ""
+    return ", ".join(changes[:most]) + more
