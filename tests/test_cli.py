@@ -187,7 +187,9 @@ def _toolkit(*argv: str, cwd: Path, tmpdir: Path | None = None) -> subprocess.Co
 
 def test_headless_run_prints_no_kernel_transport_warning(tmp_path: Path) -> None:
     """The kernel's traffic is private (encrypted TCP where CurveZMQ is there, else IPC
-    sockets): no unencrypted-TCP warning and nothing else on stderr, errors still shown."""
+    sockets): no unencrypted-TCP warning and nothing else on stderr, errors still shown.
+    Which transport the kernel got, and the IPC fallback without CurveZMQ, are checked in
+    ``tests/test_kernel_transport.py``."""
     failed = _toolkit("run", str(FIXTURES / "runnable.ipynb"), "-p", "fail_with", "error",
                       "-p", "output_file", str(tmp_path / "received.json"), "-o", str(tmp_path / "failed"),
                       cwd=tmp_path)

@@ -1,13 +1,14 @@
 """Who owns a piece of work, and when another process may declare it abandoned.
 
 Several machines may share one metadata store (MySQL), one pipeline root or one push
-destination. A pid means something only on the machine, and the boot, that issued it,
-so running work records its owner: host identity, pid, the process's start time, a
-heartbeat it renews while it runs, and the lease that heartbeat grants. Another process
-declares the work abandoned only when it can prove it (:func:`abandoned_reason`): on the
-same host, the process is gone or its pid now belongs to another process; from anywhere,
-the heartbeat is older than the lease. Everything else is left alone, so a live run on
-another machine is never marked failed or has its folders deleted.
+destination. A pid means something only in the PID namespace (container), machine and
+boot that issued it, so running work records its owner: host identity, pid, the
+process's start time, a heartbeat it renews while it runs, and the lease that heartbeat
+grants. Another process declares the work abandoned only when it can prove it
+(:func:`abandoned_reason`): on the same host, the process is gone or its pid now belongs
+to another process; from anywhere, the heartbeat is older than the lease. Everything
+else is left alone, so a live run on another machine or in another container is never
+marked failed or has its folders deleted.
 
 Hosts compare their own clock with the heartbeat another host wrote, so their clocks
 must agree to well within a lease (NTP does this).
@@ -19,11 +20,12 @@ import os
 import socket
 import threading
 import time
+import uuid
 from typing import Callable
 
 from toolkit._text import error_line, show_controls
 
-#: overrides the host identity (tests; containers that share a kernel and a hostname)
+#: overrides the host identity (tests; machines that cannot be told apart otherwise)
 HOST_ID_ENV = "TOOLKIT_HOST_ID"
 #: default lease length in seconds for executions and push copies
 LEASE_ENV = "TOOLKIT_LEASE_SECONDS"
@@ -35,11 +37,29 @@ LEASE_ENV = "TOOLKIT_LEASE_SECONDS"
 DEFAULT_LEASE_SECONDS = 120.0
 
 _BOOT_ID = "/proc/sys/kernel/random/boot_id"
+#: the PID namespace this process lives in; its pids mean nothing in another one
+_PID_NAMESPACE = "/proc/self/ns/pid"
+#: makes the identity of a process whose process table cannot be read unique to it
+_PRIVATE_TOKEN = uuid.uuid4().hex[:12]
 
 
 def host_identity() -> str:
-    """``"<hostname>/<boot id>"``: a pid names one process only within one boot of one
-    machine. ``$TOOLKIT_HOST_ID`` replaces it; without a boot id, the hostname alone."""
+    """``"<hostname>/<boot id>/pid:[<inode>]"``: names the process table a pid belongs to.
+
+    A pid names one process only within one PID namespace of one boot of one machine.
+    Containers on one kernel often share a hostname (sidecars, ``--network host``,
+    ``hostNetwork: true``, a fixed ``--hostname``) but not a PID namespace, so the
+    namespace (the inode of ``/proc/self/ns/pid``) is part of the identity: two
+    processes share an identity only where a pid means the same process to both.
+    Identities recorded by older versions (``"<hostname>/<boot id>"``) never equal it,
+    so their work is judged by its lease alone.
+
+    ``$TOOLKIT_HOST_ID`` replaces it. Without a boot id (no ``/proc``: not Linux, and no
+    PID namespaces), the hostname alone. Where the namespace cannot be read, or ``/proc``
+    belongs to another PID namespace (``unshare --pid`` without ``--mount-proc``, so
+    start times read there are another process's), the identity names this process
+    alone: no other process trusts its own process table to judge this one's work.
+    """
     override = os.environ.get(HOST_ID_ENV, "").strip()
     if override:
         return override
@@ -49,7 +69,17 @@ def host_identity() -> str:
             boot = handle.read().strip()
     except OSError:
         return host
-    return f"{host}/{boot}" if boot else host
+    if not boot:
+        return host
+    pid = os.getpid()
+    try:
+        namespace = os.readlink(_PID_NAMESPACE)
+        own_proc = os.readlink("/proc/self") == str(pid)
+    except OSError:
+        namespace, own_proc = "", False
+    if not namespace or not own_proc:
+        return f"{host}/{boot}/private:{pid}-{_PRIVATE_TOKEN}"
+    return f"{host}/{boot}/{namespace}"
 
 
 def process_start_time(pid: int) -> str:

@@ -14,8 +14,11 @@ current directory: every path-like ``str`` parameter (see
 :func:`resolved_paths`) is reported with the absolute path it resolves to, and
 recorded in ``summary.json`` under ``resolved_paths``.
 
-The kernel's channels use local IPC sockets in a private folder (POSIX), so no
-kernel traffic crosses TCP and ipykernel has no unencrypted-TCP warning to print.
+The kernel's traffic stays private, so ipykernel has no unencrypted-TCP warning to
+print: where pyzmq has CurveZMQ, the channels are TCP on the loopback encrypted with
+keys the kernel manager provisions; without CurveZMQ (POSIX), they fall back to Unix
+(IPC) sockets in a folder only this user can enter, removed after the run (see
+:func:`kernel_config` for why IPC is only the fallback).
 What a notebook declares, and whether the supplied values fit it, is answered by
 :mod:`toolkit.exporter.inspection`; this module only executes and records.
 """

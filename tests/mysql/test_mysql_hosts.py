@@ -83,8 +83,9 @@ def test_two_hosts_share_one_store(tmp_path, mysql_store, taxi_data, as_host):
 def test_killed_on_another_host_is_reaped_after_its_lease_and_not_before(
         tmp_path, mysql_store, taxi_data, as_host, monkeypatch):
     """SIGKILL StatisticsGen on host A (lease one hour) and on host C (lease 6 s). Host B,
-    whose process table says both pids are dead, leaves both alone while their leases
-    live; once C's lease has run out, B reaps C's execution and not A's. Back on host A,
+    whose process table says both pids are dead, leaves both records and their folders
+    alone while their leases live (B checks within C's lease, or the test fails saying
+    so); once C's lease has run out, B reaps C's execution and not A's. Back on host A,
     A's execution is reaped at once: same host, process gone."""
     root = tmp_path / "root"
     args = child_args(root, taxi_data, upto="StatisticsGen")
@@ -98,14 +99,25 @@ def test_killed_on_another_host_is_reaped_after_its_lease_and_not_before(
     assert killed_c["host"] == HOST_C and float(killed_c["lease_s"]) == SHORT_LEASE
     assert _row(root, killed_a["id"])["state"] == "RUNNING"  # host C left A's alone
 
+    folders_a = leftovers(root, "StatisticsGen", killed_a)
+    folders_c = leftovers(root, "StatisticsGen", killed_c)
+    assert folders_a and folders_c, "the killed runs left no folders to keep"
+    c_last_beat = float(_row(root, killed_c["id"])["heartbeat_at"])
+
     monkeypatch.setenv("TOOLKIT_HOST_ID", HOST_B)
     on_b = context(root)
     components = data_components(str(taxi_data))
     example_gen, statistics_gen = [on_b.run(c) for c in components[:2]]
     assert example_gen.cached and not statistics_gen.cached
-    after = _row(root, killed_a["id"])
-    assert after["state"] == "RUNNING" and after["error"] == ""
-    assert leftovers(root, "StatisticsGen", killed_a) != []  # A's folders are kept
+    # B looked at both before it started its own execution: within C's lease too
+    checked_at = float(_row(root, statistics_gen.execution_id)["started_at"])
+    assert checked_at - c_last_beat < SHORT_LEASE, (
+        f"B checked {checked_at - c_last_beat:.1f} s after C's last heartbeat, too late to "
+        f"see C's {SHORT_LEASE} s lease alive: raise SHORT_LEASE")
+    for killed, folders in ((killed_a, folders_a), (killed_c, folders_c)):
+        after = _row(root, killed["id"])
+        assert (after["state"], after["error"]) == ("RUNNING", ""), after
+        assert leftovers(root, "StatisticsGen", killed) == folders  # its folders are kept
 
     # wait out C's lease, counted from its last heartbeat as recorded in the store
     expires = float(_row(root, killed_c["id"])["heartbeat_at"]) + SHORT_LEASE
@@ -114,7 +126,7 @@ def test_killed_on_another_host_is_reaped_after_its_lease_and_not_before(
     assert_abandoned(root, "StatisticsGen", killed_c)
     assert "lease expired" in _row(root, killed_c["id"])["error"]
     assert _row(root, killed_a["id"])["state"] == "RUNNING"
-    assert leftovers(root, "StatisticsGen", killed_a) != []
+    assert leftovers(root, "StatisticsGen", killed_a) == folders_a
 
     with as_host(HOST_A):
         report = run_child(args + ["--report", str(tmp_path / "a.json")], tmp_path / "a.log")
@@ -129,7 +141,7 @@ def test_live_execution_on_another_host_is_never_reaped(tmp_path, mysql_store, t
                                                          as_host, monkeypatch):
     """StatisticsGen frozen, alive, on host A with an 8 s lease. After three lease lengths,
     host B runs the component: A's execution stays RUNNING with a renewed heartbeat and
-    its folders untouched, and B computes its own result."""
+    its staging and scratch folders still there, and B computes its own result."""
     root = tmp_path / "root"
     marker = tmp_path / f"frozen-{uuid.uuid4().hex[:8]}"
     log = tmp_path / "live.log"
@@ -147,6 +159,8 @@ def test_live_execution_on_another_host_is_never_reaped(tmp_path, mysql_store, t
         assert live["state"] == "RUNNING" and int(live["pid"]) == proc.pid
         assert live["host"] == HOST_A and float(live["lease_s"]) == LIVE_LEASE
         first_heartbeat = float(live["heartbeat_at"])
+        folders = leftovers(root, "StatisticsGen", live)
+        assert folders, "the frozen run has no staging or scratch folder to keep"
 
         time.sleep(3 * LIVE_LEASE)
         monkeypatch.setenv("TOOLKIT_HOST_ID", HOST_B)
@@ -157,7 +171,7 @@ def test_live_execution_on_another_host_is_never_reaped(tmp_path, mysql_store, t
         now = _row(root, live["id"])
         assert now["state"] == "RUNNING" and now["error"] == "", now
         assert float(now["heartbeat_at"]) > first_heartbeat
-        assert leftovers(root, "StatisticsGen", live) != []
+        assert leftovers(root, "StatisticsGen", live) == folders
         assert proc.poll() is None
     finally:
         proc.kill()

@@ -5,8 +5,10 @@ the same pipeline beside it.
 Checked: B's live execution and its hidden push copy are never reaped by A, however long B
 runs (its heartbeats renew the lease); once B is SIGKILLed, A leaves both alone until the
 lease expires and removes them after; with the same host identity, a dead process is
-reaped at once. The in-process rules (pid reuse, records from before owners, the heartbeat
-thread) are covered in ``tests/unit/test_liveness.py``.
+reaped at once. Without ``TOOLKIT_HOST_ID``, a run in a PID namespace of its own (a
+container sharing this hostname and kernel) is another host to a run outside it. The
+in-process rules (pid reuse, records from before owners, the heartbeat thread) are
+covered in ``tests/unit/test_liveness.py``.
 """
 from __future__ import annotations
 
@@ -15,8 +17,11 @@ import time
 from pathlib import Path
 
 import pytest
+from child_pipeline import push_components
+from pid_namespaces import NEW_PID_NAMESPACE, require_unshare
 from reliability_helpers import (
     child_args,
+    context,
     executions,
     freeze_at,
     kill,
@@ -24,6 +29,8 @@ from reliability_helpers import (
     run_child,
     tail,
 )
+
+from toolkit._process import host_identity
 
 #: short, so the test waits seconds; long enough that a child started right after the
 #: kill (about 2 s on this machine, so 7x headroom for a slow one) still finds the lease alive
@@ -132,3 +139,43 @@ def test_same_host_dead_process_is_reaped_at_once(tmp_path):
     assert _copies(serving) == []
     assert _versions(serving) == [
         report["results"]["Pusher"]["properties"]["pushed_model"][0]["pushed_version"]]
+
+
+@pytest.mark.slow
+def test_run_in_another_pid_namespace_is_left_alone_while_its_heartbeat_is_fresh(
+        tmp_path, monkeypatch):
+    """Two containers with one hostname on one kernel: B runs in a PID namespace of its own
+    (``unshare --pid --mount-proc``), where it is pid 1, frozen mid-copy with a ten-minute
+    lease; A, this process, outside that namespace, runs the same push pipeline on the same
+    root and destination. Neither sets ``TOOLKIT_HOST_ID``. Here pid 1 is init, with another
+    start time, so a host identity without the namespace would have A reap B at once,
+    deleting its folders and its copy."""
+    require_unshare()
+    monkeypatch.delenv("TOOLKIT_HOST_ID", raising=False)
+    monkeypatch.delenv("TOOLKIT_LEASE_SECONDS", raising=False)
+    root, serving = tmp_path / "root", tmp_path / "push" / "serving"
+    args = NEW_PID_NAMESPACE + child_args(root, tmp_path, pipeline="push", serving=serving)
+    b = freeze_at(args, "Pusher", MID_COPY, tmp_path, env={"TOOLKIT_LEASE_SECONDS": "600"})
+    try:
+        [running] = [r for r in executions(root, "Pusher") if r["state"] == "RUNNING"]
+        assert int(running["pid"]) == 1  # B's own pid, in its namespace
+        [copy] = _copies(serving)
+        folders = leftovers(root, "Pusher", running)
+        assert folders, "B has no staging or scratch folder to keep"
+
+        on_a = context(root)
+        results = [on_a.run(component) for component in push_components(str(serving))]
+
+        kept = _row(root, running["id"])
+        assert (kept["state"], kept["error"]) == ("RUNNING", ""), kept
+        assert leftovers(root, "Pusher", running) == folders
+        assert _copies(serving) == [copy]
+        assert _versions(serving) == [
+            str(results[-1].outputs["pushed_model"][0].properties["pushed_version"])]
+        assert b.poll() is None, "B died while A ran"
+        # what told them apart: the PID namespace in the identity, nothing else
+        here = host_identity()
+        assert running["host"] != here and _owner(copy)["host"] == running["host"]
+        assert running["host"].startswith(f"{here.rsplit('/', 1)[0]}/pid:["), running["host"]
+    finally:
+        kill(b)

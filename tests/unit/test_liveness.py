@@ -2,7 +2,9 @@
 abandoned, the heartbeat that keeps a run alive, and the Pusher's hidden copies.
 
 Real processes (``sleep`` children) stand for live and dead owners; host identities are
-presented through ``TOOLKIT_HOST_ID``. The cross-process cases with real runs are in
+presented through ``TOOLKIT_HOST_ID``, except where the identity itself is checked: there a
+child runs in a PID namespace of its own (``unshare``, see ``tests/pid_namespaces.py``), as
+in a container that shares the hostname. The cross-process cases with real runs are in
 ``tests/reliability/test_cross_host.py``."""
 from __future__ import annotations
 
@@ -10,10 +12,13 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
+from datapaths import REPO
+from pid_namespaces import NEW_PID_NAMESPACE, NEW_PID_NAMESPACE_OLD_PROC, require_unshare
 from test_cached_claims import StandInModel
 
 from toolkit import InteractiveContext
@@ -54,11 +59,61 @@ def this_host(monkeypatch):
     monkeypatch.delenv("TOOLKIT_LEASE_SECONDS", raising=False)
 
 
-def test_host_identity_is_hostname_and_boot_unless_overridden(monkeypatch):
-    boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    assert host_identity() == f"{socket.gethostname()}/{boot}"
+def _boot() -> str:
+    return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+
+
+def test_host_identity_is_hostname_boot_and_pid_namespace_unless_overridden(monkeypatch):
+    namespace = os.readlink("/proc/self/ns/pid")
+    assert namespace.startswith("pid:[")
+    assert host_identity() == f"{socket.gethostname()}/{_boot()}/{namespace}"
     monkeypatch.setenv("TOOLKIT_HOST_ID", "node-7")
     assert host_identity() == "node-7"
+
+
+IDENTITY_PROBE = ("import os; from toolkit._process import host_identity; "
+                  "print(os.getpid(), os.readlink('/proc/self/ns/pid'), host_identity())")
+
+
+def _identity_in(prefix: list[str]) -> tuple[int, str, str]:
+    """(pid, PID namespace, host identity) of a Python process started under ``prefix``."""
+    env = {k: v for k, v in os.environ.items() if k != "TOOLKIT_HOST_ID"}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO, env.get("PYTHONPATH", "")) if p)
+    proc = subprocess.run(prefix + [sys.executable, "-c", IDENTITY_PROBE], capture_output=True,
+                          text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    pid, namespace, identity = proc.stdout.split()
+    return int(pid), namespace, identity
+
+
+def test_a_container_sharing_the_hostname_is_another_host():
+    """A process in its own PID namespace (its own /proc, as in a container with this
+    hostname on this kernel) presents another identity, differing only in the namespace."""
+    require_unshare()
+    pid, namespace, identity = _identity_in(NEW_PID_NAMESPACE)
+    assert pid == 1 and namespace != os.readlink("/proc/self/ns/pid")
+    assert identity == f"{socket.gethostname()}/{_boot()}/{namespace}"
+    assert identity != host_identity()
+
+
+def test_a_process_whose_proc_is_another_namespaces_is_a_host_of_its_own():
+    """In a new PID namespace that still sees the parent's /proc, start times read there
+    belong to other processes: the identity names that one process alone."""
+    require_unshare()
+    first, second = (_identity_in(NEW_PID_NAMESPACE_OLD_PROC) for _ in range(2))
+    for pid, _, identity in (first, second):
+        assert pid == 1 and identity.startswith(f"{socket.gethostname()}/{_boot()}/private:1-")
+    assert first[2] != second[2]
+
+
+def test_identity_from_before_pid_namespaces_is_judged_by_its_lease(dead_pid):
+    """``<hostname>/<boot id>``, as older versions recorded it, may have come from any PID
+    namespace on this kernel: its pid is not looked up here, only its lease counts."""
+    old, beat = f"{socket.gethostname()}/{_boot()}", 1_000_000.0
+    owner = Owner(old, dead_pid, "", beat, 60)
+    assert abandoned_reason(owner, now=beat + 59) is None
+    assert abandoned_reason(owner, now=beat + 312) == (
+        f"lease expired (no heartbeat from host {old} for 312 s)")
 
 
 def test_process_start_time_names_one_process(sleeper, dead_pid):
