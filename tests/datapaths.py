@@ -12,7 +12,7 @@ FIXTURES = Path(REPO) / "tests" / "fixtures" / "notebooks"
 
 def taxi_split_counts(csv: str = TAXI_CSV) -> dict[str, int]:
     """The rows of each split of CsvExampleGen's default output_config (train 2 buckets,
-    eval 1) over ``csv``, by the rule the README states, computed here from the raw file:
+    eval 1) over ``csv``, by the rule docs/components.md states (Ingest), computed here from the raw file:
     a row goes to bucket ``hash % 3`` of its values as pandas reads the CSV
     (``pandas.util.hash_pandas_object``, no index), buckets 0-1 train, 2 eval."""
     import numpy as np

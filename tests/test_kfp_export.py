@@ -461,4 +461,4 @@ def test_dockerfile_installs_the_lock_and_the_project():
     assert f"sdkVersion: kfp-{kfp.__version__}" in (EXPORT / "taxi.kfp.yaml").read_text()
     ignored = (Path(REPO) / ".dockerignore").read_text().split()
     assert {".venv", ".git", "runs", "notebooks/runs", "notebooks/serving"} <= set(ignored)
-    assert f"docker build -t {DEFAULT_IMAGE} ." in (Path(REPO) / "README.md").read_text()
+    assert f"docker build -t {DEFAULT_IMAGE} ." in (Path(REPO) / "docs" / "kubeflow.md").read_text()

@@ -1,7 +1,7 @@
 """``from toolkit import v1 as tfx``: TFX's tfx.v1 names, backed by the toolkit's classes.
 
-The names come from README.md's "Coming from TFX" section, so the documented list and
-what is importable cannot drift apart.
+The names come from docs/coming-from-tfx.md, section "What `toolkit.v1` provides", so the
+documented list and what is importable cannot drift apart.
 """
 from __future__ import annotations
 
@@ -19,12 +19,12 @@ from toolkit.artifacts import Examples
 from toolkit.base_component import Channel
 from toolkit.cache import cache_key
 
-SECTION = "## Coming from TFX"
+SECTION = "## What `toolkit.v1` provides"
 
 
 def _documented() -> tuple[dict[str, list[str]], list[str]]:
     """(module -> names listed under its heading, the dotted names listed as not provided)."""
-    with open(os.path.join(REPO, "README.md"), encoding="utf-8") as handle:
+    with open(os.path.join(REPO, "docs", "coming-from-tfx.md"), encoding="utf-8") as handle:
         text = handle.read()
     start = text.index(SECTION)
     end = text.find("\n## ", start + len(SECTION))

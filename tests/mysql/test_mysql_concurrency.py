@@ -98,7 +98,7 @@ def test_four_data_pipelines_at_once(tmp_path, mysql_store, taxi_data):
     assert len([r for r in rows if r["state"] == "COMPLETE"]) >= 4
     counts = {json.dumps(r["CsvExampleGen"]["properties"]["examples"][0]["row_counts"])
               for r in results}
-    # every process wrote the same splits: those the README's rule gives on the raw CSV
+    # every process wrote the same splits: those the documented rule (docs/components.md) gives on the raw CSV
     assert [json.loads(json.loads(c)) for c in counts] == [taxi_split_counts()]
 
 

@@ -116,7 +116,7 @@ def test_four_processes_run_the_data_components_on_one_root(tmp_path):
     assert len(rows) == 16
     counts = {json.dumps(r["CsvExampleGen"]["properties"]["examples"][0]["row_counts"])
               for r in results}
-    # every process wrote the same splits: those the README's rule gives on the raw CSV
+    # every process wrote the same splits: those the documented rule (docs/components.md) gives on the raw CSV
     assert [json.loads(json.loads(c)) for c in counts] == [taxi_split_counts()]
 
 

@@ -13,7 +13,7 @@ import sys
 from typing import NoReturn
 
 #: where the list of provided names is documented
-DOCUMENTED_AT = "README.md, section 'Coming from TFX'"
+DOCUMENTED_AT = "docs/coming-from-tfx.md"
 
 _IMPORT_FROM = dis.opmap["IMPORT_FROM"]
 
