@@ -238,6 +238,35 @@ def test_check_reports_a_stale_pipeline_with_the_command_that_rewrites_it(tmp_pa
     assert refused.returncode == 2 and "--image and --resources go with --target kfp" in refused.stderr
 
 
+#: a fresh process (kfp not yet imported) that calls the CLI's main() as a notebook would,
+#: then uses kfp's REST client; it prints what it saw as JSON
+_IN_PROCESS_EXPORT = """
+import json, sys
+from toolkit.cli import main
+codes = [main(["export", sys.argv[1], "-o", sys.argv[2], "--target", "kfp"]),
+         main(["export", sys.argv[1], "-o", sys.argv[2]]),  # recompiles the pipeline beside it
+         main(["export", "--check", sys.argv[1], "-o", sys.argv[2]])]
+# the commands took the fast path: kfp's REST client (and Kubernetes') was never imported
+fast = "kubernetes" not in sys.modules and "kfp.client" not in sys.modules
+from kfp import Client
+import kfp
+from kfp import compiler, dsl
+print(json.dumps({"codes": codes, "fast": fast, "client": kfp.Client is Client,
+                  "compiler": hasattr(compiler, "Compiler") and hasattr(dsl, "pipeline")}))
+"""
+
+
+def test_kfp_client_works_in_a_process_that_ran_the_export_command(tmp_path):
+    """A notebook that calls ``toolkit.cli.main(["export", ..., "--target", "kfp"])`` can use
+    ``kfp.Client`` afterwards."""
+    done = subprocess.run([sys.executable, "-c", _IN_PROCESS_EXPORT, str(NOTEBOOKS / "taxi.ipynb"),
+                           str(tmp_path)], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = json.loads(done.stdout.splitlines()[-1])
+    assert seen == {"codes": [0, 0, 0], "fast": True, "client": True, "compiler": True}, done.stderr
+    assert (tmp_path / "taxi.kfp.yaml").exists()
+
+
 # -- notebooks the export refuses ----------------------------------------------------------
 
 def _notebook(tmp_path: Path, *cells: str, parameters: str = 'pipeline_root: str = "runs/x"') -> Path:

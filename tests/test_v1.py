@@ -425,3 +425,81 @@ def test_module_files_importing_tfx_get_the_stand_in(tmp_path):
     assert stand_in_fn_args is FnArgs and fn_args is FnArgs and accessor is DataAccessor
     assert [f.name for f in schema.feature] == ["fare"]
     assert "tfx" not in sys.modules
+
+
+def _stand_in_state() -> dict:
+    import sys
+
+    return {name: sys.modules.get(name, "absent") for name in sys.modules
+            if name == "tfx" or name.startswith("tfx.")}
+
+
+def test_the_tfx_stand_in_holds_while_any_thread_is_inside():
+    """Module files run in threads (components in threads): the stand-in stays while one
+    thread is inside even after another that entered first has left, and the last to leave
+    restores ``sys.modules`` as it was."""
+    import sys
+    import threading
+
+    from toolkit.components import FnArgs
+    from toolkit.components._module import tfx_names
+
+    before = _stand_in_state()
+    assert "tfx" not in before  # the real tfx is not installed here (see STACK.md)
+    failures: list[str] = []
+
+    def inside(who: str) -> None:
+        module = sys.modules.get("tfx")
+        if module is None or not getattr(module, "__toolkit_stand_in__", False):
+            failures.append(f"{who}: no stand-in while inside")
+            return
+        from tfx.components.trainer.fn_args_utils import FnArgs as imported
+
+        if imported is not FnArgs:
+            failures.append(f"{who}: tfx names another FnArgs")
+
+    # A enters, B enters, A leaves, B is still inside: in this order, every time
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+
+    def first() -> None:
+        with tfx_names():
+            inside("A")
+            a_in.set()
+            b_in.wait(10)
+        a_out.set()
+
+    def second() -> None:
+        a_in.wait(10)
+        with tfx_names():
+            b_in.set()
+            a_out.wait(10)
+            inside("B after A left")
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert failures == []
+    assert _stand_in_state() == before
+
+    # many threads entering and leaving at once, some nested
+    start = threading.Barrier(8)
+
+    def busy(index: int) -> None:
+        start.wait(10)
+        for round_ in range(200):
+            with tfx_names():
+                inside(f"thread {index} round {round_}")
+                if round_ % 7 == index % 7:
+                    with tfx_names():
+                        inside(f"thread {index} nested")
+                inside(f"thread {index} round {round_} after nested")
+
+    threads = [threading.Thread(target=busy, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert failures[:3] == []
+    assert _stand_in_state() == before

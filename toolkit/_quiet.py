@@ -8,6 +8,7 @@ toolkit silences them by default. To get them back, set ``TOOLKIT_VERBOSE=1``
 from __future__ import annotations
 
 import os
+import threading
 import warnings
 
 
@@ -41,18 +42,44 @@ def quiet_tensorflow() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+#: set once Beam's interactive environment has been created with its display dropped
+_beam_env_ready = False
+_BEAM_ENV_LOCK = threading.Lock()
+
+
 def offline_beam() -> None:
-    """Stop Apache Beam from injecting a CDN script into the notebook.
+    """Keep the script Apache Beam loads from public CDNs out of the notebook.
 
-    In a notebook kernel, the first Beam pipeline creates Beam's interactive
-    environment, which displays JavaScript that loads jQuery and DataTables from
-    public CDNs. Views of the toolkit must stay offline, so that loader is
-    replaced by a no-op before any pipeline runs.
+    In a notebook kernel, the first Beam pipeline creates Beam's interactive environment (a
+    process-wide singleton), and its constructor displays JavaScript that loads jQuery and
+    DataTables from public CDNs; views of the toolkit must stay offline. Beam has no option
+    or variable to turn that off, and replacing its loader would change Beam for the whole
+    process. So, once per process and only in a notebook, the environment is created here
+    first, under IPython's public ``capture_output``, and what it displays is dropped.
+    Nothing of Beam's is replaced, so there is nothing to restore or to gate on a Beam
+    release, and a later pipeline finds the environment made. Outside a notebook, Beam
+    displays nothing and nothing is done. While the environment is being created (once, a
+    moment), output another thread displays is dropped too.
     """
-    from apache_beam.runners.interactive import interactive_environment
+    global _beam_env_ready
+    if _beam_env_ready:
+        return
+    from apache_beam.utils.interactive_utils import is_in_notebook
 
-    interactive_environment.InteractiveEnvironment.load_jquery_with_datatable = _no_cdn
+    if not is_in_notebook():
+        return
+    with _BEAM_ENV_LOCK:
+        if _beam_env_ready:
+            return
+        _beam_env_ready = True
+        from IPython.utils.capture import capture_output
 
-
-def _no_cdn(self) -> None:
-    """Replaces Beam's CDN loader (see :func:`offline_beam`)."""
+        try:
+            from apache_beam.runners.interactive.interactive_environment import current_env
+        except ImportError as exc:
+            warnings.warn(f"toolkit: cannot create Beam's notebook environment quietly ({exc}), "
+                          "so Beam may show a script that loads jQuery from a CDN; clear that "
+                          "output to keep the notebook offline", RuntimeWarning, stacklevel=2)
+            return
+        with capture_output(stdout=False, stderr=False, display=True):
+            current_env()

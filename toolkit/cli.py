@@ -10,6 +10,7 @@ IPython) happen inside the commands that need them, so ``toolkit --help`` is fas
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from typing import Callable, Sequence
 
@@ -176,12 +177,20 @@ def _models(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from toolkit.exporter.kfp import compiler_only_kfp
+
+    # the command only compiles: kfp without its REST client while it runs, and whole
+    # again afterwards for a process that goes on (a notebook calling main())
+    with contextlib.ExitStack() as kfp_scope:
+        return _export_notebooks(args, lambda: kfp_scope.enter_context(compiler_only_kfp()))
+
+
+def _export_notebooks(args: argparse.Namespace, compiler_only: Callable[[], None]) -> int:
     from toolkit.exporter import check_export, export_notebook
-    from toolkit.exporter.kfp import (DEFAULT_IMAGE, import_compiler_only, kfp_pipeline_path,
-                                      refresh_kfp, write_kfp)
+    from toolkit.exporter.kfp import DEFAULT_IMAGE, kfp_pipeline_path, refresh_kfp, write_kfp
 
     if args.target == "kfp" or args.check:
-        import_compiler_only()  # this process only compiles: kfp without its REST client
+        compiler_only()
     if args.target != "kfp" and (args.image or args.resources):
         raise ToolkitError("--image and --resources go with --target kfp")
     status = EXIT_OK
@@ -201,7 +210,7 @@ def _export(args: argparse.Namespace) -> int:
         if args.target == "kfp":
             compiled = write_kfp(exported, args.resources, args.image or DEFAULT_IMAGE)
         elif kfp_pipeline_path(exported.notebook).exists():
-            import_compiler_only()
+            compiler_only()
             compiled = refresh_kfp(exported)  # a plain re-export keeps the KFP pipeline current too
         if compiled is not None:
             state = "wrote" if compiled.changed else "unchanged"

@@ -16,11 +16,11 @@ import importlib
 import importlib.util
 import os
 import sys
+import threading
 import traceback
 import types
 from typing import Any, Callable, Iterator
 
-from toolkit._scoped import temporarily
 from toolkit._text import first_line, shorten
 from toolkit.components.fn_args import DataAccessor, FnArgs
 from toolkit.errors import ModuleFileError, ToolkitError, UserCodeError
@@ -200,8 +200,17 @@ def _module_dir_on_path(path: str) -> Iterator[None]:
             sys.path.remove(folder)
 
 
-#: marks the modules of the ``tfx`` stand-in, so that a nested ``tfx_names`` reuses them
+#: marks the modules of the ``tfx`` stand-in
 _STAND_IN = "__toolkit_stand_in__"
+#: the stand-in's module names
+_STAND_IN_TREE = ("tfx", "tfx.v1", "tfx.v1.components", "tfx.v1.utils", "tfx.components",
+                  "tfx.components.trainer", "tfx.components.trainer.fn_args_utils")
+_STAND_IN_LOCK = threading.Lock()
+#: ``tfx_names`` blocks inside, in every thread; the stand-in is in ``sys.modules`` while > 0
+_stand_in_holders = 0
+#: what ``sys.modules`` held under the stand-in's names before it went in
+_stand_in_saved: dict[str, Any] = {}
+_ABSENT = object()
 
 
 @contextlib.contextmanager
@@ -213,21 +222,63 @@ def tfx_names() -> Iterator[None]:
     importable, a minimal stand-in provides the names module files use: ``FnArgs``
     and ``DataAccessor`` under ``tfx.v1.components``, ``tfx.components`` and
     ``tfx.components.trainer.fn_args_utils``, and ``tfx.v1.utils.parse_pbtxt_file``.
-    Nested uses (a module file imported while another's function runs) share the
-    stand-in already in place.
+
+    ``sys.modules`` is shared by every thread, and module files may run in several at
+    once (components run in threads) or nested (a module file imported while another's
+    function runs). So the stand-in is counted, under a lock: the first block to enter
+    puts it in, later ones share it, and the last to leave puts back what ``sys.modules``
+    held before. It is there while any block is inside.
     """
-    present = sys.modules.get("tfx")
-    if present is not None and getattr(present, _STAND_IN, False):
-        yield
+    if not _hold_stand_in():
+        yield  # the real tfx is importable
         return
-    if importlib.util.find_spec("tfx") is not None:
+    try:
         yield
-        return
+    finally:
+        _release_stand_in()
+
+
+def _hold_stand_in() -> bool:
+    """Count one more user of the stand-in, putting it in first if needed; False (and
+    nothing counted) when the real ``tfx`` is importable."""
+    global _stand_in_holders, _stand_in_saved
+    with _STAND_IN_LOCK:
+        if _stand_in_holders:
+            _stand_in_holders += 1
+            return True
+        present = sys.modules.get("tfx")
+        if present is not None and not getattr(present, _STAND_IN, False):
+            return False  # the real tfx, imported
+        if present is None and importlib.util.find_spec("tfx") is not None:
+            return False
+        modules = _stand_in_modules()
+        _stand_in_saved = {name: sys.modules.get(name, _ABSENT) for name in _STAND_IN_TREE}
+        sys.modules.update(modules)
+        _stand_in_holders = 1
+        return True
+
+
+def _release_stand_in() -> None:
+    global _stand_in_holders, _stand_in_saved
+    with _STAND_IN_LOCK:
+        _stand_in_holders -= 1
+        if _stand_in_holders:
+            return
+        for name, before in _stand_in_saved.items():
+            current = sys.modules.get(name)
+            if current is not None and not getattr(current, _STAND_IN, False):
+                continue  # something else put there meanwhile: keep it
+            if before is _ABSENT:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = before
+        _stand_in_saved = {}
+
+
+def _stand_in_modules() -> dict[str, types.ModuleType]:
     names = {"FnArgs": FnArgs, "DataAccessor": DataAccessor}
-    tree = ["tfx", "tfx.v1", "tfx.v1.components", "tfx.v1.utils", "tfx.components",
-            "tfx.components.trainer", "tfx.components.trainer.fn_args_utils"]
     modules = {}
-    for dotted in tree:
+    for dotted in _STAND_IN_TREE:
         module = types.ModuleType(dotted)
         module.__doc__ = "toolkit stand-in for the names TFX module files import"
         setattr(module, _STAND_IN, True)
@@ -240,8 +291,7 @@ def tfx_names() -> Iterator[None]:
         for key, value in names.items():
             setattr(modules[dotted], key, value)
     modules["tfx.v1.utils"].parse_pbtxt_file = _parse_pbtxt_file
-    with temporarily(sys.modules, modules):
-        yield
+    return modules
 
 
 def _parse_pbtxt_file(path: str, message: Any) -> Any:

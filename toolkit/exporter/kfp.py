@@ -23,6 +23,7 @@ the task's settings) reaches the YAML through the SDK's serializer.
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import keyword
@@ -33,7 +34,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from toolkit.errors import CellError, ExportError
 from toolkit.exporter.analysis import PARAMETERS_TAG
@@ -293,17 +294,22 @@ def _kfp_sdk() -> tuple[Any, Any]:
     return dsl, compiler
 
 
-def import_compiler_only() -> None:
-    """For a short-lived process that only compiles (the ``toolkit export`` command):
-    import kfp without its REST client.
+@contextlib.contextmanager
+def compiler_only_kfp() -> Iterator[None]:
+    """For the ``toolkit export`` command, which only compiles: kfp without its REST client
+    inside the block, and the whole kfp package again after it.
 
     ``import kfp`` also imports ``kfp.Client`` and with it the Kubernetes client library,
     over a second on a small machine, and compiling never uses them. kfp skips them when
     ``_KFP_RUNTIME`` is set (its own switch for task containers); it is set only around
-    the package's first import, so ``kfp.dsl`` and ``kfp.compiler`` load whole. Not for a
-    notebook's process: there ``kfp.Client`` would then be missing from ``kfp``.
+    the package's first import, so ``kfp.dsl`` and ``kfp.compiler`` load whole. That kfp
+    lacks ``kfp.Client``, so when the block ends, the kfp modules imported in it are
+    taken out of ``sys.modules`` again: a process that goes on (a notebook that called
+    ``toolkit.cli.main``) gets the whole package, ``kfp.Client`` too, from its next
+    ``import kfp``. A kfp imported before the block is used as it is and kept.
     """
     if "kfp" in sys.modules:
+        yield
         return
     previous = os.environ.get("_KFP_RUNTIME")
     os.environ["_KFP_RUNTIME"] = "true"
@@ -314,6 +320,11 @@ def import_compiler_only() -> None:
             del os.environ["_KFP_RUNTIME"]
         else:
             os.environ["_KFP_RUNTIME"] = previous
+    try:
+        yield
+    finally:
+        for name in [n for n in sys.modules if n == "kfp" or n.startswith("kfp.")]:
+            del sys.modules[name]
 
 
 def _task_function(name: str, parameters: Sequence[NotebookParameter], pipeline: str):
