@@ -291,7 +291,9 @@ def test_text_fallback_is_a_readable_table(result, tidy):
 def test_controls_change_the_chart_and_the_static_copy(result):
     board = dashboard(result)
     controls = board.controls
-    assert set(controls) == {"metric", "threshold", "baseline", "slicing", "sort"}
+    assert set(controls) == {"metric", "threshold", "baseline", "slicing", "sort", "filter",
+                             "show_all"}
+    assert controls["show_all"].disabled  # 16 slices: every one is shown already
     chart = board.widget.children[-1]
     before = chart.value
     assert board.html != before and ".tkd-static-" in before  # the rule hiding the static chart

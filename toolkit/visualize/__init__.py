@@ -64,15 +64,16 @@ def _registered_class_view(obj: Any) -> ViewFunction | None:
     return None
 
 
-def show(obj: Any) -> View | None:
+def show(obj: Any, **options: Any) -> View | None:
     """Display ``obj`` as a view: in a notebook inline, elsewhere as text. Returns the view.
 
     ``obj`` may be a View, an object of a class with a registered view (an
     evaluation result, a run's result, lineage), anything with a ``_toolkit_view_()``
     method, a statistics/schema/anomalies proto, an artifact, a list of artifacts or
-    a channel (anything with ``.get()`` returning artifacts).
+    a channel (anything with ``.get()`` returning artifacts). ``options`` go to the
+    registered view: ``toolkit.show(result, top=5)`` for the evaluation dashboard.
     """
-    return display_view(view_of(obj))
+    return display_view(view_of(obj, **options))
 
 
 def _proto_view(obj: Any) -> View | None:
@@ -92,46 +93,51 @@ def _is_artifact(obj: Any) -> bool:
     return hasattr(obj, "uri") and (hasattr(obj, "TYPE_NAME") or hasattr(obj, "type_name"))
 
 
-def view_of(obj: Any) -> View:
+def view_of(obj: Any, **options: Any) -> View:
     """The view ``show`` would display for ``obj``, without displaying it.
 
     Looked up in order: a view registered for the object's class (or a base class),
     the view of its artifact type, then an object's own ``_toolkit_view_()`` (user
-    classes), protos, lists of artifacts and channels.
+    classes), protos, lists of artifacts and channels. ``options`` go to the view
+    registered for the object's class or artifact type (through a list or a channel too).
     """
-    if isinstance(obj, View):
+    if isinstance(obj, View) and not options:
         return obj
     registered = _registered_class_view(obj)
     if registered is not None:
-        return registered(obj)
+        return registered(obj, **options)
     if _is_artifact(obj):
-        return artifact_view(obj)
+        return artifact_view(obj, **options)
     maker = getattr(obj, "_toolkit_view_", None)
+    proto = None if callable(maker) else _proto_view(obj)
+    if options and (isinstance(obj, View) or callable(maker) or proto is not None):
+        raise ToolkitError(f"show() options ({', '.join(sorted(options))}) apply to a view "
+                           f"registered for the object, such as an evaluation result's; not to "
+                           f"a {type(obj).__name__}")
     if callable(maker):
         return maker()
-    proto = _proto_view(obj)
     if proto is not None:
         return proto
     if isinstance(obj, (list, tuple)):
-        return _artifacts_view(obj)
+        return _artifacts_view(obj, **options)
     getter = getattr(obj, "get", None)
     if callable(getter) and not isinstance(obj, dict):
-        return _artifacts_view(list(getter()), source=obj)
+        return _artifacts_view(list(getter()), source=obj, **options)
     hint = " (for a DataFrame's statistics use toolkit.show_statistics)" \
         if type(obj).__name__ == "DataFrame" else ""
     raise ToolkitError(f"cannot show a {type(obj).__name__}: pass an artifact, a channel, a "
                        f"list of artifacts, a View or a statistics/schema/anomalies proto{hint}")
 
 
-def _artifacts_view(items: Iterable[Any], source: Any = None) -> View:
+def _artifacts_view(items: Iterable[Any], source: Any = None, **options: Any) -> View:
     items = list(items)
     if not items:
         what = f" in {plain(repr(source), 120)}" if source is not None else ""
         message = f"No artifacts{what} yet: has the producing component run?"
         return View(root(tag("div", escape(message), NOTE), new_uid()), message)
     if len(items) == 1:
-        return view_of(items[0])
-    return stack(view_of(item) for item in items)
+        return view_of(items[0], **options)
+    return stack(view_of(item, **options) for item in items)
 
 
 def _type_name(artifact: Any) -> str:
@@ -174,14 +180,18 @@ def _warnings(artifact: Any) -> list[str]:
     return [str(w) for w in found] if isinstance(found, list) else [str(found)]
 
 
-def artifact_view(artifact: Any) -> View:
-    """The registered view for the artifact's type, headed by its type and uri."""
+def artifact_view(artifact: Any, **options: Any) -> View:
+    """The registered view for the artifact's type, headed by its type and uri;
+    ``options`` go to that view (``top=`` for a ModelEvaluation's dashboard)."""
     fn = _VIEWS.get(_type_name(artifact))
     if fn is None:
+        if options:
+            raise ToolkitError(f"show() options ({', '.join(sorted(options))}) do not apply to "
+                               f"a {_type_name(artifact)} artifact")
         body = _generic_view(artifact)
     else:
         try:
-            body = fn(artifact)
+            body = fn(artifact, **options)
         except ToolkitError as exc:
             body = View(tag("div", esc(str(exc), 1000), NOTE), str(exc))
     header_html, header_text = _artifact_header(artifact, compact=bool(body.title))

@@ -1,9 +1,14 @@
 """The per-slice fairness dashboard: Fairness Indicators' feature set as offline HTML.
 
 For one metric and threshold it draws a bar per slice (with its confidence
-interval), marks the baseline slice, gives each slice's difference and ratio to
-that baseline, its size, greys slices below ``min_slice_size`` and flags failed
-thresholds; a full table holds every slice, metric and threshold. A second
+interval, clipped to [0, 1] for rates and marked so), marks the baseline slice,
+gives each slice's difference and ratio to that baseline, its size, greys slices
+below ``min_slice_size`` and flags failed thresholds. With many slices it opens on
+the baseline, the ``top`` (10) slices with the largest and with the smallest gap to
+it and every failing slice; "Show all" lists the rest (a ``<details>`` element
+statically, a filter and a check box in the widget). A full table holds every slice,
+metric and threshold of a small evaluation; a large one embeds the chosen metric
+only and points to ``result.to_dataframe()``. A second
 evaluation (``compare_to=``, or a baseline model inside the result) is drawn as
 paired bars. A multi-class evaluation gets a class chooser (the TFMA sub keys of
 ``binarize``: ``classId:0``, ``topK:1``...) and one table per class.

@@ -8,6 +8,7 @@ each kind of input into those records. Rendering lives in :mod:`.static` and
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -23,6 +24,15 @@ ALL_SLICES = "__all__"
 OVERALL = "Overall"
 SORTS = {"metric": "metric value", "gap": "gap to baseline", "slice": "slice order"}
 DEFAULT_LABELS = ("candidate", "baseline")
+#: Slices with the largest and with the smallest gap to the baseline shown by default.
+DEFAULT_TOP = 10
+#: Metrics whose values lie in [0, 1] (by their name without prefix): their interval
+#: bounds are shown clipped to it. Names ending in ``_rate`` or ``accuracy`` count too.
+UNIT_METRICS = frozenset({
+    "auc", "auc_precision_recall", "precision", "ppv", "recall", "tpr", "specificity", "tnr",
+    "fall_out", "fpr", "miss_rate", "fnr", "negative_predictive_value", "npv", "prevalence",
+    "f1_score", "sensitivity", "selectivity",
+})
 
 
 def to_float(value: Any) -> float:
@@ -60,6 +70,32 @@ def sub_key_label(sub_key: str) -> str:
 
 def short_name(metric: str) -> str:
     return metric[len(FAIRNESS_PREFIX):] if metric.startswith(FAIRNESS_PREFIX) else metric
+
+
+def is_unit_metric(metric: str) -> bool:
+    """Whether ``metric`` is a rate, accuracy, AUC, precision or recall: a value in [0, 1].
+
+    Judged by its name (TFMA's, without output or Fairness Indicators prefix); ``*_diff``
+    metrics (differences to a baseline model) are not.
+    """
+    name = metric.rsplit("/", 1)[-1].lower()
+    if name.endswith("_diff"):
+        return False
+    name = name.split("@", 1)[0]
+    return name in UNIT_METRICS or name.endswith(("_rate", "accuracy"))
+
+
+def clipped_bounds(cell: "Cell", unit: bool) -> tuple[float, float, bool, bool]:
+    """The interval of ``cell`` as shown: for a metric in [0, 1] its bounds clipped to it.
+
+    Returns (lower, upper, lower_clipped, upper_clipped); the stored values are unchanged.
+    """
+    lower, upper = cell.lower, cell.upper
+    if not unit:
+        return lower, upper, False, False
+    low_cut = finite(lower) and lower < 0.0
+    high_cut = finite(upper) and upper > 1.0
+    return (0.0 if low_cut else lower), (1.0 if high_cut else upper), low_cut, high_cut
 
 
 @dataclass
@@ -112,6 +148,16 @@ class Series:
     blessed: bool | None = None
     validation_text: str = ""
     has_thresholds: bool = True
+    _by_slice: dict[str, list[Failure]] | None = field(default=None, repr=False)
+
+    def failures_of(self, slice_name: str) -> list[Failure]:
+        """The failed checks of one slice (indexed once: dashboards have hundreds of slices)."""
+        if self._by_slice is None:
+            index: dict[str, list[Failure]] = {}
+            for failure in self.failures:
+                index.setdefault(failure.slice, []).append(failure)
+            self._by_slice = index
+        return self._by_slice.get(slice_name, [])
 
     def add(self, record: Mapping[str, Any]) -> None:
         name = str(record.get("slice", OVERALL))
@@ -226,8 +272,10 @@ class DashboardData:
 
 @dataclass(frozen=True)
 class Choice:
-    """What a dashboard shows: metric, threshold, baseline slice, slicing, sort order and the
-    class (a TFMA sub key such as ``classId:0``; ``""`` without binarization)."""
+    """What a dashboard shows: metric, threshold, baseline slice, slicing, sort order, the
+    class (a TFMA sub key such as ``classId:0``; ``""`` without binarization) and ``top``:
+    how many slices with the largest and with the smallest gap to the baseline are shown
+    by default (None: every slice)."""
 
     metric: str
     threshold: float | None
@@ -235,6 +283,7 @@ class Choice:
     slicing: str
     sort: str
     sub_key: str = ""
+    top: int | None = DEFAULT_TOP
 
     @property
     def cross(self) -> bool:
@@ -331,14 +380,26 @@ def resolve_sub_key(data: DashboardData, metric: str, sub_key: Any) -> str:
                        + ", ".join(repr(k) for k in available))
 
 
+def resolve_top(top: Any) -> int | None:
+    """``top`` as a count of slices, or None for every slice."""
+    if top is None:
+        return None
+    if isinstance(top, bool) or not isinstance(top, numbers.Real) or top < 0 \
+            or not float(top).is_integer():
+        raise ToolkitError(f"top must be a whole number of slices (0 or more), or None for "
+                           f"every slice; got {top!r}")
+    return int(top)
+
+
 def resolve(data: DashboardData, metric: Any = None, threshold: Any = None, baseline: Any = None,
-            slicing: Any = None, sort: str = "metric", sub_key: Any = None) -> Choice:
+            slicing: Any = None, sort: str = "metric", sub_key: Any = None,
+            top: Any = DEFAULT_TOP) -> Choice:
     if sort not in SORTS:
         raise ToolkitError(f"sort must be one of {', '.join(SORTS)}, not {sort!r}")
     chosen = resolve_metric(data, metric)
     return Choice(chosen, resolve_threshold(data, chosen, threshold),
                   resolve_baseline(data, baseline), resolve_slicing(data, slicing), sort,
-                  resolve_sub_key(data, chosen, sub_key))
+                  resolve_sub_key(data, chosen, sub_key), resolve_top(top))
 
 
 @dataclass
@@ -358,6 +419,8 @@ class Row:
     slice: Slice
     lines: list[Line]
     is_baseline: bool
+    #: position of the slice in the evaluation (ties in a ranking keep this order)
+    index: int = 0
 
 
 def failure_matches(failure: Failure, choice: Choice) -> bool:
@@ -377,7 +440,7 @@ def line_of(series: Series, slice_: Slice, choice: Choice, compare: bool) -> Lin
     value = cell.value if cell is not None else math.nan
     diff = value - reference
     ratio = value / reference if finite(reference) and reference != 0 else math.nan
-    mine = [f for f in series.failures if f.slice == slice_.name]
+    mine = series.failures_of(slice_.name)
     shown = [f for f in mine if failure_matches(f, choice)]
     return Line(cell, reference, diff, ratio, shown, len(mine) - len(shown))
 
@@ -389,7 +452,7 @@ def rows_of(data: DashboardData, choice: Choice) -> list[Row]:
         chosen = [s for s in data.slices.values() if s.spec == choice.slicing]
     compare = not choice.cross
     rows = [Row(s, [line_of(series, s, choice, compare) for series in data.series],
-                compare and s.name == choice.baseline) for s in chosen]
+                compare and s.name == choice.baseline, i) for i, s in enumerate(chosen)]
     pinned = [r for r in rows if r.is_baseline]
     if compare and not pinned:
         base = data.slices[choice.baseline]
@@ -408,3 +471,64 @@ def value_of(line: Line) -> float:
 
 def descending(value: float) -> tuple[int, float]:
     return (0, -value) if finite(value) else (1, 0.0)
+
+
+def gap_of(row: Row, by_value: bool = False) -> float:
+    """What ranks a slice: its first series' difference to the baseline slice (value − baseline),
+    or its value when ``by_value`` (cross slices: their values are differences already)."""
+    line = row.lines[0]
+    return value_of(line) if by_value else line.diff
+
+
+def failing(row: Row) -> bool:
+    """Whether any series failed any threshold check on this slice (any metric)."""
+    return any(line.failures or line.other_failures for line in row.lines)
+
+
+@dataclass
+class Selection:
+    """The rows a dashboard shows by default, out of every row of its choice.
+
+    ``shown`` keeps the order of ``rows`` (the baseline pinned first, then the chosen sort);
+    ``largest``/``smallest`` are the slices ranked by gap, ``failing`` those failing a check.
+    """
+
+    rows: list[Row]
+    shown: list[Row]
+    largest: list[str]
+    smallest: list[str]
+    failing: list[str]
+
+    @property
+    def hidden(self) -> int:
+        return len(self.rows) - len(self.shown)
+
+
+def select(rows: list[Row], top: int | None, by_value: bool = False) -> Selection:
+    """Baseline, the ``top`` largest and ``top`` smallest gaps, and every failing slice.
+
+    Slices whose gap is undefined (no value, below ``min_slice_size``) are not ranked.
+    Ties keep the evaluation order. When this would leave out no more slices than it
+    lists, or ``top`` is None, every row is shown: hiding pays only on long lists.
+    """
+    others = [r for r in rows if not r.is_baseline]
+    fails = [r.slice.name for r in others if failing(r)]
+    if top is None:
+        return Selection(rows, list(rows), [], [], fails)
+    ranked = sorted((r for r in others if finite(gap_of(r, by_value))), key=lambda r: r.index)
+    # Python's sort is stable: ties keep the evaluation order in both rankings.
+    largest = [r.slice.name for r in sorted(ranked, key=lambda r: -gap_of(r, by_value))[:top]]
+    smallest = [r.slice.name for r in sorted(ranked, key=lambda r: gap_of(r, by_value))[:top]]
+    keep = set(largest) | set(smallest) | set(fails)
+    chosen = [r for r in rows if r.is_baseline or r.slice.name in keep]
+    if len(rows) - len(chosen) <= len(chosen):
+        chosen = list(rows)
+    return Selection(rows, chosen, largest, smallest, fails)
+
+
+def matching(rows: list[Row], text: str) -> list[Row]:
+    """Rows whose slice name contains ``text`` (case-insensitive); the baseline always."""
+    needle = text.strip().casefold()
+    if not needle:
+        return list(rows)
+    return [r for r in rows if r.is_baseline or needle in r.slice.name.casefold()]

@@ -4,19 +4,33 @@ The HTML uses inline styles and ``div`` bars only (see the package docstring for
 why): it is what every front end shows, with or without a kernel, and what the
 live widget's chart is made of. :func:`evaluation_view` is the static dashboard
 on its own; :mod:`.widget` adds the controls.
+
+Hundreds of slices: the chart opens on the rows of :func:`~.model.select` (the
+baseline, the ``top`` largest and smallest gaps to it, every failing slice); a
+``<details>`` element below it ("Show all") holds every slice of the choice in
+compact rows inside a scrolling box, which works without scripts. Only the chosen
+metric and threshold are embedded then; every metric stays one call away
+(``result.to_dataframe()``) and, when small enough, in an embedded CSV download.
+Interval bounds of metrics in [0, 1] are shown clipped to it, marked
+:data:`CLIP_MARK`; the numbers stored in the result are TFMA's, unchanged.
 """
 from __future__ import annotations
 
+import base64
+import csv
+import io
 import math
 from typing import Any, Sequence
 
 from toolkit.visualize.evaluation.loading import dashboard_data
-from toolkit.visualize.evaluation.model import (ALL_SLICES, SORTS, Cell, Choice, DashboardData,
-                                                Line, Row, Series, Slice, finite, resolve,
-                                                rows_of, sub_key_label, value_of)
+from toolkit.visualize.evaluation.model import (ALL_SLICES, DEFAULT_TOP, SORTS, Cell, Choice,
+                                                DashboardData, Line, Row, Selection, Series,
+                                                Slice, clipped_bounds, finite, is_unit_metric,
+                                                matching, resolve, rows_of, select,
+                                                sub_key_label, value_of)
 from toolkit.visualize.html import (BAD, GOOD, MUTED, NOTE, PALETTE, ROW, SHADE, TABLE,
                                     TABLE_ATTRS, TD, TH_LEFT, TH_RIGHT, View, badge, esc, escape,
-                                    fmt_num, new_uid, plain, root, swatch, tag)
+                                    fmt_bytes, fmt_num, new_uid, plain, root, swatch, tag)
 
 BAR_WIDTH = 220
 TRACK_HEIGHT = 14
@@ -24,35 +38,60 @@ INK = "#5f6368"
 GREYED = "opacity:0.45"
 FAILURES_LISTED = 12
 TABLE_OPEN_ROWS = 60
+#: The table of every metric is embedded (as the dashboard always did) only below this
+#: size; a larger evaluation points to ``result.to_dataframe()`` instead.
+FULL_TABLE_LIMIT = 256 * 1024
+#: Bytes of that table per slice, metric and threshold (measured: about 110 with intervals),
+#: low on purpose: a larger evaluation is known to exceed the limit without building it.
+FULL_TABLE_CELL_BYTES = 60
+#: The metrics table is embedded as a CSV download (a data: URI) only below this size.
+CSV_LIMIT = 256 * 1024
+#: Height of the scrolling boxes that hold long lists of slices ("Show all", the live chart).
+LIST_HEIGHT = 600
+#: Marks an interval bound shown clipped to [0, 1].
+CLIP_MARK = "†"
+CLIP_NOTE = (f"{CLIP_MARK} interval bound clipped to [0, 1], where the metric lies (a rate, "
+             "accuracy, AUC...); TFMA's confidence interval method can give bounds past it, "
+             "and result.to_dataframe() keeps the computed bounds.")
+#: Background of the live chart's sticky header row (JupyterLab's theme colour).
+STICKY_HEAD = "position:sticky;top:0;z-index:1;background:var(--jp-layout-color0,#fff)"
 
 
-def _num(value: float, signed: bool = False) -> str:
+def _num(value: float, signed: bool = False, exact: bool = True) -> str:
+    """A number; ``exact`` adds its full precision as a tooltip (left out of compact rows)."""
     if not finite(value):
         return tag("span", "–", NOTE)
     text = fmt_num(value)
     if signed and value > 0:
         text = "+" + text
-    return tag("span", escape(text), title=repr(float(value)))
+    return tag("span", escape(text), title=repr(float(value))) if exact else escape(text)
 
 
-def _scale(rows: list[Row]) -> tuple[float, float]:
+def _scale(rows: list[Row], unit: bool = False) -> tuple[float, float]:
     values = [0.0]
     for row in rows:
         for line in row.lines:
             if line.cell is not None:
-                values += [v for v in (line.cell.value, line.cell.lower, line.cell.upper)
-                           if finite(v)]
+                lower, upper, _, _ = clipped_bounds(line.cell, unit)
+                values += [v for v in (line.cell.value, lower, upper) if finite(v)]
             if finite(line.reference):
                 values.append(line.reference)
     lo, hi = min(values), max(values)
     return (lo, hi) if hi > lo else (lo, lo + 1.0)
 
 
-def _track(line: Line, colour: str, lo: float, hi: float) -> str:
-    """One bar with its interval whiskers and the baseline's value as a dashed mark."""
+def _at(lo: float, hi: float) -> Any:
     def at(x: float) -> float:
         return min(max(100.0 * (x - lo) / (hi - lo), 0.0), 100.0)
+    return at
 
+
+def _track(line: Line, colour: str, lo: float, hi: float, unit: bool = False) -> str:
+    """One bar with its interval whiskers and the baseline's value as a dashed mark.
+
+    A bound clipped to [0, 1] gets no end cap: the whisker runs off the scale.
+    """
+    at = _at(lo, hi)
     parts = []
     cell = line.cell
     if cell is not None and finite(cell.value):
@@ -63,11 +102,13 @@ def _track(line: Line, colour: str, lo: float, hi: float) -> str:
     if cell is not None and finite(cell.lower) and finite(cell.upper):
         # One element draws the interval: end caps are its side borders, the line a
         # 2px-high background gradient across its middle.
-        low, high = at(cell.lower), at(cell.upper)
+        lower, upper, low_cut, high_cut = clipped_bounds(cell, unit)
+        low, high = at(lower), at(upper)
+        caps = f"0 {0 if high_cut else 2}px 0 {0 if low_cut else 2}px"
         parts.append(f'<i style="position:absolute;left:{low:.2f}%;'
                      f'width:{max(high - low, 0.2):.2f}%;'
                      f'top:3px;height:{TRACK_HEIGHT - 6}px;box-sizing:border-box;'
-                     f'border:solid {INK};border-width:0 2px;'
+                     f'border:solid {INK};border-width:{caps};'
                      f'background:linear-gradient({INK},{INK}) 0 50%/100% 2px no-repeat"></i>')
     if finite(line.reference):
         parts.append(f'<i style="position:absolute;left:{at(line.reference):.2f}%;top:0;'
@@ -76,29 +117,84 @@ def _track(line: Line, colour: str, lo: float, hi: float) -> str:
             f'margin:1px 0;background:{SHADE}">{"".join(parts)}</div>')
 
 
-def _lines(row: Row, data: DashboardData, render: Any, marked: bool = False) -> str:
-    """One line per series inside a cell, aligned with its bar; ``marked`` adds its swatch."""
+def _mini_track(line: Line, colour: str, lo: float, hi: float, unit: bool = False) -> str:
+    """The compact bar of the "Show all" list: the value as one gradient, the interval as a line.
+
+    About a third of :func:`_track`'s markup (no caps, no baseline mark): hundreds of
+    rows stay small. JupyterLab's sanitizer keeps one gradient layer, not several.
+    """
+    at = _at(lo, hi)
+    cell = line.cell
+    background = SHADE
+    if cell is not None and finite(cell.value):
+        left, right = sorted((at(0.0), at(cell.value)))
+        right = max(right, left + 0.4)
+        if left < 0.05:  # from the scale's start: a colour stop at 0 ends the bar sharply
+            background = f"linear-gradient(90deg,{colour} {right:.1f}%,{SHADE} 0)"
+        else:
+            background = (f"linear-gradient(90deg,{SHADE} {left:.1f}%,{colour} {left:.1f}%,"
+                          f"{colour} {right:.1f}%,{SHADE} {right:.1f}%)")
+    whisker = ""
+    if cell is not None and finite(cell.lower) and finite(cell.upper):
+        lower, upper, _, _ = clipped_bounds(cell, unit)
+        low, high = at(lower), at(upper)
+        whisker = (f'<i style="position:absolute;left:{low:.1f}%;width:{max(high - low, 0.4):.1f}%;'
+                   f'top:4px;height:2px;background:{INK}"></i>')
+    return (f'<div style="position:relative;width:{BAR_WIDTH}px;height:10px;margin:4px 0;'
+            f'background:{background}">{whisker}</div>')
+
+
+def _lines(row: Row, data: DashboardData, render: Any, marked: bool = False,
+           compact: bool = False) -> str:
+    """One line per series inside a cell, aligned with its bar; ``marked`` adds its swatch
+    (not in ``compact`` rows: the order of the lines is the legend's)."""
     if not data.paired:
         return render(row.lines[0])
+    contents = [render(line) for line in row.lines]
+    if not any(contents):
+        return ""
+    if compact:  # a line of text is as tall as a compact bar with its margins
+        return "<br>".join(contents)
     out = []
-    for i, line in enumerate(row.lines):
-        content = render(line)
+    for i, content in enumerate(contents):
         mark = swatch(PALETTE[i % len(PALETTE)]) if marked and content else ""
         out.append(f'<div style="height:{TRACK_HEIGHT + 2}px;white-space:nowrap">{mark}'
                    f"{content}</div>")
     return "".join(out)
 
 
-def _interval(cell: Cell) -> str:
-    """``[lower, upper]`` with a no-break space: notebook stylesheets let table cells wrap."""
-    return f"[{fmt_num(cell.lower)},\u00a0{fmt_num(cell.upper)}]"
+def _interval(cell: Cell, unit: bool = False) -> str:
+    """``[lower, upper]`` with a no-break space (notebook stylesheets let table cells wrap);
+    for a metric in [0, 1] its bounds clipped to it, each clipped one marked."""
+    lower, upper, low_cut, high_cut = clipped_bounds(cell, unit)
+    low = fmt_num(lower) + (CLIP_MARK if low_cut else "")
+    high = fmt_num(upper) + (CLIP_MARK if high_cut else "")
+    return f"[{low},\u00a0{high}]"
 
 
-def _ci(line: Line) -> str:
+def _clipped(cell: Cell | None, unit: bool) -> bool:
+    if cell is None or not unit:
+        return False
+    _, _, low_cut, high_cut = clipped_bounds(cell, unit)
+    return low_cut or high_cut
+
+
+def _clip_title(cell: Cell, exact: bool = True) -> str:
+    """What a clipped interval was computed as (``exact``: with full precision)."""
+    precise = f" ({cell.lower!r}, {cell.upper!r})" if exact else ""
+    return (f"computed interval [{fmt_num(cell.lower)}, {fmt_num(cell.upper)}]{precise}, "
+            "shown clipped to [0, 1], where the metric lies")
+
+
+def _ci(line: Line, unit: bool = False, bare: bool = False) -> str:
+    """The interval in muted text; ``bare`` leaves the colour to the cell (compact rows)."""
     cell = line.cell
     if cell is None or not (finite(cell.lower) and finite(cell.upper)):
         return ""
-    return tag("span", escape(_interval(cell)), NOTE)
+    text = escape(_interval(cell, unit))
+    if _clipped(cell, unit):
+        return tag("span", text, "" if bare else NOTE, title=_clip_title(cell, not bare))
+    return text if bare else tag("span", text, NOTE)
 
 
 def _checks(line: Line) -> str:
@@ -114,18 +210,19 @@ def _checks(line: Line) -> str:
     return " ".join(parts)
 
 
-def _slice_cell(row: Row, data: DashboardData) -> str:
+def _slice_cell(row: Row, data: DashboardData, compact: bool = False) -> str:
     slice_ = row.slice
     weight = "font-weight:600;" if row.is_baseline else ""
-    name = tag("span", esc(slice_.name, 120), weight + "white-space:nowrap", title=slice_.name)
+    name = tag("span", esc(slice_.name, 120), "" if compact else weight + "white-space:nowrap",
+               title=slice_.name)
     bits = [name]
     if row.is_baseline:
         bits.append(badge("baseline", INK))
     if slice_.below_min:
         limit = f" ({fmt_num(slice_.size)} < {data.min_slice_size})" \
             if data.min_slice_size and slice_.size is not None else ""
-        bits.append(tag("div", escape(f"below min_slice_size{limit}"), NOTE,
-                        title=slice_.note or None))
+        bits.append(tag("span" if compact else "div", escape(f"below min_slice_size{limit}"),
+                        NOTE, title=slice_.note or None))
     return " ".join(bits)
 
 
@@ -140,43 +237,55 @@ def _size(slice_: Slice, data: DashboardData) -> str:
 
 
 def _row_html(row: Row, data: DashboardData, lo: float, hi: float, compare: bool,
-              with_ci: bool) -> str:
+              with_ci: bool, unit: bool = False, compact: bool = False) -> str:
+    """One slice's row; ``compact`` (the "Show all" list) draws a smaller bar and drops the
+    full-precision tooltips, so a thousand rows stay a few hundred KB."""
     failed = any(line.failures for line in row.lines)
-    style = ROW
+    styles = [] if compact else [ROW]  # compact rows: the notebook's table stripes suffice
     if row.slice.below_min:
-        style += ";" + GREYED
+        styles.append(GREYED)
     if failed:
-        style += f";box-shadow:inset 3px 0 0 {BAD}"
+        styles.append(f"box-shadow:inset 3px 0 0 {BAD}")
     if row.is_baseline:
-        style += f";background:{SHADE}"
+        styles.append(f"background:{SHADE}")
+    style = ";".join(styles)
+    exact = not compact
 
     def colour(i: int) -> str:
         return MUTED if row.slice.below_min else PALETTE[i % len(PALETTE)]
 
-    bars = "".join(_track(line, colour(i), lo, hi) for i, line in enumerate(row.lines))
+    draw = _mini_track if compact else _track
+    bars = "".join(draw(line, colour(i), lo, hi, unit) for i, line in enumerate(row.lines))
     cells = [
-        f'<td style="{TD}">{_slice_cell(row, data)}</td>',
+        f'<td style="{TD}">{_slice_cell(row, data, compact)}</td>',
         f"<td>{_size(row.slice, data)}</td>",
-        f'<td style="{TD}">{bars}</td>',
-        f'<td>{_lines(row, data, lambda line: _num(value_of(line)), marked=True)}</td>',
+        f"<td>{bars}</td>" if compact else f'<td style="{TD}">{bars}</td>',
+        f"<td>{_lines(row, data, lambda line: _num(value_of(line), exact=exact), True, compact)}"
+        "</td>",
     ]
     if with_ci:
-        cells.append(f'<td style="{TD}">{_lines(row, data, _ci)}</td>')
+        ci_style = f"{TD};{NOTE}" if compact else TD
+        cells.append(f'<td style="{ci_style}">'
+                     f"{_lines(row, data, lambda line: _ci(line, unit, compact), False, compact)}"
+                     "</td>")
     if compare:
         def diff(line: Line) -> str:
-            return "" if row.is_baseline else _num(line.diff, signed=True)
+            return "" if row.is_baseline else _num(line.diff, signed=True, exact=exact)
 
         def ratio(line: Line) -> str:
             if row.is_baseline or not finite(line.ratio):
                 return "" if row.is_baseline else _num(math.nan)
-            return tag("span", escape(fmt_num(line.ratio) + "×"), title=repr(line.ratio))
+            text = escape(fmt_num(line.ratio) + "×")
+            return tag("span", text, title=repr(line.ratio)) if exact else text
 
-        cells += [f"<td>{_lines(row, data, diff)}</td>", f"<td>{_lines(row, data, ratio)}</td>"]
+        cells += [f"<td>{_lines(row, data, diff, False, compact)}</td>",
+                  f"<td>{_lines(row, data, ratio, False, compact)}</td>"]
     if data.paired:
         first, second = value_of(row.lines[0]), value_of(row.lines[1])
-        cells.append(f"<td>{_num(first - second, signed=True)}</td>")
-    cells.append(f'<td style="{TD}">{_lines(row, data, _checks)}</td>')
-    return f'<tr style="{style}">' + "".join(cells) + "</tr>"
+        cells.append(f"<td>{_num(first - second, signed=True, exact=exact)}</td>")
+    checks = _lines(row, data, _checks)
+    cells.append(f'<td style="{TD}">{checks}</td>' if checks else "<td></td>")
+    return (f'<tr style="{style}">' if style else "<tr>") + "".join(cells) + "</tr>"
 
 
 def _title(data: DashboardData, choice: Choice) -> str:
@@ -228,37 +337,127 @@ def _legend(data: DashboardData) -> str:
     return tag("div", entries, "margin:2px 0")
 
 
-def chart_html(data: DashboardData, choice: Choice) -> str:
-    """Title, validation, legend and the per-slice chart for one choice."""
-    rows = rows_of(data, choice)
-    compare = not choice.cross
-    with_ci = any(_ci(line) for row in rows for line in row.lines)
-    lo, hi = _scale(rows)
-    axis = (f'<div style="display:flex;justify-content:space-between;width:{BAR_WIDTH}px;'
-            f'font-weight:normal;font-size:10px;color:{MUTED}"><span>{escape(fmt_num(lo))}</span>'
-            f'<span>{escape(fmt_num(hi))}</span></div>')
-    heads = [("Slice", TH_LEFT, ""), ("Size", TH_RIGHT, "examples in the slice"),
-             (esc(_title(data, choice), 120) + axis, TH_LEFT, choice.metric),
-             ("Value", TH_RIGHT, "")]
-    if with_ci:
-        heads.append(("CI", TH_LEFT, "confidence interval"))
-    if compare:
-        heads += [("Δ baseline", TH_RIGHT, f"value − value of {choice.baseline}"),
-                  ("Ratio", TH_RIGHT, f"value / value of {choice.baseline}")]
-    if data.paired:
-        heads.append((esc(f"Δ {data.series[0].label} − {data.series[1].label}", 80), TH_RIGHT,
-                      "difference between the two evaluations"))
-    heads.append(("Checks", TH_LEFT, "failed thresholds"))
-    head = "".join(tag("th", text, style, title=title or None) for text, style, title in heads)
-    body = "".join(_row_html(row, data, lo, hi, compare, with_ci) for row in rows)
+class Chart:
+    """Everything one choice draws: its rows, the default selection, scale and columns."""
+
+    def __init__(self, data: DashboardData, choice: Choice):
+        self.data, self.choice = data, choice
+        self.rows = rows_of(data, choice)
+        self.selection: Selection = select(self.rows, choice.top, by_value=choice.cross)
+        self.compare = not choice.cross
+        self.unit = is_unit_metric(choice.metric)
+        self.with_ci = any(line.cell is not None and finite(line.cell.lower)
+                           and finite(line.cell.upper) for row in self.rows for line in row.lines)
+        self.lo, self.hi = _scale(self.rows, self.unit)
+
+    def head(self, sticky: bool = False) -> str:
+        data, choice, lo, hi = self.data, self.choice, self.lo, self.hi
+        axis = (f'<div style="display:flex;justify-content:space-between;width:{BAR_WIDTH}px;'
+                f'font-weight:normal;font-size:10px;color:{MUTED}"><span>{escape(fmt_num(lo))}'
+                f'</span><span>{escape(fmt_num(hi))}</span></div>')
+        heads = [("Slice", TH_LEFT, ""), ("Size", TH_RIGHT, "examples in the slice"),
+                 (esc(_title(data, choice), 120) + axis, TH_LEFT, choice.metric),
+                 ("Value", TH_RIGHT, "")]
+        if self.with_ci:
+            heads.append(("CI", TH_LEFT, "confidence interval"
+                          + (f" ({CLIP_MARK}: bound clipped to [0, 1])" if self.unit else "")))
+        if self.compare:
+            heads += [("Δ baseline", TH_RIGHT, f"value − value of {choice.baseline}"),
+                      ("Ratio", TH_RIGHT, f"value / value of {choice.baseline}")]
+        if data.paired:
+            heads.append((esc(f"Δ {data.series[0].label} − {data.series[1].label}", 80),
+                          TH_RIGHT, "difference between the two evaluations"))
+        heads.append(("Checks", TH_LEFT, "failed thresholds"))
+        extra = ";" + STICKY_HEAD if sticky else ""
+        return "".join(tag("th", text, style + extra, title=title or None)
+                       for text, style, title in heads)
+
+    def table(self, rows: list[Row], compact: bool = False, sticky: bool = False) -> str:
+        body = "".join(_row_html(row, self.data, self.lo, self.hi, self.compare, self.with_ci,
+                                 self.unit, compact) for row in rows)
+        return (f'<table {TABLE_ATTRS} style="{TABLE};white-space:nowrap">'
+                f"<thead><tr>{self.head(sticky)}</tr></thead><tbody>{body}</tbody></table>")
+
+    def top_html(self) -> str:
+        """The title, the validation summary and the legend of paired series."""
+        data, choice = self.data, self.choice
+        title = tag("div", "Fairness indicators: " + esc(_title(data, choice), 160)
+                    + tag("span", esc(_subtitle(data, choice), 300),
+                          NOTE + ";font-weight:normal;margin-left:8px"),
+                    "font-weight:600;font-size:1.1em;margin:0 0 4px 0")
+        return title + _validation_html(data) + _legend(data)
+
+    def clip_note(self, rows: list[Row]) -> str:
+        if any(_clipped(line.cell, self.unit) for row in rows for line in row.lines):
+            return tag("div", escape(CLIP_NOTE), NOTE)
+        return ""
+
+    def summary(self) -> str:
+        """Which slices the default rows are, in words (empty when every slice shows)."""
+        sel = self.selection
+        if not sel.hidden:
+            return ""
+        top = self.choice.top
+        gap = "value" if self.choice.cross else "gap to the baseline (value − baseline)"
+        what = [] if self.choice.cross else ["the baseline"]
+        if top:
+            what.append(f"the {top} largest and the {top} smallest by {gap}")
+        if sel.failing:
+            what.append(f"{len(sel.failing):,} failing a threshold")
+        return (f"{len(sel.shown):,} of {len(sel.rows):,} slices: " + ", ".join(what) + ".")
+
+
+def chart_html(data: DashboardData, choice: Choice, chart: Chart | None = None) -> str:
+    """Title, validation, legend and the per-slice chart for one choice (static form).
+
+    The chart holds the default rows (:func:`~.model.select`); when slices are left out, a
+    closed ``<details>`` ("Show all") below it lists every slice in compact rows.
+    """
+    chart = chart or Chart(data, choice)
+    sel = chart.selection
+    empty = "" if sel.rows else tag("div", "No slices for this choice.", NOTE)
+    summary = chart.summary()
+    note = tag("div", escape(summary + " Every slice: “Show all” below; every metric: "
+                             "result.to_dataframe()."), NOTE + ";margin:2px 0") if summary else ""
+    html = chart.top_html() + note + chart.table(sel.shown) + empty
+    if sel.hidden:
+        listing = (f'<div style="max-height:{LIST_HEIGHT}px;overflow-y:auto;overflow-x:auto">'
+                   + chart.table(sel.rows, compact=True) + "</div>")
+        html += chart.clip_note(sel.rows)
+        html += (f'<details style="margin:4px 0">'
+                 f'<summary style="cursor:pointer;font-weight:600">'
+                 f"{escape(f'Show all {len(sel.rows):,} slices ({sel.hidden:,} not listed above)')}"
+                 f"</summary>{listing}</details>")
+    else:
+        html += chart.clip_note(sel.shown)
+    return html
+
+
+def live_chart_html(data: DashboardData, choice: Choice, chart: Chart | None = None,
+                    filter_text: str = "", show_all: bool = False) -> str:
+    """The widget's chart: the default rows, every row (``show_all``) or the slices whose
+    name contains ``filter_text``. The lists asked for scroll in a box whose header row
+    stays in view (``position: sticky``, which only the live widget keeps: sanitizers
+    strip it from other output)."""
+    chart = chart or Chart(data, choice)
+    sel = chart.selection
+    if filter_text.strip():
+        rows = matching(sel.rows, filter_text)
+        found = sum(1 for r in rows if not r.is_baseline)
+        note = (f"{found:,} of {len(sel.rows):,} slices match “{filter_text.strip()}”"
+                + (" (the baseline is always shown)." if chart.compare else "."))
+    elif show_all or not sel.hidden:
+        rows, note = sel.rows, ""
+    else:
+        rows = sel.shown
+        note = chart.summary() + " Tick “Show all” or type in the filter to see the others."
     empty = "" if rows else tag("div", "No slices for this choice.", NOTE)
-    title = tag("div", "Fairness indicators: " + esc(_title(data, choice), 160)
-                + tag("span", esc(_subtitle(data, choice), 300),
-                      NOTE + ";font-weight:normal;margin-left:8px"),
-                "font-weight:600;font-size:1.1em;margin:0 0 4px 0")
-    return (title + _validation_html(data) + _legend(data)
-            + f'<table {TABLE_ATTRS} style="{TABLE};white-space:nowrap">'
-              f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>" + empty)
+    # The default rows are as many as the static chart has: only the lists asked for scroll.
+    longer = bool(filter_text.strip()) or (show_all and sel.hidden > 0)
+    height = f"max-height:{LIST_HEIGHT}px;" if longer else ""
+    box = (f'<div style="{height}overflow:auto">' + chart.table(rows, sticky=True) + "</div>")
+    return (chart.top_html() + (tag("div", escape(note), NOTE + ";margin:2px 0") if note else "")
+            + box + empty + chart.clip_note(rows))
 
 
 def _table_cell(series: Series, metric: str, threshold: float | None, slice_: Slice,
@@ -267,8 +466,9 @@ def _table_cell(series: Series, metric: str, threshold: float | None, slice_: Sl
     if cell is None:
         return ""
     text = escape(fmt_num(cell.value)) if finite(cell.value) else "–"
-    if finite(cell.lower) and finite(cell.upper):
-        text += f'\u00a0<small style="color:{MUTED}">{escape(_interval(cell))}</small>'
+    if finite(cell.lower) and finite(cell.upper):  # a clipped bound: the note below the table
+        text += (f'\u00a0<small style="color:{MUTED}">'
+                 f"{escape(_interval(cell, is_unit_metric(metric)))}</small>")
     if (slice_.name, metric, threshold) in failed or (slice_.name, metric, None) in failed:
         return tag("span", text, f"color:{BAD};font-weight:600", title="failed threshold")
     if cell.note and not finite(cell.value):
@@ -340,9 +540,91 @@ def full_table(data: DashboardData) -> str:
                + (f" × {len(thresholds)} thresholds" if thresholds else "")
                + (f" × {len(classes)} classes" if classes else ""))
     is_open = " open" if total <= TABLE_OPEN_ROWS else ""
+    clipped = any(_clipped(cell, is_unit_metric(metric)) for series in data.series
+                  for (metric, _, _, _), cell in series.cells.items())
+    note = tag("div", escape(CLIP_NOTE), NOTE) if clipped else ""
     return (f"<details{is_open} style=\"margin-top:8px\">"
             f'<summary style="cursor:pointer;font-weight:600">{escape(summary)}</summary>'
-            + "".join(parts) + "</details>")
+            + "".join(parts) + note + "</details>")
+
+
+def _csv_cell(value: Any) -> Any:
+    """A text cell a spreadsheet will not run as a formula (OWASP's CSV injection advice)."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def _csv_number(value: float) -> str:
+    return repr(float(value)) if finite(value) else ""
+
+
+def metrics_csv(data: DashboardData, limit: int | None = None) -> str | None:
+    """Every slice, metric and threshold of every series as CSV, with the stored values
+    (TFMA's bounds, unclipped); None as soon as it grows past ``limit`` characters."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    with_class = any(data.sub_keys)
+    writer.writerow((["model"] if data.paired else []) + ["slice", "slice_spec", "slice_size"]
+                    + (["sub_key"] if with_class else [])
+                    + ["metric", "threshold", "value", "lower", "upper"])
+    for series in data.series:
+        for (metric, threshold, name, sub_key), cell in series.cells.items():
+            slice_ = series.slices[name]
+            size = "" if slice_.size is None else slice_.size
+            row = (([_csv_cell(series.label)] if data.paired else [])
+                   + [_csv_cell(name), _csv_cell(slice_.spec), size]
+                   + ([sub_key] if with_class else [])
+                   + [_csv_cell(metric), "" if threshold is None else repr(threshold),
+                      _csv_number(cell.value), _csv_number(cell.lower), _csv_number(cell.upper)])
+            writer.writerow(row)
+            if limit is not None and out.tell() > limit:
+                return None
+    return out.getvalue()
+
+
+def csv_link(data: DashboardData, limit: int = CSV_LIMIT) -> str:
+    """A download link of :func:`metrics_csv` as a data: URI, or "" when the link would be
+    ``limit`` bytes or more (base64 makes it 4/3 of the CSV)."""
+    text = metrics_csv(data, limit * 3 // 4)
+    if text is None:
+        return ""
+    encoded = base64.b64encode(text.encode("utf-8")).decode("ascii")
+    uri = "data:text/csv;charset=utf-8;base64," + encoded
+    if len(uri) >= limit:
+        return ""
+    # The sanitizer of an untrusted notebook removes data: links: the note says what else works.
+    return (f'<a href="{uri}" download="metrics.csv" style="font-weight:600">'
+            f"{escape(f'Download the metrics table (CSV, {fmt_bytes(len(text))})')}</a>"
+            + tag("span", escape(" · where the link does nothing (an untrusted notebook): "
+                                 "result.to_dataframe().to_csv(path)"), NOTE))
+
+
+def small_full_table(data: DashboardData, limit: int = FULL_TABLE_LIMIT) -> str | None:
+    """:func:`full_table` when it is smaller than ``limit`` bytes, else None."""
+    cells = sum(len(series.cells) for series in data.series)
+    if cells * FULL_TABLE_CELL_BYTES >= limit:
+        return None
+    table = full_table(data)
+    return table if len(table.encode("utf-8")) < limit else None
+
+
+def metrics_section(data: DashboardData) -> str:
+    """Below the chart, for every choice: the full metrics table of a small evaluation, or a
+    pointer to ``result.to_dataframe()``; and the CSV download when it is small enough."""
+    link = csv_link(data)
+    table = small_full_table(data)
+    if table is not None:
+        return table + (tag("div", link, "margin:2px 0") if link else "")
+    thresholds = sorted({t for m in data.all_metrics for t in data.thresholds(m)})
+    counts = (f"{len(data.slices):,} slices × {len(data.all_metrics)} metrics"
+              + (f" × {len(thresholds)} thresholds" if thresholds else ""))
+    text = (f"Every metric and threshold ({counts}): result.to_dataframe(). Only the chosen "
+            "metric and threshold are embedded in this output, to keep the notebook small.")
+    if not link:
+        text += f" (A CSV download is embedded only below {CSV_LIMIT // 1024} KB.)"
+    return tag("div", escape(text) + (tag("div", link) if link else ""),
+               NOTE + ";margin-top:8px")
 
 
 def static_class(uid: str) -> str:
@@ -367,15 +649,16 @@ def live_rules(uid: str) -> str:
 
 def static_html(data: DashboardData, choice: Choice, uid: str, header: str = "",
                 chart: str | None = None, table: str | None = None) -> str:
-    """``header`` and the chart (both hidden where the live widget shows them), then the table.
+    """``header`` and the chart (both hidden where the live widget shows them), then the
+    metrics section (:func:`metrics_section`: the full table or a pointer to it).
 
-    ``chart`` is ``chart_html(data, choice)`` and ``table`` is ``full_table(data)`` when the
-    caller already built them (the table depends on the data only, not on the choice).
+    ``chart`` is ``chart_html(data, choice)`` and ``table`` is ``metrics_section(data)`` when
+    the caller already built them (the section depends on the data only, not on the choice).
     """
     if chart is None:
         chart = chart_html(data, choice)
     if table is None:
-        table = full_table(data)
+        table = metrics_section(data)
     static = f'<div class="{static_class(uid)}">{header}{chart}</div>'
     return root(static + table, uid)
 
@@ -390,9 +673,11 @@ def _text_num(value: float, signed: bool = False) -> str:
     return ("+" if signed and value > 0 else "") + fmt_num(value)
 
 
-def plain_text(data: DashboardData, choice: Choice) -> str:
-    rows = rows_of(data, choice)
-    compare = not choice.cross
+def plain_text(data: DashboardData, choice: Choice, chart: Chart | None = None) -> str:
+    """The text/plain form: the default rows of the chart (the same selection as the HTML)."""
+    chart = chart or Chart(data, choice)
+    sel = chart.selection
+    compare, unit = chart.compare, chart.unit
     lines = [f"Fairness indicators: {plain(_title(data, choice), 160)} "
              f"({plain(_subtitle(data, choice), 300)})"]
     if data.paired:
@@ -405,14 +690,18 @@ def plain_text(data: DashboardData, choice: Choice) -> str:
                 continue
             lines.append(who + ("blessed" if series.blessed else
                                 f"not blessed, {len(series.failures)} failed checks"))
+    if sel.hidden:
+        lines.append(plain(chart.summary(), 300))
     table = [["slice", "size", "value", "CI"] + (["Δ baseline", "ratio"] if compare else [])
              + ["checks"]]
-    for row in rows:
+    clipped = False
+    for row in sel.shown:
         name = plain(row.slice.name, 60) + (" (baseline)" if row.is_baseline else "")
         if row.slice.below_min:
             name += " (below min_slice_size)"
         values = " / ".join(_text_num(value_of(line)) for line in row.lines)
-        cis = [_ci_text(line.cell) for line in row.lines]
+        cis = [_ci_text(line.cell, unit) for line in row.lines]
+        clipped = clipped or any(_clipped(line.cell, unit) for line in row.lines)
         cols = [name, _size_text(row.slice), values, " / ".join(cis) if any(cis) else ""]
         if compare:
             diffs = " / ".join(_text_num(line.diff, True) for line in row.lines)
@@ -420,29 +709,36 @@ def plain_text(data: DashboardData, choice: Choice) -> str:
                                 for line in row.lines)
             cols += ["", ""] if row.is_baseline else [diffs, ratios]
         failures = sum(len(line.failures) for line in row.lines)
-        cols.append(f"FAILED {failures}" if failures else "")
+        others = sum(line.other_failures for line in row.lines)
+        cols.append(f"FAILED {failures}" if failures else
+                    f"{others} other failed check{'s' if others > 1 else ''}" if others else "")
         table.append(cols)
     widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
     for r in table:
         lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
-    lines += _per_class_text(data, choice)
+    if sel.hidden:
+        lines.append(f"  … {sel.hidden:,} more slices not listed: toolkit.show(result, top=None) "
+                     "lists every slice.")
+    if clipped:
+        lines.append(CLIP_NOTE)
+    lines += _per_class_text(data, choice, [row.slice for row in sel.shown if not row.slice.cross])
     for series in data.series:
         for failure in series.failures[:FAILURES_LISTED]:
             lines.append("  ✗ " + plain(failure.describe(), 300))
         if len(series.failures) > FAILURES_LISTED:
             lines.append(f"  … {len(series.failures) - FAILURES_LISTED} more failed checks")
-    lines.append(f"Full table: {len(data.slices)} slices × {len(data.all_metrics)} metrics "
-                 "(in the HTML view, or result.to_dataframe()).")
+    lines.append(f"Full table: {len(data.slices):,} slices × {len(data.all_metrics)} metrics "
+                 "(result.to_dataframe()).")
     return "\n".join(lines)
 
 
-def _per_class_text(data: DashboardData, choice: Choice) -> list[str]:
-    """The chosen metric per class (sub key) and slice: the text form of the per-class tables."""
+def _per_class_text(data: DashboardData, choice: Choice, slices: list[Slice]) -> list[str]:
+    """The chosen metric per class (sub key) and slice: the text form of the per-class tables,
+    for the ``slices`` the chart lists."""
     keys = [k for k in data.sub_keys_for(choice.metric) if k]
-    if not keys:
+    if not keys or not slices:
         return []
     at = f" @ {choice.threshold:g}" if choice.threshold is not None else ""
-    slices = [s for s in data.slices.values() if not s.cross]
     table = [["per class: " + plain(data.metric_label(choice.metric) + at, 60)]
              + [plain(s.name, 30) for s in slices]]
     series = data.series[0]
@@ -456,23 +752,22 @@ def _per_class_text(data: DashboardData, choice: Choice) -> list[str]:
     return ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in table]
 
 
-def _ci_text(cell: Cell | None) -> str:
+def _ci_text(cell: Cell | None, unit: bool = False) -> str:
     if cell is None or not (finite(cell.lower) and finite(cell.upper)):
         return ""
-    return f"[{fmt_num(cell.lower)}, {fmt_num(cell.upper)}]"
+    return _interval(cell, unit).replace("\u00a0", " ")
 
 
 def _size_text(slice_: Slice) -> str:
     return fmt_num(slice_.size)
 
 
-
-
 def evaluation_view(result: Any, compare_to: Any = None, metric: str | None = None,
                     threshold: float | None = None, baseline_slice: Any = None,
                     slicing: Any = None, sort: str = "metric", *,
-                    labels: Sequence[str] | None = None, class_id: Any = None) -> View:
-    """The static fairness dashboard of ``result`` for one choice, with the full metrics table.
+                    labels: Sequence[str] | None = None, class_id: Any = None,
+                    top: int | None = DEFAULT_TOP) -> View:
+    """The static fairness dashboard of ``result`` for one choice, and its metrics table.
 
     Args:
       result: a :func:`toolkit.evaluate` result, a ``tfma.EvalResult`` or a tidy
@@ -491,8 +786,14 @@ def evaluation_view(result: Any, compare_to: Any = None, metric: str | None = No
       class_id: for a multi-class evaluation, the class to chart: a class id (``0``) or
         a TFMA sub key (``"classId:0"``, ``"topK:1"``); default the metrics without
         binarization, else the metric's first class. The full table has every class.
+      top: the chart lists the baseline, the ``top`` slices with the largest and the ``top``
+        with the smallest gap to it (value − baseline) and every slice failing a threshold;
+        "Show all" below it lists every slice. None lists every slice in the chart. When
+        only ``top`` slices or fewer would be left out, every slice is listed.
     """
     data = dashboard_data(result, compare_to, labels)
-    choice = resolve(data, metric, threshold, baseline_slice, slicing, sort, class_id)
+    choice = resolve(data, metric, threshold, baseline_slice, slicing, sort, class_id, top)
+    chart = Chart(data, choice)
     uid = new_uid()
-    return View(static_html(data, choice, uid), plain_text(data, choice), "Evaluation")
+    return View(static_html(data, choice, uid, chart=chart_html(data, choice, chart)),
+                plain_text(data, choice, chart), "Evaluation")

@@ -23,6 +23,11 @@ How it displays, and why:
   pick the widget where it cannot render.
 * When a control changes, the static output is updated in place (its display
   id), so a saved or exported notebook shows what the user last chose.
+* Hundreds of slices: the static output holds the default rows and a "Show all"
+  ``<details>`` (see :mod:`.static`). The widget has a text filter on slice names and
+  a "Show all" box instead, draws its rows in a scrolling box whose header row stays
+  in view (``position: sticky`` survives in a widget, not in sanitized output), and
+  draws other metrics on request: nothing but the chosen metric is embedded.
 
 Importing this module does not import TensorFlow, TFMA or ipywidgets; the
 dashboard imports ipywidgets when it is first displayed.
@@ -33,15 +38,17 @@ from typing import Any, Mapping, Sequence
 
 from toolkit.errors import ToolkitError
 from toolkit.visualize.evaluation.loading import dashboard_data, load_evaluation
-from toolkit.visualize.evaluation.model import (ALL_SLICES, SORTS, Choice, resolve, resolve_metric,
-                                                sub_key_label)
-from toolkit.visualize.evaluation.static import (chart_html, full_table, live_class, live_rules,
-                                                 plain_text, static_html)
+from toolkit.visualize.evaluation.model import (ALL_SLICES, DEFAULT_TOP, SORTS, Choice, resolve,
+                                                resolve_metric, sub_key_label)
+from toolkit.visualize.evaluation.static import (Chart, chart_html, live_chart_html, live_class,
+                                                 live_rules, metrics_section, plain_text,
+                                                 static_html)
 from toolkit.visualize.html import NOTE, View, escape, is_kernel, new_uid, root, tag
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
-LIVE_NOTE = ("Interactive controls (metric, threshold, class, baseline, slicing, sort) appear here when "
-             "the notebook runs with a live kernel; the static dashboard follows.")
+LIVE_NOTE = ("Interactive controls (metric, threshold, class, baseline, slicing, sort, a filter on "
+             "slice names) appear here when the notebook runs with a live kernel; the static "
+             "dashboard follows.")
 
 
 class EvaluationDashboard(View):
@@ -49,27 +56,33 @@ class EvaluationDashboard(View):
 
     Dropdowns pick the metric, threshold, class (for a multi-class evaluation: a
     class id or top-k of ``binarize``; disabled otherwise), baseline slice, slicing
-    and sort order; the chart follows. Displayed in a notebook it emits the widget and then the
-    static dashboard (see this module's docstring for why both, and why only one is
-    ever seen). As a :class:`View` its ``html`` and ``text`` are the static
-    dashboard for the current choices.
+    and sort order; the chart follows. The chart lists the baseline, the ``top`` slices
+    with the largest and smallest gaps to it and every failing slice; a text box filters
+    every slice by name, and "Show all" lists them all. Displayed in a notebook it emits
+    the widget and then the static dashboard (see this module's docstring for why both,
+    and why only one is ever seen). As a :class:`View` its ``html`` and ``text`` are the
+    static dashboard for the current choices.
     """
 
     def __init__(self, result: Any, compare_to: Any = None, *, metric: str | None = None,
                  threshold: float | None = None, baseline_slice: Any = None, slicing: Any = None,
-                 sort: str = "metric", labels: Sequence[str] | None = None, class_id: Any = None):
+                 sort: str = "metric", labels: Sequence[str] | None = None, class_id: Any = None,
+                 top: int | None = DEFAULT_TOP):
         self._data = dashboard_data(result, compare_to, labels)
-        self.choice = resolve(self._data, metric, threshold, baseline_slice, slicing, sort, class_id)
+        self.choice = resolve(self._data, metric, threshold, baseline_slice, slicing, sort,
+                              class_id, top)
         self.uid = new_uid()
         self._header_html = ""
         self._header_text = ""
         self._widget: Any = None
         self._header_widget: Any = None
         self._controls: dict[str, Any] = {}
+        self._filter: Any = None
+        self._show_all: Any = None
         self._chart: Any = None
         self._handles: list[Any] = []
         self._updating = False
-        self._chart_for: tuple[Choice, str] | None = None
+        self._chart_for: tuple[Choice, Chart, str] | None = None
         self._table: str | None = None
         super().__init__("", "", "Evaluation")
         self._render()
@@ -77,19 +90,33 @@ class EvaluationDashboard(View):
     # --- static form ------------------------------------------------------
     def _render(self) -> None:
         chart = self.chart_html
-        if self._table is None:  # the full table does not depend on the choices: built once
-            self._table = full_table(self._data)
+        if self._table is None:  # the metrics section does not depend on the choices: built once
+            self._table = metrics_section(self._data)
         self.html = static_html(self._data, self.choice, self.uid, self._header_html, chart,
                                 self._table)
-        text = plain_text(self._data, self.choice)
+        text = plain_text(self._data, self.choice, self._chart_model())
         self.text = f"{self._header_text}\n{text}" if self._header_text else text
+
+    def _chart_model(self) -> Chart:
+        """Rows, selection and scale of the current choice (built once per choice)."""
+        if self._chart_for is None or self._chart_for[0] != self.choice:
+            chart = Chart(self._data, self.choice)
+            self._chart_for = (self.choice, chart, chart_html(self._data, self.choice, chart))
+        return self._chart_for[1]
 
     @property
     def chart_html(self) -> str:
-        """The chart for the current choices, as the widget shows it (built once per choice)."""
-        if self._chart_for is None or self._chart_for[0] != self.choice:
-            self._chart_for = (self.choice, chart_html(self._data, self.choice))
-        return self._chart_for[1]
+        """The static chart for the current choices (the default rows and "Show all")."""
+        self._chart_model()
+        return self._chart_for[2]
+
+    @property
+    def live_chart_html(self) -> str:
+        """The chart as the widget draws it: filtered by name, or every slice with "Show all"."""
+        filter_text = self._filter.value if self._filter is not None else ""
+        show_all = bool(self._show_all.value) if self._show_all is not None else False
+        return live_chart_html(self._data, self.choice, self._chart_model(), filter_text,
+                               show_all)
 
     def with_header(self, html: str, text: str) -> "EvaluationDashboard":
         """Put ``html``/``text`` (trusted markup, e.g. an artifact's header) above the dashboard.
@@ -108,7 +135,8 @@ class EvaluationDashboard(View):
         """Change what is shown; keywords as in :func:`evaluation_view` (``baseline_slice``...)."""
         current = {"metric": self.choice.metric, "threshold": self.choice.threshold,
                    "baseline_slice": self.choice.baseline, "slicing": self.choice.slicing,
-                   "sort": self.choice.sort, "class_id": self.choice.sub_key}
+                   "sort": self.choice.sort, "class_id": self.choice.sub_key,
+                   "top": self.choice.top}
         unknown = set(changes) - set(current)
         if unknown:
             raise ToolkitError(f"unknown dashboard choice(s) {sorted(unknown)}; "
@@ -123,7 +151,7 @@ class EvaluationDashboard(View):
         current.update(changes)
         self.choice = resolve(self._data, current["metric"], current["threshold"],
                               current["baseline_slice"], current["slicing"], current["sort"],
-                              current["class_id"])
+                              current["class_id"], current["top"])
         self._render()
         self._sync_controls()
         self._refresh()
@@ -132,10 +160,11 @@ class EvaluationDashboard(View):
     # --- widget -----------------------------------------------------------
     @property
     def controls(self) -> dict[str, Any]:
-        """The Dropdowns by name: metric, threshold, class (multi-class evaluations only),
-        baseline, slicing, sort."""
+        """The controls by name: the Dropdowns metric, threshold, class (multi-class
+        evaluations only), baseline, slicing, sort; the Text ``filter`` (slice names
+        containing it, case-insensitive) and the Checkbox ``show_all``."""
         self._ensure_widget()
-        return dict(self._controls)
+        return dict(self._controls, filter=self._filter, show_all=self._show_all)
 
     @property
     def widget(self) -> Any:
@@ -184,10 +213,19 @@ class EvaluationDashboard(View):
         self._controls["threshold"].disabled = values["threshold"] == ""
         if "class" in self._controls:
             self._controls["class"].disabled = len(options["class"]) < 2
+        self._filter = widgets.Text(value="", placeholder="part of a slice name",
+                                    description="Filter slices", continuous_update=True,
+                                    style={"description_width": "initial"},
+                                    layout=widgets.Layout(width="290px"))
+        self._show_all = widgets.Checkbox(value=False, description=self._show_all_label(),
+                                          indent=False, layout=widgets.Layout(width="220px"))
+        self._sync_show_all()
+        self._filter.observe(self._on_rows, names="value")
+        self._show_all.observe(self._on_rows, names="value")
         self._chart = widgets.HTML(value=self._chart_value(),
                                    layout=widgets.Layout(width="100%"))
         self._chart.add_class(live_class(self.uid))
-        bar = widgets.HBox(list(self._controls.values()),
+        bar = widgets.HBox(list(self._controls.values()) + [self._filter, self._show_all],
                            layout=widgets.Layout(flex_flow="row wrap"))
         shown = "" if self._header_html else "none"
         self._header_widget = widgets.HTML(value=self._header_html,
@@ -195,7 +233,23 @@ class EvaluationDashboard(View):
         self._widget = widgets.VBox([self._header_widget, bar, self._chart])
 
     def _chart_value(self) -> str:
-        return live_rules(self.uid) + root(self.chart_html, self.uid + "-live")
+        return live_rules(self.uid) + root(self.live_chart_html, self.uid + "-live")
+
+    def _show_all_label(self) -> str:
+        return f"Show all {len(self._chart_model().selection.rows):,} slices"
+
+    def _sync_show_all(self) -> None:
+        """The box names how many slices there are, and is off when every slice shows anyway."""
+        if self._show_all is None:
+            return
+        self._show_all.description = self._show_all_label()
+        self._show_all.disabled = not self._chart_model().selection.hidden
+
+    def _on_rows(self, change: Mapping[str, Any]) -> None:
+        """The filter or "Show all" changed: only the widget's chart is drawn again (the
+        static copy always holds the default rows and its own "Show all")."""
+        if self._chart is not None:
+            self._chart.value = self._chart_value()
 
     def _on_change(self, change: Mapping[str, Any]) -> None:
         if self._updating:
@@ -222,6 +276,7 @@ class EvaluationDashboard(View):
             self._controls["threshold"].disabled = values["threshold"] == ""
             if "class" in self._controls:
                 self._controls["class"].disabled = len(options["class"]) < 2
+            self._sync_show_all()
         finally:
             self._updating = False
 
@@ -257,10 +312,14 @@ def _label(text: str, n: int = 60) -> str:
 
 
 def dashboard(result: Any, compare_to: Any = None, **choices: Any) -> EvaluationDashboard:
-    """The interactive dashboard of ``result``; what ``toolkit.show(result)`` displays."""
+    """The interactive dashboard of ``result``; what ``toolkit.show(result)`` displays.
+
+    ``choices`` are :class:`EvaluationDashboard`'s (``metric=``, ``top=``...):
+    ``toolkit.show(result, top=5)`` passes them on.
+    """
     return EvaluationDashboard(result, compare_to, **choices)
 
 
-def model_evaluation_view(artifact: Any) -> View:
+def model_evaluation_view(artifact: Any, **choices: Any) -> View:
     """The dashboard of a ``ModelEvaluation`` artifact (what ``toolkit.show`` draws for one)."""
-    return EvaluationDashboard(load_evaluation(artifact))
+    return EvaluationDashboard(load_evaluation(artifact), **choices)
