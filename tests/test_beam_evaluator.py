@@ -1,6 +1,6 @@
 """The evaluation engine on Beam gives the in-memory engine's EvalResult: counts exactly,
-everything else within 1e-12, the same blessing; the Evaluator with ``beam_pipeline_args``
-runs it (examples read, model called in the workers)."""
+everything else (confidence intervals included) within 1e-12, the same blessing; the
+Evaluator with ``beam_pipeline_args`` runs it (examples read, model called in the workers)."""
 from __future__ import annotations
 
 import numpy as np
@@ -46,8 +46,13 @@ def frame() -> pd.DataFrame:
     return df
 
 
+INTERVAL_FIELDS = ("lower", "upper", "std_error", "sample_mean")
+
+
 def assert_same_result(expected, actual, intervals: bool = True) -> None:
-    """Every metric of every slice: counts exact, others within 1e-12; same blessing."""
+    """Every metric of every slice: counts exact, others within 1e-12; same blessing. With
+    ``intervals``, every interval's bounds, standard error and sample mean within 1e-12 too
+    (both engines draw the same resampling weights, so only summation order differs)."""
     assert [s.key for s in actual.slices] == [s.key for s in expected.slices]
     for want, got in zip(expected.slices, actual.slices):
         assert (got.size, got.error, got.empty) == (want.size, want.error, want.empty), want.key
@@ -60,6 +65,12 @@ def assert_same_result(expected, actual, intervals: bool = True) -> None:
             else:
                 np.testing.assert_allclose(b, a, rtol=0, atol=1e-12, err_msg=f"{want.key} {key}")
             assert (got.metrics[key].lower is None) == (value.lower is None)
+            if intervals and value.lower is not None:
+                for field in INTERVAL_FIELDS:
+                    np.testing.assert_allclose(np.asarray(getattr(got.metrics[key], field), float),
+                                               np.asarray(getattr(value, field), float), rtol=0, atol=1e-12,
+                                               err_msg=f"{want.key} {key} {field}")
+                assert got.metrics[key].dof == value.dof
     assert actual.blessed == expected.blessed
     assert [(c.metric, c.slice, c.passed) for c in actual.validation.checks] == \
         [(c.metric, c.slice, c.passed) for c in expected.validation.checks]
@@ -76,38 +87,47 @@ def test_beam_engine_equals_the_in_memory_engine(frame, monkeypatch):
     assert any(s.empty for s in actual.slices)
 
 
-def test_bootstrap_intervals_on_beam_are_deterministic_and_close(frame, monkeypatch):
+@pytest.mark.parametrize("method", ["POISSON_BOOTSTRAP", "JACKKNIFE"])
+def test_intervals_on_beam_equal_the_in_memory_engines(frame, monkeypatch, method):
+    """Both engines draw each row's resampling weights from the row and the seed, so for one
+    seed every interval (bounds, standard error, sample mean) agrees to 1e-12, under any
+    batching and row order; another seed gives other intervals."""
     from toolkit.evaluation import beam_engine, evaluate
 
-    monkeypatch.setattr(beam_engine, "FRAME_BATCH_ROWS", 300)
-    expected = evaluate(frame, _config(ci=True), baseline="baseline_prediction", random_seed=3)
-    first = beam_engine.evaluate_on_beam(frame, _config(ci=True), [], baseline="baseline_prediction",
-                                         random_seed=3)
-    monkeypatch.setattr(beam_engine, "FRAME_BATCH_ROWS", 1000)  # other batching, same draws
-    second = beam_engine.evaluate_on_beam(frame, _config(ci=True), [], baseline="baseline_prediction",
-                                          random_seed=3)
+    config = _config(ci=True)
+    config["options"]["confidence_intervals"] = {"method": method}
+    expected = evaluate(frame, config, baseline="baseline_prediction", random_seed=3)
+    monkeypatch.setattr(beam_engine, "FRAME_BATCH_ROWS", 97)  # 11 batches
+    first = beam_engine.evaluate_on_beam(frame, config, [], baseline="baseline_prediction", random_seed=3)
+    shuffled = frame.sample(frac=1.0, random_state=1)
+    monkeypatch.setattr(beam_engine, "FRAME_BATCH_ROWS", 300)  # other batches, other rows in each
+    second = beam_engine.evaluate_on_beam(shuffled, config, [], baseline="baseline_prediction", random_seed=3)
+    assert expected.eval_config.options.confidence_interval_method == method
+    bounded = [key for key, value in {s.key: s for s in expected.slices}[()].metrics.items()
+               if value.lower is not None]
+    assert {key.name for key in bounded} >= {"auc", "mean_prediction", "binary_accuracy"}
+    assert any(key.is_diff for key in bounded)
     assert_same_result(expected, first)
-    overall = {s.key: s for s in first.slices}[()]
-    again = {s.key: s for s in second.slices}[()]
-    memory = {s.key: s for s in expected.slices}[()]
-    aucs = [key for key in overall.metrics if key.name == "auc"]
-    assert aucs
-    for key in aucs:
-        value = overall.metrics[key]
-        assert value.std_error is not None and memory.metrics[key].std_error is not None, key
-        assert value.std_error == pytest.approx(again.metrics[key].std_error, abs=1e-12)
-        assert value.std_error == pytest.approx(memory.metrics[key].std_error, rel=0.6)
+    assert_same_result(expected, second)
+    assert_same_result(expected, evaluate(shuffled, config, baseline="baseline_prediction", random_seed=3))
+    other = evaluate(frame, config, baseline="baseline_prediction", random_seed=4)
+    auc = [key for key in bounded if key.name == "auc" and not key.is_diff][0]
+    assert {s.key: s for s in other.slices}[()].metrics[auc].lower != \
+        {s.key: s for s in expected.slices}[()].metrics[auc].lower
 
 
 def test_unsupported_metric_on_beam_is_one_line(frame):
+    from toolkit.evaluation import EvalConfigError
     from toolkit.evaluation.beam_engine import evaluate_on_beam
 
     config = _config()
     config["metrics_specs"][0]["metrics"].append({"class_name": "NoSuchMetricAnywhere"})
     config["metrics_specs"][0].pop("thresholds")
-    with pytest.raises(Exception) as info:
+    with pytest.raises(EvalConfigError, match=r"^on Beam the toolkit engine computes every metric itself and "
+                                              r"does not support NoSuchMetricAnywhere: run without "
+                                              r"beam_pipeline_args, or with engine='tfma'$") as info:
         evaluate_on_beam(frame, config, [])
-    assert "\n" not in str(info.value)
+    assert type(info.value) is EvalConfigError and "\n" not in str(info.value)
 
 
 @pytest.fixture(scope="module")
@@ -119,16 +139,21 @@ def credit(tmp_path_factory):
 
 @pytest.mark.slow
 def test_evaluator_on_multi_processing_beam_equals_in_process(credit):
+    """Intervals included: the examples the workers read draw the resampling weights the
+    examples read in process draw."""
     from test_evaluator import _blessing, _config as evaluator_config
 
     from toolkit.components import Evaluator
 
+    config = evaluator_config(min_auc=0.65)
+    config.options.compute_confidence_intervals.value = True
     results = {}
     for name, args in (("InProcess", []), ("OnBeam", MULTI_PROCESS)):
         evaluator = Evaluator(examples=credit.examples, model=credit.good,
-                              eval_config=evaluator_config(min_auc=0.65)).with_id(f"Evaluator{name}")
+                              eval_config=config).with_id(f"Evaluator{name}")
         credit.context.run(evaluator, beam_pipeline_args=args)
         results[name] = (evaluator.outputs["evaluation"].get()[0].load(), _blessing(evaluator)[1:])
+    assert any(value.lower is not None for value in results["InProcess"][0].slices[0].metrics.values())
     assert_same_result(results["InProcess"][0], results["OnBeam"][0])
     assert results["InProcess"][1] == results["OnBeam"][1]
 

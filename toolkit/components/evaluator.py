@@ -76,7 +76,9 @@ class Evaluator(BaseComponent):
               "baseline_model": InputSpec(Model, optional=True),
               "transform_graph": InputSpec(TransformGraph, optional=True)}
     OUTPUTS = {"evaluation": ModelEvaluation, "blessing": ModelBlessing}
-    EXECUTOR_VERSION = "3"
+    #: 4: confidence intervals resampled by row content and seed (toolkit.evaluation.resampling),
+    #: the same in process and on Beam, so cached evaluations with intervals are recomputed
+    EXECUTOR_VERSION = "4"
     PARAMETERS = {"eval_config": ExecutionParameter(object, required=True),
                   "example_splits": ExecutionParameter(list, default=["eval"]),
                   "engine": ExecutionParameter(str, default="auto")}

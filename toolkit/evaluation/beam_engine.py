@@ -12,10 +12,10 @@ sums) and hands everything to the engine's finalisation: metrics, model diffs,
 cross-slice differences, intervals, thresholds, ``EvalResult``.
 
 Confidence intervals: each example gets Poisson(1) (or jackknife bucket) weights drawn
-from a hash of its evaluated columns and the seed, so the draws are deterministic on any
-runner and under any batching; they are not the in-memory engine's draws (that engine
-draws from one generator over the whole frame), so intervals agree statistically, not
-digit for digit.
+from a hash of its evaluated columns and the seed (:mod:`toolkit.evaluation.resampling`),
+so the draws are the same on any runner, under any batching, and in the in-memory
+engine: for a given seed the intervals equal ``toolkit.evaluate``'s up to float
+summation order.
 """
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ import pandas as pd
 from toolkit.evaluation import config as config_mod
 from toolkit.evaluation import engine as engine_mod
 from toolkit.evaluation import metrics as metrics_mod
+from toolkit.evaluation import resampling
 from toolkit.evaluation.config import EvalConfig, load_eval_config, slice_value
 from toolkit.evaluation.errors import EvalConfigError, InvalidValuesError
 from toolkit.evaluation.slicing import EmptySlice, Slice, build_slices
@@ -84,14 +85,8 @@ class BeamPlan:
         self.seed = 0 if seed is None else int(seed)
 
     def columns(self) -> list[str]:
-        """Columns a batch must hold (for hashing rows: the evaluated scalar columns)."""
-        wanted: list[str] = []
-        for spec in self.config.model_specs:
-            wanted += [spec.label_key, spec.prediction_key] + ([spec.example_weight_key]
-                                                               if spec.example_weight_key else [])
-        for spec in self.specs:
-            wanted += list(spec.columns)
-        return list(dict.fromkeys(wanted))
+        """Columns a batch must hold (and a row's resampling weights are hashed from)."""
+        return resampling.evaluated_columns(self.config)
 
 
 # ---------------------------------------------------------------- worker side
@@ -175,36 +170,14 @@ def _histogram(incidence: Incidence, labels, predictions, weights, multipliers, 
     return buckets, positives, totals
 
 
-def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser, vectorized on uint64."""
-    with np.errstate(over="ignore"):
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return x ^ (x >> np.uint64(31))
-
-
 def resample_weights(frame: pd.DataFrame, plan: BeamPlan) -> list[np.ndarray]:
-    """Per-example bootstrap (Poisson(1)) or jackknife multipliers, from a hash of the
-    example's evaluated columns and the seed: the same on any runner and batching."""
-    if not plan.resamples or not len(frame):
+    """Per-example bootstrap (Poisson(1)) or jackknife multipliers, the in-memory engine's:
+    from a hash of the example's evaluated columns and the seed, so the same on any runner
+    and batching."""
+    if not plan.resamples:
         return []
-    columns = [c for c in plan.columns() if c in frame.columns]
-    row_hash = pd.util.hash_pandas_object(frame[columns], index=False).to_numpy(np.uint64)
-    with np.errstate(over="ignore"):
-        base = _mix(row_hash ^ _mix(np.asarray([plan.seed], np.uint64) + np.uint64(0x9E3779B97F4A7C15)))
-    if not plan.poisson:
-        bucket = (base % np.uint64(plan.resamples)).astype(np.int64)
-        return [(bucket != b).astype(float) for b in range(plan.resamples)]
-    from scipy import stats as scipy_stats
-
-    cdf = scipy_stats.poisson.cdf(np.arange(40), 1.0)
-    out = []
-    for r in range(plan.resamples):
-        with np.errstate(over="ignore"):
-            bits = _mix(base + np.uint64(r + 1) * np.uint64(0x9E3779B97F4A7C15))
-        uniform = (bits >> np.uint64(11)).astype(float) * (1.0 / (1 << 53))
-        out.append(np.searchsorted(cdf, uniform, side="right").astype(float))
-    return out
+    method = "POISSON_BOOTSTRAP" if plan.poisson else "JACKKNIFE"
+    return resampling.resample_weights(frame, plan.columns(), method, plan.seed, plan.resamples)
 
 
 def merge(left: dict | None, right: dict | None) -> dict | None:

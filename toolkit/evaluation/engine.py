@@ -7,7 +7,8 @@ differences, confidence intervals and threshold checks, and returns an
 :class:`~toolkit.evaluation.result.EvalResult` that reads like TFMA's.
 
 Metrics the engine does not implement are computed by TFMA
-(``tensorflow_model_analysis.analyze_raw_data``) and merged, with a warning that
+(TFMA's pipeline as ``tensorflow_model_analysis.analyze_raw_data`` builds it, given
+both models when there is a baseline) and merged, with a warning that
 names them; ``engine="tfma"`` runs TFMA for everything. Binary metrics of predictions
 outside [0, 1] (logits) are computed as TFMA computes them, with a warning; labels
 outside [0, 1] are refused, as TFMA refuses them.
@@ -24,7 +25,7 @@ import pandas as pd
 
 from toolkit.evaluation import config as config_mod
 from toolkit.evaluation import metrics as metrics_mod
-from toolkit.evaluation import multiclass
+from toolkit.evaluation import multiclass, resampling
 from toolkit.evaluation.config import EvalConfig, ModelSpec, load_eval_config
 from toolkit.evaluation.errors import EvalConfigError, InvalidValuesError, MissingColumnError
 from toolkit.evaluation.metrics import ResolvedMetric
@@ -37,7 +38,7 @@ from toolkit.evaluation.values import MetricKey, MetricValue, SliceMetrics, smal
 logger = logging.getLogger(__name__)
 
 ENGINES = ("auto", "toolkit", "tfma")
-NUM_SAMPLES = 20  # TFMA's _DEFAULT_NUM_BOOTSTRAP_SAMPLES and _DEFAULT_NUM_JACKKNIFE_BUCKETS
+NUM_SAMPLES = resampling.NUM_SAMPLES  # TFMA's bootstrap samples and jackknife buckets
 BASELINE_COLUMN = "__toolkit_baseline_prediction__"
 
 
@@ -70,7 +71,7 @@ def evaluate(
       eval_config: a ``tfma.EvalConfig``, or its dict / JSON / text-proto form.
       engine: ``"auto"`` (the vectorized engine; TFMA only for metrics it does not
         support, with a warning), ``"toolkit"`` (engine only; unsupported metrics
-        raise) or ``"tfma"`` (TFMA's ``analyze_raw_data`` for everything).
+        raise) or ``"tfma"`` (TFMA's pipeline for everything).
       baseline: predictions of a baseline model, for change thresholds and
         ``*_diff`` metrics: the name of a column of ``dataframe``, or a dataframe
         with the same index holding the baseline's predictions under the same
@@ -80,7 +81,9 @@ def evaluate(
         (``baseline_diff``/``baseline_ratio``); see :meth:`EvalResult.against`.
       rubber_stamp: first run without a baseline model: change thresholds are
         ignored instead of raising, as in TFX.
-      random_seed: seed for the confidence-interval resampling.
+      random_seed: seed for the confidence-interval resampling (None: seed 0). A row's
+        resampling weights depend on its content and the seed only, so the intervals do
+        not depend on the row order and equal those of the engine on Beam.
 
     Raises:
       EvalConfigError, MissingColumnError, InvalidValuesError: with a message that
@@ -351,19 +354,18 @@ def numeric_column(data: pd.DataFrame, column: str, role: str) -> np.ndarray:
     return series.to_numpy(dtype=float)
 
 
-def _multipliers(n: int, config: EvalConfig, seed: int | None) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed)
-    if config.options.confidence_interval_method == "POISSON_BOOTSTRAP":
-        return [rng.poisson(1.0, n).astype(float) for _ in range(NUM_SAMPLES)]
-    bucket = rng.integers(0, NUM_SAMPLES, n)
-    return [(bucket != b).astype(float) for b in range(NUM_SAMPLES)]
+def _multipliers(data: pd.DataFrame, config: EvalConfig, seed: int | None) -> list[np.ndarray]:
+    """Each row's resampling weights, from the row's content and the seed: the Beam
+    engine draws the same ones (:mod:`toolkit.evaluation.resampling`)."""
+    return resampling.resample_weights(data, resampling.evaluated_columns(config),
+                                       config.options.confidence_interval_method, seed, NUM_SAMPLES)
 
 
 def _compute(data: pd.DataFrame, config: EvalConfig, planned: Sequence[_Planned], slice_set: SliceSet,
              seed: int | None, inputs: dict[str, multiclass.MultiClassInputs] | None = None) -> list[SliceMetrics]:
     groups = slice_set.slices
     ci = config.options.compute_confidence_intervals
-    multipliers = _multipliers(len(data), config, seed) if ci else []
+    multipliers = _multipliers(data, config, seed) if ci else []
     inputs = inputs or {}
     # (key) -> (point[G(,m)], samples[R,G(,m)] | None, metric, thresholds, array, tidy name)
     computed: dict[MetricKey, tuple] = {}

@@ -1,4 +1,4 @@
-"""The bridge to TFMA: run ``analyze_raw_data``, read its records, write TFMA artifacts.
+"""The bridge to TFMA: run TFMA's pipeline on a dataframe, read its records, write TFMA artifacts.
 
 Everything here imports TensorFlow Model Analysis (and so TensorFlow), which is
 why it lives apart from the engine and is imported only when needed.
@@ -39,34 +39,9 @@ _THRESHOLD_FIELDS = ("threshold", "per_slice_thresholds", "cross_slice_threshold
 
 
 @contextlib.contextmanager
-def keep_baseline_models() -> Iterator[None]:
-    """Let ``analyze_raw_data`` evaluate a baseline ModelSpec (a second prediction column).
-
-    ``analyze_raw_data`` has no model objects, so TFMA's config defaulting treats
-    the run as having no baseline and drops ``is_baseline`` model specs. With
-    materialized predictions the baseline is just another prediction column, so
-    this keeps it, and TFMA then computes ``*_diff`` metrics as it does for models.
-    """
-    from tensorflow_model_analysis.api import model_eval_lib
-    from tensorflow_model_analysis.utils import config_util
-
-    original = model_eval_lib._update_eval_config_with_defaults
-
-    def update(eval_config, eval_shared_model):
-        has_baseline = any(spec.is_baseline for spec in eval_config.model_specs)
-        return config_util.update_eval_config_with_defaults(eval_config, has_baseline=has_baseline)
-
-    model_eval_lib._update_eval_config_with_defaults = update
-    try:
-        yield
-    finally:
-        model_eval_lib._update_eval_config_with_defaults = original
-
-
-@contextlib.contextmanager
 def beam_pipeline_args(args: Sequence[str] | None) -> Iterator[None]:
     """Within the block, :func:`run` runs TFMA's pipeline with these Beam arguments
-    (``analyze_raw_data`` itself always uses the default runner)."""
+    (without them, on Beam's default runner, as ``analyze_raw_data`` does)."""
     token = _BEAM_ARGS.set(tuple(args or ()))
     try:
         yield
@@ -74,16 +49,38 @@ def beam_pipeline_args(args: Sequence[str] | None) -> Iterator[None]:
         _BEAM_ARGS.reset(token)
 
 
-def _analyze(data: pd.DataFrame, proto, output: str, args: Sequence[str]) -> None:
-    """``tfma.analyze_raw_data``, on a pipeline built with ``args`` when there are any."""
-    import tensorflow_model_analysis as tfma
+def _materialized_models(proto) -> list | None:
+    """TFMA's own description of models whose predictions are columns of the data.
 
-    if not args:
-        tfma.analyze_raw_data(data, proto, output_path=output)
-        return
+    With a baseline ModelSpec, TFMA keeps it (and computes ``*_diff`` metrics) only when
+    it is given one ``EvalSharedModel`` per model: its config defaulting counts the models
+    it was handed, not the ModelSpecs, and ``analyze_raw_data`` hands it none. An
+    ``EvalSharedModel`` of TFMA's model type ``materialized_prediction`` is a model without
+    a model file, whose predictions TFMA reads from the ``prediction_key`` column, which
+    is exactly a second prediction column. None without a baseline: then ``analyze_raw_data``'s
+    pipeline (no models) is built.
+    """
+    if not any(spec.is_baseline for spec in proto.model_specs):
+        return None
+    import tensorflow_model_analysis as tfma
+    from tensorflow_model_analysis import constants
+
+    return [tfma.types.EvalSharedModel(model_name=spec.name, model_type=constants.MATERIALIZED_PREDICTION,
+                                       is_baseline=spec.is_baseline, include_default_metrics=False)
+            for spec in proto.model_specs]
+
+
+def _analyze(data: pd.DataFrame, proto, output: str, args: Sequence[str]) -> None:
+    """TFMA's pipeline on ``data``, built with TFMA's public API, on a pipeline built with ``args``.
+
+    ``tfma.ExtractEvaluateAndWriteResults`` as ``tfma.analyze_raw_data`` builds it (one
+    canonicalized Arrow record batch of the dataframe, TFMA's default extractors,
+    evaluators and writers), with the models of :func:`_materialized_models` so a baseline
+    ModelSpec is evaluated; nothing of TFMA's is replaced.
+    """
     import apache_beam as beam
     import pyarrow as pa
-    from tensorflow_model_analysis.api import model_eval_lib
+    import tensorflow_model_analysis as tfma
     from tfx_bsl.arrow import table_util
 
     from toolkit.components._beam import beam_pipeline
@@ -91,13 +88,13 @@ def _analyze(data: pd.DataFrame, proto, output: str, args: Sequence[str]) -> Non
     for spec in proto.model_specs:  # analyze_raw_data's defaults
         spec.prediction_key = spec.prediction_key or "prediction"
         spec.label_key = spec.label_key or "label"
+    models = _materialized_models(proto)
     batch = table_util.CanonicalizeRecordBatch(pa.RecordBatch.from_pandas(data))
     with beam_pipeline(args, "TFMA's evaluation pipeline") as pipeline:
         _ = (pipeline
              | "Data" >> beam.Create([batch])
-             | "ExtractEvaluateAndWriteResults" >> model_eval_lib.ExtractEvaluateAndWriteResults(
-                 eval_config=proto, output_path=output,
-                 writers=model_eval_lib.default_writers(output, eval_config=proto)))
+             | "ExtractEvaluateAndWriteResults" >> tfma.ExtractEvaluateAndWriteResults(
+                 eval_shared_model=models, eval_config=proto, output_path=output))
 
 
 def tfma_config(config: EvalConfig, metrics: Sequence[tuple[int, MetricConfig]]) -> dict[str, Any]:
@@ -148,7 +145,7 @@ def _check_importable(metrics: Sequence[tuple[int, MetricConfig]]) -> None:
 
 def run(data: pd.DataFrame, config: EvalConfig, metrics: Sequence[tuple[int, MetricConfig]],
         sizes: Mapping[tuple, int] | None = None) -> list[SliceMetrics]:
-    """Compute ``metrics`` with ``tfma.analyze_raw_data``; slices keyed as the engine keys them.
+    """Compute ``metrics`` with TFMA's pipeline (see :func:`_analyze`); slices keyed as the engine keys them.
 
     ``sizes`` (rows per slice key of ``config.all_slicing_specs()`` on ``data``) saves
     building the slices again when the caller already did.
@@ -165,7 +162,7 @@ def run(data: pd.DataFrame, config: EvalConfig, metrics: Sequence[tuple[int, Met
     _quiet.offline_beam()
     proto = json_format.ParseDict(tfma_config(config, metrics), config_pb2.EvalConfig())
     thresholds_by_name = _threshold_lists(metrics)
-    with tempfile.TemporaryDirectory(prefix="toolkit-tfma-") as output, keep_baseline_models():
+    with tempfile.TemporaryDirectory(prefix="toolkit-tfma-") as output:
         _analyze(data, proto, output, _BEAM_ARGS.get())
         records = list(tfma.load_metrics(output))
     if sizes is None:
