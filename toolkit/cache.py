@@ -20,7 +20,7 @@ from typing import Any
 
 from toolkit.artifacts import Artifact
 from toolkit.errors import ToolkitError
-from toolkit.publishing import manifest_ok
+from toolkit.publishing import manifest_ok, sha256_file
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,12 +69,9 @@ def fingerprint_path(path: str, kind: str) -> str:
     """``file``: sha256 of the content; ``tree``: names, sizes and mtimes of the files."""
     if not os.path.exists(path):
         return "missing"
-    digest = hashlib.sha256()
     if kind == "file" and os.path.isfile(path):
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        return digest.hexdigest()
+        return sha256_file(path)
+    digest = hashlib.sha256()
     for root, dirs, files in os.walk(path):
         dirs.sort()
         for name in sorted(files):

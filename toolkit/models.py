@@ -40,7 +40,7 @@ from toolkit.artifacts import Artifact, PushedModel
 from toolkit.components._model_io import has_saved_model
 from toolkit.components.pusher import VERSION_RECORD, push, upstream_spans, versions
 from toolkit.errors import ToolkitError
-from toolkit.publishing import changed_files
+from toolkit.publishing import changed_files, has_hashes
 from toolkit.model_report import (
     REPORT_FILE,
     collect_report,
@@ -307,8 +307,7 @@ def verify(serving_dir: str | os.PathLike, version: int | str | None = None) -> 
 def _verify_one(destination: str, number: int) -> Verified:
     folder = os.path.join(destination, str(number))
     files = _read_record(folder).get("files")
-    if not isinstance(files, dict) or not all(
-            isinstance(f, dict) and "sha256" in f for f in files.values()):
+    if not has_hashes(files):
         return Verified(number, folder, [], 0, f"{os.path.join(folder, VERSION_RECORD)} "
                         "records no file hashes (pushed by an older toolkit, or the record "
                         "is missing or unreadable)")

@@ -156,6 +156,13 @@ def fingerprint(folder: str, skip: frozenset[str] | set[str] = frozenset(),
     return files
 
 
+def has_hashes(files: object) -> bool:
+    """Whether ``files`` is a fingerprint record with a sha256 per file; records written
+    before hashes were kept hold sizes only, which prove nothing about content."""
+    return isinstance(files, dict) and all(
+        isinstance(f, dict) and "sha256" in f for f in files.values())
+
+
 def without_stamps(files: dict[str, dict]) -> dict[str, dict]:
     """A fingerprint as a record that outlives this filesystem: size and sha256 per file."""
     return {rel: {"size": f["size"], "sha256": f["sha256"]} for rel, f in files.items()}

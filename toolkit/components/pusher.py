@@ -58,6 +58,7 @@ from toolkit.publishing import (
     changed_files,
     file_sizes,
     fingerprint,
+    has_hashes,
     link_or_copy,
     without_stamps,
 )
@@ -170,8 +171,7 @@ class Pusher(BaseComponent):
             if not os.path.isdir(folder):
                 return f"pushed version {version} at {destination} is gone; pushing again"
             files = record.get("files")
-            if not isinstance(files, dict) or not all(
-                    isinstance(f, dict) and "sha256" in f for f in files.values()):
+            if not has_hashes(files):
                 return (f"pushed version {version} at {destination} was recorded without "
                         "content hashes (by an older toolkit), so it cannot be shown "
                         "unchanged; pushing again")
