@@ -111,6 +111,79 @@ def test_export_refusal_is_one_line_with_exit_2(tmp_path: Path, capsys) -> None:
     assert err.startswith("toolkit export: error: ") and "broken.ipynb: is not valid JSON" in err
 
 
+def test_an_unknown_export_target_is_named_with_the_known_ones(capsys) -> None:
+    """The registry, asked directly, and the command: one line naming the target and the
+    registered ones, exit 2."""
+    from toolkit.errors import UnknownNameError
+    from toolkit.exporter.targets import TARGETS
+
+    with pytest.raises(UnknownNameError) as info:
+        TARGETS.get("airflow")
+    assert str(info.value) == "no export target is registered as 'airflow'; known: kfp, papermill"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["export", "x.ipynb", "--target", "airflow"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--target: invalid choice: 'airflow'" in err
+    assert "'papermill'" in err and "'kfp'" in err
+
+
+def test_a_registered_export_target_joins_the_command_without_touching_it(
+        pipeline_notebook: Path, tmp_path: Path, capsys) -> None:
+    """A target registered from outside the CLI is a ``--target`` choice with its help and its
+    own option; it writes after the export, ``--check`` covers its file, and its option is
+    refused with another target."""
+    import argparse
+    import contextlib
+
+    from toolkit.exporter.targets import TARGETS, ExportTarget, TargetOption, register_target
+
+    seen = []
+
+    class Shout(ExportTarget):
+        name = "shout"
+        help = "also prints the exported notebook's name"
+        options = (TargetOption(("--volume",), dict(default=None, help="with --target shout: how loud")),)
+
+        def prepare(self, scope: contextlib.ExitStack) -> None:
+            seen.append("prepare")
+
+        def write(self, exported, args: argparse.Namespace, scope: contextlib.ExitStack) -> str:
+            exported.notebook.with_suffix(".shout").write_text(exported.notebook.name.upper())
+            return f"shouted {exported.notebook.name} at {args.volume}"
+
+        def recorded_options(self, exported) -> list[str] | None:
+            return ["--target", "shout"] if exported.notebook.with_suffix(".shout").exists() else None
+
+        def check(self, exported) -> list[str]:
+            current = exported.notebook.with_suffix(".shout").read_text() == exported.notebook.name.upper()
+            return [] if current else ["pipeline.shout is not loud enough"]
+
+    register_target(Shout())
+    try:
+        with pytest.raises(SystemExit):
+            main(["export", "--help"])
+        help_text = " ".join(capsys.readouterr().out.split())
+        assert "{papermill,kfp,shout}" in help_text and "--volume VOLUME" in help_text
+        assert ("papermill (default): the parameterized notebook; kfp: also <name>.kfp.yaml"
+                in help_text and "shout: also prints the exported notebook's name" in help_text)
+        out = str(tmp_path / "export")
+        assert main(["export", str(pipeline_notebook), "-o", out, "--target", "shout",
+                     "--volume", "11"]) == 0
+        assert capsys.readouterr().out.splitlines()[-1] == "shouted pipeline.ipynb at 11"
+        assert seen == ["prepare"]
+        assert main(["export", "--check", str(pipeline_notebook), "-o", out]) == 0
+        (tmp_path / "export" / "pipeline.shout").write_text("psst")
+        assert main(["export", "--check", str(pipeline_notebook), "-o", out]) == 1
+        err = capsys.readouterr().err
+        assert "pipeline.shout is not loud enough" in err and "--target shout`" in err
+        assert main(["export", str(pipeline_notebook), "-o", out, "--volume", "11"]) == 2
+        assert "toolkit export: error: --volume goes with --target shout" in capsys.readouterr().err
+    finally:
+        TARGETS.unregister("shout")
+    assert "shout" not in TARGETS.names()
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

@@ -393,8 +393,8 @@ def test_without_a_kernel_only_the_static_copy_is_displayed(result, monkeypatch)
 def test_model_evaluation_artifacts_and_results_are_registered():
     from toolkit import visualize
 
-    assert visualize._VIEWS["ModelEvaluation"] is evaluation.model_evaluation_view
-    assert visualize._VIEWS["toolkit.evaluation.result.EvalResult"] is dashboard
+    assert visualize.VIEWS.get("ModelEvaluation") is evaluation.model_evaluation_view
+    assert visualize.VIEWS.get("toolkit.evaluation.result.EvalResult") is dashboard
 
 
 def test_show_of_an_eval_result_is_the_dashboard(result):

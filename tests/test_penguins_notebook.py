@@ -18,7 +18,7 @@ import types
 import numpy as np
 import pytest
 
-from datapaths import FIXTURES, REPO, TAXI_CSV
+from datapaths import DATA, FIXTURES, REPO, TAXI_CSV, tfx_split_rows
 from notebook_checks import assert_ran_clean, assert_views_have_html_and_text, outputs
 
 #: class id -> species, as the notebook's Transform module file documents it
@@ -141,10 +141,15 @@ def test_examples_are_tfx_tfrecord_payload(executed_penguins):
     assert "'species': b'Adelie'" in shown and "'island': b'Torgersen'" in shown
 
 
+def _eval_rows() -> int:
+    """The eval split's size, from TFX's split rule computed in the test (tf.Example payload)."""
+    return len(tfx_split_rows(os.path.join(DATA, "penguins", "penguins.csv"))["eval"])
+
+
 def test_accuracy_equals_an_independent_computation(executed_penguins, recomputed, eval_result):
     expected = _accuracy(recomputed.scores, recomputed.labels)
     overall = eval_result.get_metrics_for_slice()
-    assert overall["example_count"]["doubleValue"] == len(recomputed.labels) == 120
+    assert overall["example_count"]["doubleValue"] == len(recomputed.labels) == _eval_rows()
     # TFMA computes the Keras accuracy in float32
     assert overall["sparse_categorical_accuracy"]["doubleValue"] == pytest.approx(expected,
                                                                                   rel=1e-6)
@@ -186,7 +191,7 @@ def test_the_model_is_blessed_and_the_pushed_version_is_a_saved_model(executed_p
     assert os.path.basename(recomputed.version_dir).isdigit()
     assert os.path.isfile(os.path.join(recomputed.version_dir, "saved_model.pb"))
     assert os.path.isdir(os.path.join(recomputed.version_dir, "variables"))
-    assert recomputed.scores.shape == (120, 3)
+    assert recomputed.scores.shape == (_eval_rows(), 3)
     assert np.allclose(recomputed.scores.sum(axis=1), 1.0, atol=1e-5)
     pushed = _text(_cell(executed_penguins.notebook, "pusher = tfx.components.Pusher("))
     assert f"pushed now as version {os.path.basename(recomputed.version_dir)}" in pushed

@@ -33,8 +33,10 @@ def tfrecord(taxi_pipeline):
 
     context = InteractiveContext(pipeline_name="taxi_tfrecord", pipeline_root=taxi_pipeline.root)
     schema = taxi_pipeline.schema_gen.outputs["schema"]
-    gen = CsvExampleGen(input_base=taxi_pipeline.data_dir,
-                        output_data_format=TF_EXAMPLE).with_id("TfExampleGen")
+    # the Parquet pipeline's split (TFX's split of a tf.Example payload: test_tfx_split.py),
+    # so the two payloads hold the same rows
+    gen = CsvExampleGen(input_base=taxi_pipeline.data_dir, output_data_format=TF_EXAMPLE,
+                        split_method="toolkit").with_id("TfExampleGen")
     stats = StatisticsGen(examples=gen.outputs["examples"]).with_id("TfStatisticsGen")
     transform = Transform(examples=gen.outputs["examples"], schema=schema,
                           module_file=TRANSFORM_MODULE).with_id("TfTransform")
@@ -153,7 +155,8 @@ def test_streamed_csv_path_writes_the_same_records(tfrecord, monkeypatch, tmp_pa
 
     monkeypatch.setattr(example_gen, "STREAM_BYTES", 0)
     context = InteractiveContext(pipeline_name="streamed", pipeline_root=str(tmp_path))
-    streamed = CsvExampleGen(input_base=tfrecord.taxi.data_dir, output_data_format=6)
+    streamed = CsvExampleGen(input_base=tfrecord.taxi.data_dir, output_data_format=6,
+                             split_method="toolkit")
     context.run(streamed)
     artifact = streamed.outputs["examples"].get()[0]
     assert artifact.payload_format == TF_EXAMPLE

@@ -519,9 +519,9 @@ def test_artifact_views_registry_and_generic_fallback(tmp_path, taxi_stats, taxi
     try:
         assert "custom model view" in show(model).text
     finally:
-        from toolkit.visualize import _VIEWS
+        from toolkit.visualize import VIEWS
 
-        _VIEWS.pop("Model", None)
+        VIEWS.unregister("Model")
 
 
 def test_duck_typed_artifacts_are_read_through_the_toolkits_artifact_classes(
@@ -563,10 +563,40 @@ def test_views_registered_for_a_class_win_over_the_objects_own_method(capsys):
         assert qualified_name(Result) == f"{__name__}.{Result.__qualname__}"
         assert show(Special()).text == "registered"  # subclasses get it too
     finally:
-        from toolkit.visualize import _VIEWS
+        from toolkit.visualize import VIEWS
 
-        _VIEWS.pop(qualified_name(Result), None)
+        VIEWS.unregister(Result)
     assert show(Special()).text == "own"
+
+
+def test_the_view_registry_names_an_unknown_key_and_the_known_ones():
+    """``VIEWS.get`` of a type name or class with no view: one line naming it and every
+    registered key; ``register_view`` is the shortcut that makes a key known."""
+    from toolkit.errors import UnknownNameError
+    from toolkit.visualize import VIEWS
+
+    with pytest.raises(UnknownNameError) as info:
+        VIEWS.get("NoSuchArtifact")
+    message = str(info.value)
+    assert message.startswith("no view is registered as 'NoSuchArtifact'; known: ")
+    assert "\n" not in message
+    for known in ("Examples", "ExampleStatistics", "ModelEvaluation", "PushedModel",
+                  "toolkit.evaluation.result.EvalResult", "toolkit.records.Lineage"):
+        assert known in message.split("known: ", 1)[1].split(", ")
+
+    class Unregistered:
+        pass
+
+    with pytest.raises(UnknownNameError) as info:
+        VIEWS.get(Unregistered)
+    assert f"'{qualified_name(Unregistered)}'; known: " in str(info.value)
+    fn = register_view(Unregistered, lambda obj: View("<b>now</b>", "now"))
+    try:
+        assert VIEWS.get(Unregistered) is fn and VIEWS.get(qualified_name(Unregistered)) is fn
+        assert show(Unregistered()).text == "now"
+    finally:
+        VIEWS.unregister(Unregistered)
+    assert Unregistered not in VIEWS and VIEWS.find(Unregistered) is None
 
 
 def test_run_results_executions_and_lineage_have_escaped_views():

@@ -19,6 +19,9 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "InteractiveContext": "toolkit.context",
+    "Pipeline": "toolkit.pipeline",
+    "LocalDagRunner": "toolkit.pipeline",
+    "latest_artifacts": "toolkit.pipeline",
     "ToolkitError": "toolkit.errors",
     "ComponentError": "toolkit.errors",
     "show": "toolkit.visualize",
@@ -26,6 +29,7 @@ _LAZY = {
     "show_drift": "toolkit.visualize",
     "evaluate": "toolkit.evaluation",
     "export_notebook": "toolkit.exporter",
+    "sweep": "toolkit.sweeps",
     "set_mode": "toolkit._mode",
     "get_mode": "toolkit._mode",
 }

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 
+from toolkit import _env
+
 MODES = ("interactive", "production")
 _mode: str | None = None
 
@@ -29,5 +31,5 @@ def get_mode() -> str:
     """The mode set by :func:`set_mode`, else ``$TOOLKIT_MODE``, else ``"interactive"``."""
     if _mode is not None:
         return _mode
-    env = os.environ.get("TOOLKIT_MODE", "interactive").strip().lower()
+    env = os.environ.get(_env.MODE, "interactive").strip().lower()
     return env if env in MODES else "interactive"

@@ -23,12 +23,13 @@ import time
 import uuid
 from typing import Callable
 
+from toolkit import _env
 from toolkit._text import error_line, show_controls
 
 #: overrides the host identity (tests; machines that cannot be told apart otherwise)
-HOST_ID_ENV = "TOOLKIT_HOST_ID"
+HOST_ID_ENV = _env.HOST_ID
 #: default lease length in seconds for executions and push copies
-LEASE_ENV = "TOOLKIT_LEASE_SECONDS"
+LEASE_ENV = _env.LEASE_SECONDS
 #: Long enough that a process on a busy 2-core machine (TensorFlow and Beam saturating
 #: both cores, a slow shared MySQL) renews its heartbeat in time: it renews every third
 #: of the lease, so two renewals in a row may be late by up to 40 s each before anyone

@@ -11,6 +11,8 @@ import os
 import threading
 import warnings
 
+from toolkit import _env
+
 
 def install() -> None:
     # tf.keras is Keras 2 (the tf_keras package), as in a TFX 1.16 install and as
@@ -21,7 +23,7 @@ def install() -> None:
     # kernel. Set here, at `import toolkit`, it holds for every component run.
     # Keras 3 stays `import keras`. A value set by the user wins.
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    if os.environ.get("TOOLKIT_VERBOSE", "").strip() not in ("", "0", "false", "False"):
+    if os.environ.get(_env.VERBOSE, "").strip() not in ("", "0", "false", "False"):
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
@@ -32,7 +34,7 @@ def install() -> None:
 
 def quiet_tensorflow() -> None:
     """Called right after TensorFlow is imported: silence its Python-side logger too."""
-    if os.environ.get("TOOLKIT_VERBOSE", "").strip() not in ("", "0", "false", "False"):
+    if os.environ.get(_env.VERBOSE, "").strip() not in ("", "0", "false", "False"):
         return
     import logging
 

@@ -7,16 +7,23 @@ names follow TFX: ``Examples`` with ``Split-<name>/`` folders,
 """
 from __future__ import annotations
 
-import glob
 import json
 import os
 from typing import Any, ClassVar
 
+from toolkit import storage
 from toolkit.errors import ToolkitError
 
 STATS_FILE = "FeatureStats.pb"
 ANOMALIES_FILE = "SchemaDiff.pb"
 SCHEMA_FILE = "schema.pbtxt"
+#: TFX's Tuner: the best trial's ``keras_tuner.HyperParameters.get_config()`` as JSON
+BEST_HYPERPARAMETERS_FILE = "best_hyperparameters.txt"
+#: TFX's Tuner: one record per completed trial, best first (``trial_id``, ``score``, values)
+TUNER_RESULTS_FILE = "tuner_results.json"
+#: the toolkit's Tuner beside TFX's file: every trial (failed ones too), with its status,
+#: duration and worker, for the trials view
+TUNER_TRIALS_FILE = "trials.json"
 
 
 def read_proto(path: str, message: Any, noun: str, form: str, *, text: bool = False) -> Any:
@@ -29,10 +36,8 @@ def read_proto(path: str, message: Any, noun: str, form: str, *, text: bool = Fa
         if text:
             from google.protobuf import text_format
 
-            with open(path, encoding="utf-8") as handle:
-                return text_format.Parse(handle.read(), message)
-        with open(path, "rb") as handle:
-            message.ParseFromString(handle.read())
+            return text_format.Parse(storage.read_text(path), message)
+        message.ParseFromString(storage.read_bytes(path))
         return message
     except OSError as exc:
         raise ToolkitError(f"cannot read {noun} {path!r}: {exc.strerror}") from exc
@@ -42,7 +47,12 @@ def read_proto(path: str, message: Any, noun: str, form: str, *, text: bool = Fa
 
 def files_by_split(folder: str, name: str) -> dict[str, str]:
     """``Split-<split>/<name>`` files below an artifact folder, keyed by split, in name order."""
-    found = sorted(glob.glob(os.path.join(glob.escape(folder), "Split-*", name)))
+    try:
+        splits = [n for n in storage.listdir(folder) if n.startswith("Split-")]
+    except OSError:
+        splits = []
+    found = sorted(p for p in (storage.join(folder, n, name) for n in splits)
+                   if storage.exists(p))
     return {os.path.basename(os.path.dirname(p))[len("Split-"):]: p for p in found}
 
 
@@ -100,7 +110,7 @@ class Artifact:
         self.properties["split_names"] = json.dumps(list(names))
 
     def split_uri(self, split: str) -> str:
-        return os.path.join(self.uri, f"Split-{split}")
+        return storage.join(self.uri, f"Split-{split}")
 
     def __repr__(self) -> str:
         return f"{self.TYPE_NAME}(id={self.id}, uri={self.uri!r})"
@@ -117,7 +127,7 @@ class Examples(Artifact):
 
     def split_files(self, split: str) -> list[str]:
         folder = self.split_uri(split)
-        return sorted(os.path.join(folder, f) for f in os.listdir(folder)
+        return sorted(storage.join(folder, f) for f in storage.listdir(folder)
                       if not f.startswith("."))
 
 
@@ -126,7 +136,7 @@ class ExampleStatistics(Artifact):
     PROPERTIES = {"split_names": "string", "span": "int"}
 
     def stats_path(self, split: str) -> str:
-        return os.path.join(self.split_uri(split), STATS_FILE)
+        return storage.join(self.split_uri(split), STATS_FILE)
 
     def load(self, split: str):
         """The split's DatasetFeatureStatisticsList proto."""
@@ -138,7 +148,7 @@ class Schema(Artifact):
 
     @property
     def schema_path(self) -> str:
-        return os.path.join(self.uri, SCHEMA_FILE)
+        return storage.join(self.uri, SCHEMA_FILE)
 
     def load(self):
         """The Schema proto."""
@@ -150,7 +160,7 @@ class ExampleAnomalies(Artifact):
     PROPERTIES = {"split_names": "string", "span": "int", "anomaly_count": "int"}
 
     def anomalies_path(self, split: str) -> str:
-        return os.path.join(self.split_uri(split), ANOMALIES_FILE)
+        return storage.join(self.split_uri(split), ANOMALIES_FILE)
 
     def load(self, split: str):
         """The split's Anomalies proto."""
@@ -205,11 +215,87 @@ class InferenceResult(Artifact):
     PROPERTIES = {"split_names": "string"}
 
 
+def _read_json(path: str, noun: str) -> Any:
+    try:
+        return json.loads(storage.read_text(path))
+    except OSError as exc:
+        raise ToolkitError(f"cannot read {noun} {path!r}: {exc.strerror}") from exc
+    except ValueError as exc:
+        raise ToolkitError(f"{path!r} is not JSON: {exc}") from exc
+
+
+class HyperParameters(Artifact):
+    """The Tuner's best hyperparameters: ``best_hyperparameters.txt``, the JSON of KerasTuner's
+    ``HyperParameters.get_config()``, which ``Trainer(hyperparameters=...)`` hands to
+    ``run_fn`` as ``fn_args.hyperparameters``."""
+    TYPE_NAME = "HyperParameters"
+
+    @property
+    def path(self) -> str:
+        """The config file: TFX's name, or (as TFX's Trainer reads it) the folder's only file."""
+        path = storage.join(self.uri, BEST_HYPERPARAMETERS_FILE)
+        if storage.exists(path):
+            return path
+        try:
+            files = [f for f in storage.listdir(self.uri) if not f.startswith(".")]
+        except OSError:
+            files = []
+        return storage.join(self.uri, files[0]) if len(files) == 1 else path
+
+    def load(self) -> dict[str, Any]:
+        """The config dict (``keras_tuner.HyperParameters.from_config(...)`` rebuilds it);
+        its ``values`` are the chosen values. Needs neither KerasTuner nor TensorFlow."""
+        config = _read_json(self.path, "hyperparameters")
+        if not isinstance(config, dict):
+            raise ToolkitError(f"{self.path!r} is not a KerasTuner HyperParameters config "
+                               f"(a JSON object with 'space' and 'values')")
+        return config
+
+
+class TunerResults(Artifact):
+    """Every trial of a Tuner's search: TFX's ``tuner_results.json`` (completed trials, best
+    first) and the toolkit's ``trials.json`` (all trials, with status and duration)."""
+    TYPE_NAME = "TunerResults"
+
+    def load(self) -> list[dict[str, Any]]:
+        """TFX's records: ``[{"trial_id", "score", <hyperparameter>: value, ...}]``, best first."""
+        records = _read_json(storage.join(self.uri, TUNER_RESULTS_FILE), "tuner results")
+        if not isinstance(records, list):
+            raise ToolkitError(f"{storage.join(self.uri, TUNER_RESULTS_FILE)!r} is not a list "
+                               f"of trial records")
+        return records
+
+    def trials(self) -> dict[str, Any]:
+        """The toolkit's record of the search (``trials.json``): ``objective``,
+        ``num_parallel_trials``, ``best_trial_id``, ``trials`` (each with ``trial_id``,
+        ``status``, ``score``, ``values``, ``duration_s``, ``worker``, ``error``) and
+        ``workers``. An artifact written by TFX has only TFX's file: its records are
+        returned as completed trials without durations."""
+        path = storage.join(self.uri, TUNER_TRIALS_FILE)
+        if storage.exists(path):
+            return _read_json(path, "tuner trials")
+        trials = []
+        for record in self.load():
+            values = {k: v for k, v in record.items() if k not in ("trial_id", "score")}
+            trials.append({"trial_id": str(record.get("trial_id")), "status": "COMPLETED",
+                           "score": record.get("score"), "values": values,
+                           "duration_s": None, "worker": None, "error": None})
+        best = trials[0]["trial_id"] if trials else None
+        return {"objective": None, "num_parallel_trials": None, "best_trial_id": best,
+                "trials": sorted(trials, key=lambda t: _trial_order(t["trial_id"])),
+                "workers": []}
+
+
+def _trial_order(trial_id: Any) -> tuple[int, str]:
+    text = str(trial_id)
+    return (int(text), text) if text.isdigit() else (1 << 62, text)
+
+
 ARTIFACT_TYPES: dict[str, type[Artifact]] = {
     cls.TYPE_NAME: cls for cls in (
         Examples, ExampleStatistics, Schema, ExampleAnomalies, TransformGraph, Model,
         ModelRun, ModelEvaluation, ModelBlessing, InfraBlessing, PushedModel,
-        InferenceResult)
+        InferenceResult, HyperParameters, TunerResults)
 }
 
 

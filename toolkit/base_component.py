@@ -1,9 +1,10 @@
 """Components: a spec (inputs, outputs, parameters) plus an executor ``Do``.
 
 As in TFX, a component object holds no data: constructing it only records its
-wiring and parameters. ``InteractiveContext.run`` resolves its input channels to
-artifacts, calls ``Do(input_dict, output_dict, exec_properties, ctx)`` and
-publishes the outputs.
+wiring and parameters. The launcher (:mod:`toolkit.launcher`) resolves its input
+channels to artifacts, asks its driver hook :meth:`BaseComponent.resolve_exec_properties`
+what this run reads, computes the cache key, calls
+``Do(input_dict, output_dict, exec_properties, ctx)`` and publishes the outputs.
 """
 from __future__ import annotations
 
@@ -92,7 +93,10 @@ class Channel:
 
 @dataclasses.dataclass
 class ExecutorContext:
-    """What an executor may use beyond its inputs, outputs and parameters."""
+    """What every executor may use beyond its inputs, outputs and parameters.
+
+    What only some executors need is handed to those that declare it:
+    :class:`ExternalEffects` to components with ``HAS_EXTERNAL_EFFECTS``."""
     component_id: str
     pipeline_root: str
     execution_id: int
@@ -100,16 +104,44 @@ class ExecutorContext:
     beam_pipeline_args: list[str]
     production: bool = False
     log: Callable[[str], None] = print
-    #: the context's lease length: work an executor leaves outside its output folders
-    #: while it runs (the Pusher's hidden copy) is claimed for this long per heartbeat
-    lease_seconds: float = DEFAULT_LEASE_SECONDS
-    #: the outputs of the cached execution this run replaces because what it did outside
-    #: its artifact folders is gone (see ``BaseComponent.missing_external_effects``), else
-    #: None; the Pusher uses them to push above the version that was lost
-    replaced_outputs: dict[str, list[Artifact]] | None = None
-    #: the pipeline's metadata store (a ``toolkit.metadata.MetadataStore``), for executors
-    #: whose job is to find artifacts recorded earlier, such as resolvers; others ignore it
+    #: the pipeline's metadata store (a ``toolkit.metadata.MetadataStore``), read-only by
+    #: convention. It stays here because reading what the pipeline recorded is open to any
+    #: executor, as TFX's executors may read lineage: resolvers and importers find
+    #: artifacts recorded earlier, the Pusher describes its model's lineage in the version
+    #: record and report. Executors that need none of it ignore it.
     store: Any = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ExternalEffects:
+    """What the launcher hands, as ``Do(..., effects=...)``, the executor of a component
+    whose work reaches outside its artifact folders (``HAS_EXTERNAL_EFFECTS``: the
+    Pusher's version folder in the serving destination).
+
+    Such work is not published by the launcher, so the executor claims it itself (for
+    ``lease_seconds`` per heartbeat), and when it replaces a cached execution whose
+    outside effect is gone (see :meth:`BaseComponent.missing_external_effects`) it is told
+    what that execution claimed, so it can continue above it rather than reuse a number
+    or a name."""
+    #: the outputs of the cached execution this run replaces, else None
+    replaced: dict[str, list[Artifact]] | None = None
+    #: the context's lease: work left outside the artifact folders while the executor
+    #: runs is vouched for this long per heartbeat (renewed every third of it)
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
+
+
+@dataclasses.dataclass(frozen=True)
+class ResolvedProperties:
+    """What a component's driver hook (:meth:`BaseComponent.resolve_exec_properties`)
+    resolved for one run, before its cache key is computed.
+
+    The cache key records the component's declared parameters and these
+    ``fingerprints``; ``exec_properties`` is what ``Do`` receives: the declared parameters
+    plus anything resolved for this run (ExampleGen adds the spans and files it resolved),
+    so the executor reads exactly what the key describes."""
+    exec_properties: dict[str, Any]
+    #: content fingerprints that enter the cache key (files, folders, resolved inputs)
+    fingerprints: dict[str, str]
 
 
 class BaseComponent:
@@ -126,6 +158,10 @@ class BaseComponent:
     #: publishes nothing, and never takes them from the cache, since what they find can
     #: change between runs while their inputs and parameters do not
     REFERENCES_EXISTING_ARTIFACTS: ClassVar[bool] = False
+    #: True for components whose work reaches outside their artifact folders (they
+    #: override ``missing_external_effects``): ``Do`` then takes a keyword argument
+    #: ``effects``, an :class:`ExternalEffects`
+    HAS_EXTERNAL_EFFECTS: ClassVar[bool] = False
 
     def __init__(self, **kwargs: Any):
         inputs: dict[str, Channel | None] = {}
@@ -203,8 +239,9 @@ class BaseComponent:
         The cache checks the artifact folders themselves against their manifests; only a
         component whose effect lies elsewhere (the Pusher's version folder in the serving
         destination) can tell whether that effect still exists, and a cached result must
-        never claim an effect that is gone. With a note, the context prints it and runs
-        the component again. Default: the component does nothing outside its folders."""
+        never claim an effect that is gone. With a note, the launcher prints it and runs
+        the component again, handing the executor the outputs it replaces
+        (:class:`ExternalEffects`). Default: the component does nothing outside its folders."""
         return None
 
     def outcome(self, outputs: dict[str, list[Artifact]], cached: bool) -> str | None:
@@ -214,8 +251,21 @@ class BaseComponent:
         (cached)"); ``None`` for nothing to add."""
         return None
 
+    def resolve_exec_properties(self, inputs: dict[str, list[Artifact]]) -> ResolvedProperties:
+        """The driver hook (TFX's driver in miniature): what this run reads, resolved now,
+        before the cache key is computed from it. ``inputs`` are the resolved input
+        artifacts.
+
+        A component whose parameters name something that changes between runs while the
+        parameters do not (ExampleGen's ``{SPAN}`` patterns: the latest span) resolves it
+        here once, so that the cache key and the executor see the same resolution; it
+        must not raise for bad input (``Do`` raises it again, as a failed execution that
+        is recorded). Default: the declared parameters and :meth:`fingerprints`."""
+        return ResolvedProperties(dict(self.exec_properties), self.fingerprints())
+
     def fingerprints(self) -> dict[str, str]:
-        """Content fingerprints of file/folder parameters, part of the cache key."""
+        """Content fingerprints of file/folder parameters (``ExecutionParameter.fingerprint``),
+        part of the cache key through the default :meth:`resolve_exec_properties`."""
         out = {}
         for key, spec in self.PARAMETERS.items():
             value = self.exec_properties.get(key)

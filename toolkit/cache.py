@@ -18,6 +18,7 @@ import json
 import os
 from typing import Any
 
+from toolkit import storage
 from toolkit.artifacts import Artifact
 from toolkit.errors import ToolkitError
 from toolkit.publishing import manifest_ok, sha256_file
@@ -33,11 +34,19 @@ class CacheKey:
     module_fingerprint: str
 
 
-def cache_key(component, inputs: dict[str, list[Artifact]], store_location: str) -> CacheKey:
+def cache_key(component, inputs: dict[str, list[Artifact]], store_location: str,
+              resolved=None) -> CacheKey:
     """The cache key of running ``component`` (a ``BaseComponent``) on ``inputs`` with the
-    metadata store at ``store_location``."""
+    metadata store at ``store_location``.
+
+    ``resolved`` is what the component's driver hook resolved for this run (a
+    ``ResolvedProperties``); the launcher passes the one it hands the executor, so the key
+    describes what is read. Without it the hook is asked here. The key records the
+    *declared* parameters and the resolved fingerprints, as it always has."""
+    if resolved is None:
+        resolved = component.resolve_exec_properties(inputs)
     parameters = canonical_json(encode_parameter(component.exec_properties))
-    fingerprints = component.fingerprints()
+    fingerprints = resolved.fingerprints
     digest = _sha256(canonical_json({
         "component_type": f"{type(component).__module__}.{type(component).__qualname__}",
         "executor_version": component.EXECUTOR_VERSION,
@@ -66,18 +75,16 @@ def unusable_outputs(outputs: dict[str, list[Artifact]]) -> list[Artifact]:
 
 
 def fingerprint_path(path: str, kind: str) -> str:
-    """``file``: sha256 of the content; ``tree``: names, sizes and mtimes of the files."""
-    if not os.path.exists(path):
+    """``file``: sha256 of the content; ``tree``: names, sizes and mtimes of the files, in
+    :func:`toolkit.storage.walk`'s order (part of the key's format: keep it)."""
+    if not storage.exists(path):
         return "missing"
-    if kind == "file" and os.path.isfile(path):
+    if kind == "file" and storage.is_file(path):
         return sha256_file(path)
     digest = hashlib.sha256()
-    for root, dirs, files in os.walk(path):
-        dirs.sort()
-        for name in sorted(files):
-            full = os.path.join(root, name)
-            st = os.stat(full)
-            digest.update(f"{os.path.relpath(full, path)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    for rel in storage.walk(path):
+        st = storage.stat(storage.join(path, rel))
+        digest.update(f"{rel}\0{st.size}\0{st.mtime_ns}\n".encode())
     return digest.hexdigest()
 
 

@@ -12,11 +12,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
-from toolkit import __version__
+from toolkit import __version__, _env
 from toolkit._text import squeeze
 from toolkit.errors import ToolkitError
+
+if TYPE_CHECKING:
+    from toolkit.exporter.targets import ExportTarget
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -42,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_export(commands: argparse._SubParsersAction) -> None:
+    from toolkit.exporter.targets import TARGETS
+
     cmd = commands.add_parser(
         "export",
         help="export notebooks to parameterized pipeline notebooks",
@@ -58,25 +63,10 @@ def _add_export(commands: argparse._SubParsersAction) -> None:
     )
     cmd.add_argument(
         "--check", action="store_true",
-        help="write nothing; exit 1 if the existing export (and its <name>.kfp.yaml, when there is "
-        "one) differs from a fresh one",
+        help="write nothing; exit 1 if the existing export (and each target's own file beside it, "
+        "when there is one) differs from a fresh one",
     )
-    cmd.add_argument(
-        "--target", choices=("papermill", "kfp"), default="papermill",
-        help="papermill (default): the parameterized notebook; kfp: also <name>.kfp.yaml, a Kubeflow "
-        "Pipelines pipeline compiled from that notebook, one task per component",
-    )
-    cmd.add_argument(
-        "--image", default=None, metavar="IMAGE",
-        help="with --target kfp: the container image every task runs in (default: toolkit:latest, "
-        "built from the Dockerfile)",
-    )
-    cmd.add_argument(
-        "--resources", action="append", default=[], metavar="COMPONENT=KEY:VALUE,...",
-        help="with --target kfp: a task's settings, e.g. Trainer=cpu:4,memory:16G,retries:2,timeout:3600 "
-        "(keys: cpu, memory, accelerator, accelerator_count, retries, timeout, cache; repeatable; "
-        "wins over the cell's kfp: tag)",
-    )
+    TARGETS.add_arguments(cmd)  # --target, and each target's own options
     cmd.set_defaults(handler=_export)
 
 
@@ -108,6 +98,15 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
         "--help-notebook", action="store_true",
         help="list the notebook's parameters (name, type, default, help) and exit",
     )
+    cmd.add_argument(
+        "--grid", action="append", default=[], metavar="NAME=V1,V2,...",
+        help="sweep: run the notebook at every combination of these values (repeatable), each "
+        "point in RUN_DIR/point-<n>/, with RUN_DIR/sweep.json and compare.html",
+    )
+    cmd.add_argument(
+        "--parallel", type=int, default=1, metavar="N",
+        help="with --grid: run N points at a time (default 1)",
+    )
     cmd.set_defaults(handler=_run)
 
 
@@ -131,7 +130,7 @@ def _add_models(commands: argparse._SubParsersAction) -> None:
     cmd.add_argument(
         "--pipeline-root", metavar="DIR",
         help="read (and record in) DIR/metadata.sqlite instead of the store the versions name; "
-        "TOOLKIT_MYSQL_* variables select a MySQL store",
+        f"{_env.MYSQL_PREFIX}* variables select a MySQL store",
     )
     cmd.set_defaults(handler=_models)
 
@@ -177,22 +176,22 @@ def _models(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from toolkit.exporter.kfp import compiler_only_kfp
+    from toolkit.exporter.targets import TARGETS
 
-    # the command only compiles: kfp without its REST client while it runs, and whole
-    # again afterwards for a process that goes on (a notebook calling main())
-    with contextlib.ExitStack() as kfp_scope:
-        return _export_notebooks(args, lambda: kfp_scope.enter_context(compiler_only_kfp()))
+    # what a target needs while the command runs (kfp: its compiler without the REST
+    # client) is entered into this scope, and left when the command ends
+    with contextlib.ExitStack() as scope:
+        return _export_notebooks(args, TARGETS.get(args.target), scope)
 
 
-def _export_notebooks(args: argparse.Namespace, compiler_only: Callable[[], None]) -> int:
+def _export_notebooks(args: argparse.Namespace, target: ExportTarget,
+                      scope: contextlib.ExitStack) -> int:
     from toolkit.exporter import check_export, export_notebook
-    from toolkit.exporter.kfp import DEFAULT_IMAGE, kfp_pipeline_path, refresh_kfp, write_kfp
+    from toolkit.exporter.targets import TARGETS
 
-    if args.target == "kfp" or args.check:
-        compiler_only()
-    if args.target != "kfp" and (args.image or args.resources):
-        raise ToolkitError("--image and --resources go with --target kfp")
+    for prepared in (TARGETS if args.check else [target]):  # --check covers every target
+        prepared.prepare(scope)
+    TARGETS.refuse_options_of_others(args, target)
     status = EXIT_OK
     for notebook in args.notebooks:
         if args.check:
@@ -206,16 +205,9 @@ def _export_notebooks(args: argparse.Namespace, compiler_only: Callable[[], None
         state = "wrote" if exported.changed else "unchanged"
         count = len(exported.parameters)
         print(f"{state} {exported.notebook} and {exported.params_file.name} ({count} parameters)")
-        compiled = None
-        if args.target == "kfp":
-            compiled = write_kfp(exported, args.resources, args.image or DEFAULT_IMAGE)
-        elif kfp_pipeline_path(exported.notebook).exists():
-            compiler_only()
-            compiled = refresh_kfp(exported)  # a plain re-export keeps the KFP pipeline current too
-        if compiled is not None:
-            state = "wrote" if compiled.changed else "unchanged"
-            print(f"{state} {compiled.pipeline} ({len(compiled.graph.nodes)} tasks, "
-                  f"{len(compiled.graph.edges())} edges, image {compiled.image})")
+        # the target's own file; a plain re-export keeps the other targets' files current
+        for line in TARGETS.write(target, exported, args, scope):
+            print(line)
     return status
 
 
@@ -225,6 +217,10 @@ def _run(args: argparse.Namespace) -> int:
 
         print(describe_parameters(args.notebook))
         return EXIT_OK
+    if args.grid:
+        return _sweep(args)
+    if args.parallel != 1:
+        raise ToolkitError("--parallel is for sweeps: add --grid NAME=V1,V2,...")
     from toolkit import runner
 
     result = runner.run_notebook(
@@ -245,6 +241,29 @@ def _run(args: argparse.Namespace) -> int:
         print(f"toolkit run: {where}{result.reason}", file=sys.stderr)
         return EXIT_FAILED
     print(_describe_success(summary))
+    return EXIT_OK
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from toolkit.sweeps import parse_grid, sweep
+
+    result = sweep(
+        args.notebook,
+        grid_texts=parse_grid(args.grid),
+        cli_parameters=[tuple(pair) for pair in args.parameter],
+        parameter_file=args.parameter_file,
+        parallel=args.parallel,
+        output_dir=args.run_dir,
+        cwd=args.cwd,
+        execution_timeout=args.timeout,
+    )
+    print(f"sweep: {result.sweep_json}")
+    print(f"compare: {result.compare_html}")
+    if not result.ok:
+        print(f"toolkit run: {result.failure_line()}", file=sys.stderr)
+        return EXIT_FAILED
+    best = f", best by {result.best_by}: point {result.best}" if result.best else ""
+    print(f"sweep succeeded in {result.duration_s:.1f}s: {len(result.points)} points{best}")
     return EXIT_OK
 
 

@@ -19,6 +19,11 @@ class ToolkitError(Exception):
     """Base class for every error the toolkit raises on purpose."""
 
 
+class UnknownNameError(ToolkitError, LookupError):
+    """A registry (views, export targets) holds nothing under the name asked for; the
+    message names it and the names it knows."""
+
+
 class ComponentError(ToolkitError):
     """A component failed; the message names the component and the cause."""
 

@@ -15,12 +15,20 @@ from toolkit.artifacts import ARTIFACT_TYPES, Artifact
 from toolkit.errors import ToolkitError
 
 PIPELINE_CONTEXT_TYPE = "pipeline"
+#: TFX's context types for one component of a pipeline and for one run of a pipeline
+NODE_CONTEXT_TYPE = "node"
+PIPELINE_RUN_CONTEXT_TYPE = "pipeline_run"
 EXECUTION_PROPERTIES = ("component_id", "component_type", "cache_key", "parameters",
                         "module_fingerprint", "error", "pid", "started_at", "duration_s",
                         "host", "pid_started", "heartbeat_at", "lease_s", "outcome")
 
 _STATE_NAMES = {0: "UNKNOWN", 1: "NEW", 2: "RUNNING", 3: "COMPLETE", 4: "FAILED",
                 5: "CACHED", 6: "CANCELED"}
+
+
+def node_context_name(pipeline_name: str, component_id: str) -> str:
+    """The name of a component's ``node`` context, TFX's ``<pipeline name>.<component id>``."""
+    return f"{pipeline_name}.{component_id}"
 
 
 def sqlite_config(path: str):
@@ -67,6 +75,10 @@ class MetadataStore:
         self.location = _describe(connection_config)
         self._artifact_type_ids: dict[str, int] = {}
         self._execution_type_ids: dict[str, int] = {}
+        self._context_ids: dict[tuple[str, str], int] = {}
+        #: names the ``pipeline_run`` context every execution recorded from now on joins
+        #: (a pipeline runner sets it for the length of one run; ``None``: no run context)
+        self.run_id: str | None = None
         self._context_id = self._ensure_context()
 
     def has_executions(self) -> bool:
@@ -106,23 +118,27 @@ class MetadataStore:
                 ex_type, can_add_fields=True, can_omit_fields=True)
         return self._execution_type_ids[name]
 
-    def _ensure_context(self) -> int:
+    def _ensure_context(self, type_name: str = PIPELINE_CONTEXT_TYPE,
+                        name: str | None = None) -> int:
+        """The id of the context ``(type_name, name)`` (default: this pipeline's), created
+        on first use; contexts of one run are looked up once."""
         from ml_metadata.proto import metadata_store_pb2 as pb
 
-        type_id = self._store.put_context_type(pb.ContextType(name=PIPELINE_CONTEXT_TYPE))
-        existing = self._store.get_context_by_type_and_name(PIPELINE_CONTEXT_TYPE,
-                                                            self.pipeline_name)
-        if existing is not None:
-            return existing.id
-        try:
-            [context_id] = self._store.put_contexts(
-                [pb.Context(type_id=type_id, name=self.pipeline_name)])
-        except Exception:  # another process created it first
-            existing = self._store.get_context_by_type_and_name(PIPELINE_CONTEXT_TYPE,
-                                                                self.pipeline_name)
-            if existing is None:
-                raise
-            return existing.id
+        name = self.pipeline_name if name is None else name
+        known = self._context_ids.get((type_name, name))
+        if known is not None:
+            return known
+        type_id = self._store.put_context_type(pb.ContextType(name=type_name))
+        existing = self._store.get_context_by_type_and_name(type_name, name)
+        if existing is None:
+            try:
+                [context_id] = self._store.put_contexts([pb.Context(type_id=type_id, name=name)])
+            except Exception:  # another process created it first
+                existing = self._store.get_context_by_type_and_name(type_name, name)
+                if existing is None:
+                    raise
+        context_id = existing.id if existing is not None else context_id
+        self._context_ids[(type_name, name)] = context_id
         return context_id
 
     # -- executions ------------------------------------------------------------
@@ -163,7 +179,7 @@ class MetadataStore:
                 if artifact.id is not None:
                     by_artifact[artifact.id] = event
         execution_id, _, _ = self._store.put_execution(
-            execution, pairs, [self._context_pb()], reuse_context_if_already_exist=True)
+            execution, pairs, self._contexts_pb(component_id), reuse_context_if_already_exist=True)
         return execution_id
 
     def complete_execution(self, execution_id: int, outputs: dict[str, list[Artifact]],
@@ -201,7 +217,7 @@ class MetadataStore:
                     art_pb = self._to_pb(artifact, key, component_id)
                 pairs.append((art_pb, _event(pb.Event.OUTPUT, key, index)))
         _, artifact_ids, _ = self._store.put_execution(
-            execution, pairs, [self._context_pb()], reuse_context_if_already_exist=True)
+            execution, pairs, self._contexts_pb(component_id), reuse_context_if_already_exist=True)
         flat = [a for arts in outputs.values() for a in arts]
         for artifact, art_id in zip(flat, artifact_ids):
             artifact.id = art_id
@@ -302,8 +318,16 @@ class MetadataStore:
         self._store.put_artifacts(found)
 
     # -- conversions -----------------------------------------------------------
-    def _context_pb(self):
-        return self._store.get_contexts_by_id([self._context_id])[0]
+    def _contexts_pb(self, component_id: str) -> list[Any]:
+        """The contexts an execution of ``component_id`` and its artifacts belong to, as TFX
+        records them: the pipeline, the node (``<pipeline>.<component id>``) and, during a
+        pipeline run, the run, so TFX's ML Metadata queries find them."""
+        ids = [self._context_id,
+               self._ensure_context(NODE_CONTEXT_TYPE, node_context_name(self.pipeline_name,
+                                                                         component_id))]
+        if self.run_id is not None:
+            ids.append(self._ensure_context(PIPELINE_RUN_CONTEXT_TYPE, self.run_id))
+        return list(self._store.get_contexts_by_id(ids))
 
     def _load_pb_artifact(self, artifact_id: int | None):
         if artifact_id is None:

@@ -39,10 +39,10 @@ from __future__ import annotations
 import os
 from typing import Any, Mapping
 
+from toolkit import _env
 from toolkit.errors import ToolkitError
 
 DEFAULT_PORT = 3306
-ENV_PREFIX = "TOOLKIT_MYSQL_"
 
 
 def mysql_config(host: str, port: int, database: str, user: str, password: str = "") -> Any:
@@ -72,19 +72,19 @@ def mysql_config_from_env(environ: Mapping[str, str] | None = None) -> Any:
     """The ``ConnectionConfig`` named by the ``TOOLKIT_MYSQL_*`` variables, or ``None``
     (the default SQLite file) when ``TOOLKIT_MYSQL_HOST`` is unset or empty."""
     env = os.environ if environ is None else environ
-    host = env.get(ENV_PREFIX + "HOST", "").strip()
+    host = env.get(_env.MYSQL_HOST, "").strip()
     if not host:
         return None
-    missing = [ENV_PREFIX + name for name in ("DATABASE", "USER")
-               if not env.get(ENV_PREFIX + name, "").strip()]
+    missing = [name for name in (_env.MYSQL_DATABASE, _env.MYSQL_USER)
+               if not env.get(name, "").strip()]
     if missing:
-        raise ToolkitError(f"{ENV_PREFIX}HOST is set, but {' and '.join(missing)} "
+        raise ToolkitError(f"{_env.MYSQL_HOST} is set, but {' and '.join(missing)} "
                            f"{'is' if len(missing) == 1 else 'are'} not: set "
                            f"{'it' if len(missing) == 1 else 'them'}, or unset "
-                           f"{ENV_PREFIX}HOST to use the SQLite file under pipeline_root")
-    port = _port(env.get(ENV_PREFIX + "PORT", "").strip() or DEFAULT_PORT, ENV_PREFIX + "PORT")
-    return mysql_config(host, port, env[ENV_PREFIX + "DATABASE"].strip(),
-                        env[ENV_PREFIX + "USER"].strip(), env.get(ENV_PREFIX + "PASSWORD", ""))
+                           f"{_env.MYSQL_HOST} to use the SQLite file under pipeline_root")
+    port = _port(env.get(_env.MYSQL_PORT, "").strip() or DEFAULT_PORT, _env.MYSQL_PORT)
+    return mysql_config(host, port, env[_env.MYSQL_DATABASE].strip(),
+                        env[_env.MYSQL_USER].strip(), env.get(_env.MYSQL_PASSWORD, ""))
 
 
 def mysql_env(config: Any) -> dict[str, str]:
@@ -93,9 +93,9 @@ def mysql_env(config: Any) -> dict[str, str]:
     if config is None or not config.HasField("mysql"):
         raise ToolkitError("mysql_env: the connection config is not a MySQL one")
     mysql = config.mysql
-    return {ENV_PREFIX + "HOST": mysql.host, ENV_PREFIX + "PORT": str(mysql.port or DEFAULT_PORT),
-            ENV_PREFIX + "DATABASE": mysql.database, ENV_PREFIX + "USER": mysql.user,
-            ENV_PREFIX + "PASSWORD": mysql.password}
+    return {_env.MYSQL_HOST: mysql.host, _env.MYSQL_PORT: str(mysql.port or DEFAULT_PORT),
+            _env.MYSQL_DATABASE: mysql.database, _env.MYSQL_USER: mysql.user,
+            _env.MYSQL_PASSWORD: mysql.password}
 
 
 def _port(value: Any, name: str) -> int:

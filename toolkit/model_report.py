@@ -14,12 +14,12 @@ The Pusher writes the page (``toolkit-report.html``) and its data
 version, so a version appears with its report or not at all; a rollback writes a
 fresh report for the version it re-publishes. This module sits beside the other
 libraries, not among the views: a component may not import a view, so the page is
-built here from the same escaping rules; ``toolkit.visualize.model_report`` shows
-the same report inline in a notebook.
+built here from the markup the views use too (:mod:`toolkit._markup`: escaping,
+colours, tables); ``toolkit.visualize.model_report`` shows the same report inline in a
+notebook.
 """
 from __future__ import annotations
 
-import html as _html
 import json
 import math
 import os
@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from toolkit._markup import BAD, GOOD, GRID, NOTE, TABLE, esc, table
 from toolkit._text import error_line, one_line, show_controls
 
 REPORT_FILE = "toolkit-report.html"
@@ -343,29 +344,13 @@ def report_writer(report: dict[str, Any]) -> Callable[[str, int], None]:
 
 
 # -- the page -------------------------------------------------------------------------
-MUTED = "#5f6368"
-GOOD = "#2e7d32"
-BAD = "#c62828"
-LINE = "#d0d4da"
-#: cells inherit the table's right alignment and its padding (cellpadding), so the
-#: hundreds of number cells of a report carry no style of their own; text cells say left
-TABLE = "border-collapse:collapse;margin:4px 0 12px 0;font-size:13px;text-align:right"
-TABLE_ATTRS = 'cellpadding="4" cellspacing="0"'
-TH = f"border-bottom:1px solid {LINE};white-space:nowrap;vertical-align:bottom"
-ROW = "border-top:1px solid #eceef1"
-TEXT = "text-align:left;vertical-align:top"
-NOTE = f"color:{MUTED};font-size:0.92em"
-H2 = f"font-size:1.2em;margin:22px 0 6px 0;border-bottom:2px solid {LINE};padding-bottom:2px"
+#: how much of a value a cell shows before it is shortened
+VALUE_CHARS = 300
+#: the page's tables keep the notebook's 13px, whatever the browser's default size
+PAGE_TABLE = TABLE + ";font-size:13px"
+H2 = f"font-size:1.2em;margin:22px 0 6px 0;border-bottom:2px solid {GRID};padding-bottom:2px"
 H3 = "font-size:1.02em;margin:12px 0 4px 0"
 H4 = "font-size:0.95em;margin:10px 0 2px 0"
-
-
-def esc(value: Any, limit: int = 300) -> str:
-    """Shortened, then HTML-escaped (quotes too), bidi controls made visible."""
-    text = value if isinstance(value, str) else str(value)
-    if len(text) > limit:
-        text = f"{text[:limit]}… ({len(text):,} chars)"
-    return show_controls(_html.escape(text, quote=True))
 
 
 def fmt(value: Any) -> str:
@@ -395,21 +380,15 @@ def _num(value: Any, signed: bool = False) -> str:
     if signed and isinstance(value, (int, float)) and value > 0:
         text = "+" + text
     if isinstance(value, (int, float)) and float(value) == int(value) and abs(value) < 1e15:
-        return esc(text)  # shown exactly
-    return f'<span title="{esc(repr(value))}">{esc(text)}</span>'
+        return esc(text, VALUE_CHARS)  # shown exactly
+    return f'<span title="{esc(repr(value), VALUE_CHARS)}">{esc(text, VALUE_CHARS)}</span>'
 
 
 def _table(headers: Iterable[str], rows: Iterable[Iterable[str]],
            numeric: Iterable[int] = ()) -> str:
-    headers, right = list(headers), set(numeric)
-    head = "".join(f'<th style="{TH};text-align:{"right" if i in right else "left"}">'
-                   f"{esc(h)}</th>" for i, h in enumerate(headers))
-    body = "".join(f'<tr style="{ROW}">' + "".join(
-        f"<td>{cell}</td>" if i in right else f'<td style="{TEXT}">{cell}</td>'
-        for i, cell in enumerate(row)) + "</tr>" for row in rows)
-    thead = f"<thead><tr>{head}</tr></thead>" if any(headers) else ""
-    return f'<table {TABLE_ATTRS} style="{TABLE}">{thead}<tbody>{body}</tbody></table>'
-
+    """The shared table as the report sets it: text cells at the top of rows of several
+    lines, the page's size."""
+    return table(headers, rows, numeric, top=True, style=PAGE_TABLE)
 
 
 def _note(text: str) -> str:
@@ -451,19 +430,21 @@ def _section_model(report: dict[str, Any]) -> str:
     reason = report.get("reason") or "push"
     if reason == "rollback":
         reason = f"rollback: version {report.get('rolled_back_from')} re-published"
-    rows = [("version", esc(report.get("version"))),
+    model_id = f"#{model.get('id')}" if model.get("id") is not None else "–"
+    spans = ", ".join(str(s) for s in report.get("spans") or []) or "–"
+    rows = [("version", esc(report.get("version"), VALUE_CHARS)),
             ("folder", f"<code>{esc(report.get('path') or '', 1000)}</code>"),
-            ("model", esc(f"#{model.get('id')}" if model.get("id") is not None else "–")
-             + (f" from {esc(model['producer'])}" if model.get("producer") else "")),
+            ("model", esc(model_id, VALUE_CHARS)
+             + (f" from {esc(model['producer'], VALUE_CHARS)}" if model.get("producer") else "")),
             ("model folder", f"<code>{esc(model.get('uri') or '–', 1000)}</code>"),
             ("pushed", esc(when(report.get("pushed_at")))),
             ("by", esc(pushed_by(report), 1000)),
-            ("reason", esc(reason)),
+            ("reason", esc(reason, VALUE_CHARS)),
             ("metadata store", esc(report.get("store") or "–", 1000)),
-            ("data spans", esc(", ".join(str(s) for s in report.get("spans") or []) or "–"))]
-    blessings = [f"{_verdict(b.get('blessed'))} {esc(b.get('type') or b.get('key'))} "
-                 f"#{esc(b.get('id'))}" + (f" from {esc(b['producer'])}" if b.get("producer")
-                                          else "")
+            ("data spans", esc(spans, VALUE_CHARS))]
+    blessings = [f"{_verdict(b.get('blessed'))} {esc(b.get('type') or b.get('key'), VALUE_CHARS)} "
+                 f"#{esc(b.get('id'), VALUE_CHARS)}"
+                 + (f" from {esc(b['producer'], VALUE_CHARS)}" if b.get("producer") else "")
                  for b in report.get("blessings") or []]
     rows.append(("blessings", "<br>".join(blessings) or
                  f'<span style="{NOTE}">none (pushed without a blessing)</span>'))
@@ -479,15 +460,16 @@ def _section_data(report: dict[str, Any]) -> str:
         parts.append(_note("No statistics of the training data are recorded in the lineage."))
     for part in report.get("statistics") or []:
         span = f", span {part['span']}" if part.get("span") is not None else ""
-        parts.append(f'<h3 style="{H3}">Split {esc(part["split"])}{esc(span)}: '
-                     f'{esc(fmt(part["num_examples"]))} examples, '
-                     f'{esc(fmt(part["features_total"]))} features '
+        parts.append(f'<h3 style="{H3}">Split {esc(part["split"], VALUE_CHARS)}'
+                     f'{esc(span, VALUE_CHARS)}: '
+                     f'{esc(fmt(part["num_examples"]), VALUE_CHARS)} examples, '
+                     f'{esc(fmt(part["features_total"]), VALUE_CHARS)} features '
                      f'<span style="{NOTE};font-weight:normal">ExampleStatistics '
-                     f'#{esc(part["artifact_id"])}</span></h3>')
+                     f'#{esc(part["artifact_id"], VALUE_CHARS)}</span></h3>')
         rows = []
         for f in part["features"]:
             numeric = "mean" in f
-            rows.append([esc(f["name"]), esc(f["type"]),
+            rows.append([esc(f["name"], VALUE_CHARS), esc(f["type"], VALUE_CHARS),
                          _num(None if f["missing"] is None else 100.0 * f["missing"]),
                          _num(f.get("mean")), _num(f.get("std_dev")), _num(f.get("min")),
                          _num(f.get("max")),
@@ -508,20 +490,20 @@ def _section_evaluation(report: dict[str, Any]) -> str:
                      "evaluation).")
     parts = []
     for ev in evaluations:
-        parts.append(f'<h3 style="{H3}">ModelEvaluation #{esc(ev["artifact_id"])} '
-                     + (f'from {esc(ev["producer"])} ' if ev.get("producer") else "")
+        parts.append(f'<h3 style="{H3}">ModelEvaluation #{esc(ev["artifact_id"], VALUE_CHARS)} '
+                     + (f'from {esc(ev["producer"], VALUE_CHARS)} ' if ev.get("producer") else "")
                      + f'{_verdict(1 if ev["blessed"] else 0)}</h3>')
         parts.append(f'<p style="margin:2px 0">{esc(ev.get("summary") or "", 2000)}</p>')
         parts.append(f'<h3 style="{H3}">Thresholds that decided the blessing</h3>')
         if ev["checks"]:
             parts.append(_table(
                 ["slice", "metric", "needs", "value", "result"],
-                ([esc(c["slice"]), esc(c["metric"] + (f" ({c['sub_key']})" if c["sub_key"]
-                                                       else "")),
-                  esc(c["threshold"]), _num(c["value"]),
+                ([esc(c["slice"], VALUE_CHARS),
+                  esc(c["metric"] + (f" ({c['sub_key']})" if c["sub_key"] else ""), VALUE_CHARS),
+                  esc(c["threshold"], VALUE_CHARS), _num(c["value"]),
                   f'<b style="color:{GOOD}">passed</b>' if c["passed"]
                   else f'<b style="color:{BAD}">FAILED</b>'
-                  + (f' {esc(c["message"])}' if c.get("message") else "")]
+                  + (f' {esc(c["message"], VALUE_CHARS)}' if c.get("message") else "")]
                  for c in ev["checks"]), numeric=[3]))
         else:
             parts.append(_note("No thresholds were checked."))
@@ -530,9 +512,10 @@ def _section_evaluation(report: dict[str, Any]) -> str:
         for row in ev["metrics"]:
             groups.setdefault((row["metric"], row["sub_key"], row["threshold"]), []).append(row)
         for (metric, sub_key, threshold), rows in groups.items():
-            parts.append(f'<h4 style="{H4}">{esc(metric_label(metric, sub_key, threshold))}</h4>')
+            label = metric_label(metric, sub_key, threshold)
+            parts.append(f'<h4 style="{H4}">{esc(label, VALUE_CHARS)}</h4>')
             parts.append(_table(["slice", "examples", "value", "gap to Overall"], (
-                [esc(r["slice"]), _num(r["size"]),
+                [esc(r["slice"], VALUE_CHARS), _num(r["size"]),
                  _num(r["value"]) if r["value"] is not None or not r.get("note")
                  else f'<span style="{NOTE}">{esc(r["note"], 120)}</span>',
                  _num(r["gap"], signed=True) if r["slice"] != "Overall" else _num(None)]
@@ -555,15 +538,17 @@ def _section_infra(report: dict[str, Any]) -> str:
         return _note("No InfraValidator ran for this version.")
     headers = ["InfraBlessing", "result"] + [f"{label} ({unit})" if unit else label
                                              for _, label, unit in INFRA_FIGURES]
-    rows = [[esc(f"#{i['artifact_id']}"), _verdict(i.get("blessed"))
-             + (f" {esc(i['reason'])}" if i.get("reason") else "")]
+    rows = [[esc(f"#{i['artifact_id']}", VALUE_CHARS), _verdict(i.get("blessed"))
+             + (f" {esc(i['reason'], VALUE_CHARS)}" if i.get("reason") else "")]
             + [_num(_number(i.get(key))) for key, _, _ in INFRA_FIGURES] for i in infra]
     return _table(headers, rows, numeric=range(2, 2 + len(INFRA_FIGURES)))
 
 
 def _refs(refs: list[dict[str, Any]]) -> str:
-    return "<br>".join(f"{esc(r['key'])}: {esc(r['type'])} #{esc(r['id'])}"
-                       + (f" (span {esc(r['span'])})" if r.get("span") is not None else "")
+    return "<br>".join(f"{esc(r['key'], VALUE_CHARS)}: {esc(r['type'], VALUE_CHARS)} "
+                       f"#{esc(r['id'], VALUE_CHARS)}"
+                       + (f" (span {esc(r['span'], VALUE_CHARS)})" if r.get("span") is not None
+                          else "")
                        for r in refs) or f'<span style="{NOTE}">–</span>'
 
 
@@ -575,8 +560,9 @@ def _section_lineage(report: dict[str, Any]) -> str:
     for step in steps:
         state = step["state"] + (f" (from #{step['cached_from']})" if step.get("cached_from")
                                  else "")
-        rows.append([esc(f"#{step['execution_id']}"), esc(step["component_id"]),
-                     esc(state), esc(when(step.get("started_at"))), _refs(step["inputs"]),
+        rows.append([esc(f"#{step['execution_id']}", VALUE_CHARS),
+                     esc(step["component_id"], VALUE_CHARS), esc(state, VALUE_CHARS),
+                     esc(when(step.get("started_at"))), _refs(step["inputs"]),
                      _refs(step["outputs"])])
     return (_note("From the data to the push, oldest first: every execution the pushed "
                   "model depends on.")
@@ -593,7 +579,8 @@ def _section_parameters(report: dict[str, Any]) -> str:
             shown = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
             code = (f'<code style="white-space:pre-wrap;word-break:break-word">'
                     f"{esc(shown, MAX_PARAMETER_CHARS)}</code>")
-            rows.append([esc(f"{step['component_id']} #{step['execution_id']}"), esc(name),
+            rows.append([esc(f"{step['component_id']} #{step['execution_id']}", VALUE_CHARS),
+                         esc(name, VALUE_CHARS),
                          code])
     return _table(["execution", "parameter", "value"], rows)
 
@@ -603,7 +590,8 @@ def render_body(report: dict[str, Any]) -> str:
     sections = [("Model", _section_model), ("Training data", _section_data),
                 ("Evaluation", _section_evaluation), ("Infra validation", _section_infra),
                 ("Lineage", _section_lineage), ("Parameters", _section_parameters)]
-    parts = [f'<h1 style="font-size:1.45em;margin:0 0 4px 0">{esc(title(report))}</h1>',
+    parts = [f'<h1 style="font-size:1.45em;margin:0 0 4px 0">'
+             f'{esc(title(report), VALUE_CHARS)}</h1>',
              _note(f"Pushed {when(report.get('pushed_at'))} by {pushed_by(report)}")]
     for note in report.get("notes") or []:
         parts.append(f'<p style="color:{BAD}">{esc(note, 2000)}</p>')
@@ -620,7 +608,7 @@ def render_page(report: dict[str, Any]) -> str:
     """The report as one self-contained HTML page: inline styles, no script, no URL."""
     return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{esc(title(report))}</title></head>"
+            f"<title>{esc(title(report), VALUE_CHARS)}</title></head>"
             '<body style="font-family:system-ui,-apple-system,Segoe UI,sans-serif;'
             'margin:20px 28px;color:#202124;line-height:1.4">'
             f"{render_body(report)}</body></html>\n")

@@ -34,6 +34,7 @@ import os
 import time
 from typing import Any
 
+from toolkit import _env
 from toolkit._process import DEFAULT_LEASE_SECONDS
 from toolkit._text import show_controls, squeeze
 from toolkit.artifacts import Artifact, PushedModel
@@ -364,7 +365,7 @@ def _open_store(records: dict[int, dict[str, Any]], config: Any,
         elif newest.get("store"):
             return None, (f"no metadata store read: the versions were pushed with "
                           f"{newest['store']}; pass its connection config (or set "
-                          "TOOLKIT_MYSQL_*) to add it")
+                          f"{_env.MYSQL_PREFIX}*) to add it")
         else:
             return None, ("no metadata store read: no version records one; pass the "
                           "pipeline root to add it")

@@ -1,11 +1,12 @@
 """Publishing an execution's outputs whole or not at all.
 
 An executor writes each output into ``<root>/<component>/<key>/.staging-<execution>-<pid>``.
-Only after ``Do`` returns is each folder given a manifest (every file with its size)
-and renamed to ``<root>/<component>/<key>/<execution>``. So a folder at its final
-place was written completely, readers and the cache never see half an output, and
+Only after ``Do`` returns is each folder given a manifest (every file with its size),
+written last, and committed to ``<root>/<component>/<key>/<execution>`` (a rename on
+local disk; see ``toolkit.storage`` for backends without one); the metadata store's
+record is the commit point. So readers and the cache never see half an output, and
 a process killed midway leaves only folders named after its execution and pid,
-which the next run removes. The manifest lets a later run tell that a published
+which the next run removes. Every file operation goes through ``toolkit.storage``. The manifest lets a later run tell that a published
 folder is still intact before reusing it, and a disk that fills up mid-write is
 reported as such instead of as whatever error the executor happened to hit.
 """
@@ -15,10 +16,9 @@ import errno
 import hashlib
 import json
 import os
-import shutil
 import time
 
-from toolkit._paths import resolve_within
+from toolkit import storage
 from toolkit._text import show_controls
 from toolkit.artifacts import Artifact
 from toolkit.errors import ToolkitError
@@ -29,17 +29,17 @@ MANIFEST = ".toolkit-manifest.json"
 
 def staging_dir(output_parent: str, execution_id: int, pid: int) -> str:
     """Where execution ``execution_id`` of process ``pid`` writes one output before publishing."""
-    return os.path.join(output_parent, f".staging-{execution_id}-{pid}")
+    return storage.join(output_parent, f".staging-{execution_id}-{pid}")
 
 
 def final_dir(output_parent: str, execution_id: int) -> str:
     """Where one output of execution ``execution_id`` lives once published."""
-    return os.path.join(output_parent, str(execution_id))
+    return storage.join(output_parent, str(execution_id))
 
 
 def scratch_dir(pipeline_root: str, execution_id: int, pid: int) -> str:
     """The executor's scratch folder (``ExecutorContext.tmp_dir``) for one execution."""
-    return os.path.join(pipeline_root, ".tmp", f"{execution_id}-{pid}")
+    return storage.join(pipeline_root, ".tmp", f"{execution_id}-{pid}")
 
 
 class OutputFolders:
@@ -61,22 +61,24 @@ class OutputFolders:
         """Create an empty staging folder per output key; the artifacts point at them."""
         outputs: dict[str, list[Artifact]] = {}
         for key, art_type in output_types.items():
-            parent = os.path.join(self.pipeline_root, self.component_id, key)
-            os.makedirs(parent, exist_ok=True)
+            parent = storage.join(self.pipeline_root, self.component_id, key)
+            check_inside(parent, self.pipeline_root)
+            storage.makedirs(parent)
             check_inside(parent, self.pipeline_root)
             self.staging[key] = staging_dir(parent, self.execution_id, self.pid)
             self.finals[key] = final_dir(parent, self.execution_id)
             move_aside_unknown(self.finals[key], self.component_id, self.store_location)
-            os.makedirs(self.staging[key])
+            storage.makedirs(self.staging[key], exist_ok=False)
             outputs[key] = [art_type(uri=self.staging[key], producer=self.component_id)]
         return outputs
 
     def publish(self, outputs: dict[str, list[Artifact]]) -> None:
-        """Write each output's manifest, rename it to its final folder, repoint its artifacts."""
+        """Write each output's manifest (last), commit it to its final place, repoint its
+        artifacts there; the metadata store's record that follows makes it visible."""
         for key, arts in outputs.items():
             for art in arts:
                 write_manifest(art.uri)
-            os.replace(self.staging[key], self.finals[key])
+            self.finals[key] = storage.commit(self.staging[key], self.finals[key])
             self.published.add(key)
             for art in arts:
                 art.uri = self.finals[key]
@@ -86,30 +88,25 @@ class OutputFolders:
         for key, staged in self.staging.items():
             final = self.finals[key] if key in self.published else None
             for path in (staged, final):
-                if path and os.path.isdir(path):
-                    shutil.rmtree(path, ignore_errors=True)
+                if path and storage.is_dir(path):
+                    storage.remove_tree(path)
 
 
 def remove_abandoned(pipeline_root: str, component_id: str, execution_id: int, pid: int) -> None:
     """Remove what an execution whose process died left on disk: its scratch and staging
     folders, and any folder it published but never registered (no artifact points at it)."""
-    shutil.rmtree(scratch_dir(pipeline_root, execution_id, pid), ignore_errors=True)
-    component_dir = os.path.join(pipeline_root, component_id)
-    if os.path.isdir(component_dir):
-        for key in os.listdir(component_dir):
-            parent = os.path.join(component_dir, key)
-            shutil.rmtree(staging_dir(parent, execution_id, pid), ignore_errors=True)
-            shutil.rmtree(final_dir(parent, execution_id), ignore_errors=True)
+    storage.remove_tree(scratch_dir(pipeline_root, execution_id, pid))
+    component_dir = storage.join(pipeline_root, component_id)
+    if storage.is_dir(component_dir):
+        for key in storage.listdir(component_dir):
+            parent = storage.join(component_dir, key)
+            storage.remove_tree(staging_dir(parent, execution_id, pid))
+            storage.remove_tree(final_dir(parent, execution_id))
 
 
 def file_sizes(folder: str) -> dict[str, int]:
     """Every file under ``folder``: relative path -> size in bytes (a manifest)."""
-    files = {}
-    for root, _, names in os.walk(folder):
-        for name in names:
-            full = os.path.join(root, name)
-            files[os.path.relpath(full, folder)] = os.path.getsize(full)
-    return files
+    return {rel: storage.stat(storage.join(folder, rel)).size for rel in storage.walk(folder)}
 
 
 #: what :func:`fingerprint` records of a file: its sha256 and size, and a stamp
@@ -119,22 +116,21 @@ def file_sizes(folder: str) -> dict[str, int]:
 _STAMP = "stamp"
 
 
-def _stamp(st: os.stat_result) -> list[int]:
-    return [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+def _stamp(st: storage.Stat) -> list:
+    return [st.identity, st.size, st.mtime_ns, st.changed_ns]
 
 
 def sha256_file(path: str) -> str:
     """The file's sha256, hex."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with storage.open(path, "rb") as handle:
         while chunk := handle.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
 
 
 def _walk_files(folder: str) -> list[str]:
-    return sorted(os.path.relpath(os.path.join(root, name), folder)
-                  for root, _, names in os.walk(folder) for name in names)
+    return sorted(storage.walk(folder))
 
 
 def fingerprint(folder: str, skip: frozenset[str] | set[str] = frozenset(),
@@ -146,13 +142,13 @@ def fingerprint(folder: str, skip: frozenset[str] | set[str] = frozenset(),
     for rel in _walk_files(folder):
         if rel in skip:
             continue
-        st = os.stat(os.path.join(folder, rel))
+        st = storage.stat(storage.join(folder, rel))
         old = (known or {}).get(rel)
         if old and old.get(_STAMP, [None])[:3] == _stamp(st)[:3]:
             digest = old["sha256"]
         else:
-            digest = sha256_file(os.path.join(folder, rel))
-        files[rel] = {"size": st.st_size, "sha256": digest, _STAMP: _stamp(st)}
+            digest = sha256_file(storage.join(folder, rel))
+        files[rel] = {"size": st.size, "sha256": digest, _STAMP: _stamp(st)}
     return files
 
 
@@ -177,14 +173,14 @@ def changed_files(folder: str, files: dict[str, dict], skip: frozenset[str] | se
     reading it, so an intact folder costs one ``stat`` per file; a file whose stamp moved
     (written, replaced, touched, or given another hard link) is hashed, and counts as
     changed only if its bytes differ. ``every_byte`` hashes every file regardless."""
-    present = set(_walk_files(folder)) - set(skip) if os.path.isdir(folder) else set()
+    present = set(_walk_files(folder)) - set(skip) if storage.is_dir(folder) else set()
     found = [f"{rel} (missing)" for rel in sorted(set(files) - present)]
     found += [f"{rel} (added)" for rel in sorted(present - set(files))]
     for rel in sorted(present & set(files)):
-        want, path = files[rel], os.path.join(folder, rel)
+        want, path = files[rel], storage.join(folder, rel)
         try:
-            st = os.stat(path)
-            if st.st_size != want.get("size"):
+            st = storage.stat(path)
+            if st.size != want.get("size"):
                 found.append(f"{rel} (changed)")
             elif (every_byte or want.get(_STAMP) != _stamp(st)) and \
                     sha256_file(path) != want.get("sha256"):
@@ -199,23 +195,16 @@ def link_or_copy(source: str, target: str, only: set[str] | None = None) -> bool
     ``only`` when given, as relative paths) by hard links where the filesystem allows (no
     second copy on disk), else by copying; True when every file was linked."""
     linked = True
-    for root, _, names in os.walk(source):
-        rel = os.path.relpath(root, source)
-        os.makedirs(os.path.normpath(os.path.join(target, rel)), exist_ok=True)
-        for name in names:
-            if only is not None and os.path.normpath(os.path.join(rel, name)) not in only:
-                continue
-            src, dst = os.path.join(root, name), os.path.normpath(os.path.join(target, rel, name))
-            if linked:
-                try:
-                    os.link(src, dst)
-                    continue
-                except OSError as exc:
-                    if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP,
-                                         errno.EOPNOTSUPP, errno.EACCES):
-                        raise
-                    linked = False
-            shutil.copy2(src, dst)
+    if not storage.is_dir(source):
+        return linked
+    storage.makedirs(target)
+    for folder in storage.folders(source):
+        storage.makedirs(storage.join(target, folder))
+    for rel in storage.walk(source):
+        if only is not None and os.path.normpath(rel) not in only:
+            continue
+        linked = storage.link_or_copy(storage.join(source, rel), storage.join(target, rel),
+                                      try_link=linked)
     return linked
 
 
@@ -224,7 +213,7 @@ def sizes_match(folder: str, files: dict[str, int]) -> bool:
     size (files added since do not matter)."""
     for rel, size in files.items():
         try:
-            if os.path.getsize(os.path.join(folder, rel)) != size:
+            if storage.stat(storage.join(folder, rel)).size != size:
                 return False
         except OSError:
             return False
@@ -234,15 +223,13 @@ def sizes_match(folder: str, files: dict[str, int]) -> bool:
 def write_manifest(uri: str) -> None:
     """Record every file under ``uri`` with its size, in ``uri``'s manifest."""
     files = file_sizes(uri)
-    with open(os.path.join(uri, MANIFEST), "w") as handle:
-        json.dump(files, handle, sort_keys=True)
+    storage.write_text(storage.join(uri, MANIFEST), json.dumps(files, sort_keys=True))
 
 
 def manifest_ok(uri: str) -> bool:
     """True when every file the execution wrote is still there with its size."""
     try:
-        with open(os.path.join(uri, MANIFEST)) as handle:
-            files = json.load(handle)
+        files = json.loads(storage.read_text(storage.join(uri, MANIFEST)))
     except (OSError, ValueError):
         return False
     return isinstance(files, dict) and sizes_match(uri, files)
@@ -251,11 +238,14 @@ def manifest_ok(uri: str) -> bool:
 def has_artifact_folders(pipeline_root: str) -> bool:
     """True when published ``<root>/<component>/<key>/<execution id>`` folders exist."""
     try:
-        components = [d for d in os.scandir(pipeline_root)
-                      if d.is_dir(follow_symlinks=False) and not d.name.startswith(".")]
+        components = [storage.join(pipeline_root, name) for name in storage.listdir(pipeline_root)
+                      if not name.startswith(".")]
         for component in components:
-            for key in os.scandir(component.path):
-                if key.is_dir() and any(e.name.isdigit() for e in os.scandir(key.path)):
+            if not storage.is_dir(component, follow_links=False):
+                continue
+            for key in storage.listdir(component):
+                folder = storage.join(component, key)
+                if storage.is_dir(folder) and any(n.isdigit() for n in storage.listdir(folder)):
                     return True
     except OSError:
         return False
@@ -264,7 +254,7 @@ def has_artifact_folders(pipeline_root: str) -> bool:
 
 def check_inside(path: str, pipeline_root: str) -> None:
     """Refuse an output folder that a symlink leads out of the pipeline root."""
-    real, real_root, inside = resolve_within(path, pipeline_root)
+    real, real_root, inside = storage.within(path, pipeline_root)
     if not inside:
         raise ToolkitError(f"output folder {path} resolves to {real}, outside the pipeline root "
                            f"{real_root} (a symlink?); refusing to write there")
@@ -273,11 +263,11 @@ def check_inside(path: str, pipeline_root: str) -> None:
 def move_aside_unknown(final: str, component_id: str, store_location: str) -> None:
     """A folder already at an execution's final place was left by another metadata store
     (this store just allotted the id): keep it, but out of the way."""
-    if not os.path.lexists(final):
+    if not storage.exists(final, follow_links=False):
         return
-    aside = os.path.join(os.path.dirname(final),
+    aside = storage.join(os.path.dirname(final),
                          f".orphaned-{os.path.basename(final)}-{time.time_ns()}")
-    os.replace(final, aside)
+    storage.move(final, aside)
     print(show_controls(f"[{component_id}] {final} is not known to {store_location} (left by "
                         f"an earlier metadata store); moved it to {aside}"), flush=True)
 
@@ -293,11 +283,9 @@ def is_disk_full(exc: BaseException) -> bool:
 def disk_full_message(path: str, reason: str) -> str:
     """What to tell the user when writing under ``path`` filled the disk (``reason``: the
     error as one line)."""
-    try:
-        usage = shutil.disk_usage(path)
-        free = f" ({usage.free / 2**20:,.1f} MB free of {usage.total / 2**20:,.1f} MB now)"
-    except OSError:
-        free = ""
+    usage = storage.space(path)
+    free = f" ({usage[0] / 2**20:,.1f} MB free of {usage[1] / 2**20:,.1f} MB now)" if usage \
+        else ""
     return (f"no space left on the device holding {path}{free} while writing this execution's "
             f"outputs; its partial outputs were removed. Free space or choose another "
             f"pipeline_root ({reason})")

@@ -1,4 +1,5 @@
-"""What the driver reports: a run's result, the table of executions, and lineage.
+"""What the driver reports: a run's result (or why it was skipped), the table of
+executions, and lineage.
 
 ``InteractiveContext`` returns and renders these; their text forms are their reprs and
 their HTML comes from :mod:`toolkit.visualize.run`, registered by class, so that
@@ -64,6 +65,21 @@ class ExecutionResult:
                 "parameters": encode_parameter(self.component.exec_properties),
                 "inputs": arts(self.inputs), "outputs": arts(self.outputs),
                 "gate_failure": self.gate_failure}
+
+
+class SkippedRun:
+    """What ``context.run`` returns for a component a policy rules out of this run: not
+    executed, not recorded; ``reason`` says why (it names the policy's terms)."""
+
+    cached = False
+    gate_failure = None
+
+    def __init__(self, component_id: str, reason: str):
+        self.component_id = component_id
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return show_controls(f"{self.component_id}: {self.reason}")
 
 
 class ExecutionsTable(list):

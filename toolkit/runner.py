@@ -35,13 +35,14 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import toolkit
+from toolkit import _env
 from toolkit._scoped import temporarily
 from toolkit._text import first_line, one_line, shorten, show_controls
 from toolkit.errors import RunError
 from toolkit.exporter.inspection import notebook_stem, run_values, source_directory
 
-RUN_LOG_ENV = "TOOLKIT_RUN_LOG"
-MODE_ENV = "TOOLKIT_MODE"
+RUN_LOG_ENV = _env.RUN_LOG
+MODE_ENV = _env.MODE
 SUMMARY_NAME = "summary.json"
 RUN_LOG_NAME = "executions.jsonl"
 KERNEL_NAME = "python3"

@@ -37,10 +37,11 @@ class Export(BaseComponent):
     INPUTS = {"examples": InputSpec(Examples, optional=True)}
     OUTPUTS = {"examples": Examples}
     PARAMETERS = {"target": ExecutionParameter(str, required=True)}
+    HAS_EXTERNAL_EFFECTS = True
     replaced: list = []
 
-    def Do(self, input_dict, output_dict, exec_properties, ctx):
-        Export.replaced.append(ctx.replaced_outputs)
+    def Do(self, input_dict, output_dict, exec_properties, ctx, effects):
+        Export.replaced.append(effects.replaced)
         Path(exec_properties["target"]).write_text(f"execution {ctx.execution_id}\n")
         Path(output_dict["examples"][0].uri, "claim.json").write_text(
             json.dumps({"target": exec_properties["target"]}))

@@ -11,8 +11,10 @@ from toolkit.components.schema_gen import ImportSchemaGen, SchemaGen
 from toolkit.components.statistics_gen import StatisticsGen
 from toolkit.components.trainer import Trainer
 from toolkit.components.transform import Transform
+from toolkit.components.tuner import Tuner, TunerFnResult
 
 __all__ = ["CsvExampleGen", "ImportExampleGen", "StatisticsGen", "SchemaGen", "ImportSchemaGen",
-           "ExampleValidator", "Transform", "Trainer", "FnArgs", "DataAccessor",
+           "ExampleValidator", "Transform", "Tuner", "TunerFnResult", "Trainer", "FnArgs",
+           "DataAccessor",
            "latest_blessed_model", "Resolver", "Importer", "Evaluator", "InfraValidator", "Pusher",
            "BulkInferrer"]

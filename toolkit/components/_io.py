@@ -20,6 +20,7 @@ import os
 import struct
 from typing import Any, Iterator
 
+from toolkit import storage
 from toolkit._text import first_line
 from toolkit.artifacts import Examples
 from toolkit.errors import InputDataError, ToolkitError
@@ -89,10 +90,10 @@ def split_file(artifact, split: str) -> str:
     (``Split-<name>/data.parquet`` or ``Split-<name>/data_tfrecord-00000-of-00001.gz``);
     its folder is created."""
     folder = artifact.split_uri(split)
-    os.makedirs(folder, exist_ok=True)
+    storage.makedirs(folder)
     tfrecord = (getattr(artifact, "properties", None) or {}).get(
         "payload_format") == FORMAT_TF_EXAMPLE
-    return os.path.join(folder, TFRECORD_FILE if tfrecord else DATA_FILE)
+    return storage.join(folder, TFRECORD_FILE if tfrecord else DATA_FILE)
 
 
 def write_split(examples, split: str, table) -> None:
@@ -114,7 +115,7 @@ def open_split_writer(examples, split: str, arrow_schema):
         return ExampleWriter(path)
     import pyarrow.parquet as pq
 
-    return pq.ParquetWriter(path, arrow_schema, compression="snappy")
+    return pq.ParquetWriter(storage.local_path(path), arrow_schema, compression="snappy")
 
 
 def _remember_columns(examples, arrow_schema) -> None:
@@ -129,7 +130,7 @@ class ExampleWriter:
         import gzip
 
         self.path = path
-        self._raw = open(path, "wb")
+        self._raw = storage.open(path, "wb")
         self._file = gzip.GzipFile(filename="", mode="wb", fileobj=self._raw,
                                    compresslevel=_GZIP_LEVEL, mtime=0)
         self.rows = 0
@@ -229,11 +230,11 @@ def split_files(examples, split: str) -> list[str]:
     """The payload files of a split (sorted, hidden files left out); a missing split
     raises one line naming the splits there are."""
     folder = examples.split_uri(split)
-    if not os.path.isdir(folder):
+    if not storage.is_dir(folder):
         raise ToolkitError(f"Examples #{examples.id} has no split {split!r} "
                            f"(it has {', '.join(examples.split_names) or 'none'})")
-    return sorted(os.path.join(folder, f) for f in os.listdir(folder)
-                  if not f.startswith(".") and os.path.isfile(os.path.join(folder, f)))
+    return sorted(storage.join(folder, f) for f in storage.listdir(folder)
+                  if not f.startswith(".") and storage.is_file(storage.join(folder, f)))
 
 
 def read_split(examples: Examples, split: str, columns: list[str] | None = None):
@@ -243,7 +244,7 @@ def read_split(examples: Examples, split: str, columns: list[str] | None = None)
     kind = payload_format(examples)
     if kind == FORMAT_PARQUET:
         split_files(examples, split)  # a missing split raises its own message
-        return pq.read_table(examples.split_uri(split), columns=columns)
+        return pq.read_table(storage.local_path(examples.split_uri(split)), columns=columns)
     files = split_files(examples, split)
     table = read_tfrecord_table(files, recorded_column_types(examples))
     if columns is not None:
@@ -266,7 +267,7 @@ def split_columns(examples: Examples, split: str) -> list[str]:
         if not parquet:
             raise InputDataError(f"Examples #{examples.id} split {split!r} has no Parquet files "
                                  f"under {examples.split_uri(split)}")
-        return pq.read_schema(parquet[0]).names
+        return pq.read_schema(storage.local_path(parquet[0])).names
     recorded = recorded_column_types(examples)
     if recorded:
         return [name for name, _ in recorded]
@@ -277,7 +278,7 @@ def split_pattern(examples: Examples, split: str) -> str:
     """A glob of the split's payload files (``*.parquet``, or every file of a TFRecord
     payload, as TFX globs them)."""
     star = "*.parquet" if payload_format(examples) == FORMAT_PARQUET else "*"
-    return os.path.join(examples.split_uri(split), star)
+    return storage.join(storage.local_path(examples.split_uri(split)), star)
 
 
 def recorded_column_types(examples) -> list[tuple[str, str]] | None:
@@ -298,12 +299,12 @@ def read_records(path: str) -> Iterator[bytes]:
     checked; a truncated file raises one line naming it."""
     import gzip
 
-    with open(path, "rb") as raw:
+    with storage.open(path, "rb") as raw:
         magic = raw.read(2)
-    opener = gzip.open if magic == b"\x1f\x8b" else open
     unpack = struct.Struct("<Q").unpack_from
     try:
-        with opener(path, "rb") as handle:
+        with storage.open(path, "rb") as raw, \
+                (gzip.GzipFile(fileobj=raw, mode="rb") if magic == b"\x1f\x8b" else raw) as handle:
             buffer = b""
             while True:
                 chunk = handle.read(1 << 23)
@@ -499,10 +500,10 @@ class PartWriter:
     def __init__(self, folder: str, key: str, payload: str):
         import uuid
 
-        os.makedirs(folder, exist_ok=True)
+        storage.makedirs(folder)
         suffix = ".gz" if payload == FORMAT_TF_EXAMPLE else ".parquet"
-        self.path = os.path.join(folder, f"{PART_PREFIX}{key}{suffix}")
-        self._hidden = os.path.join(folder, f".{PART_PREFIX}{key}-{uuid.uuid4().hex[:12]}")
+        self.path = storage.join(folder, f"{PART_PREFIX}{key}{suffix}")
+        self._hidden = storage.join(folder, f".{PART_PREFIX}{key}-{uuid.uuid4().hex[:12]}")
         self._tfrecord = payload == FORMAT_TF_EXAMPLE
         self._writer = None
         self.rows = 0
@@ -514,7 +515,8 @@ class PartWriter:
             else:
                 import pyarrow.parquet as pq
 
-                self._writer = pq.ParquetWriter(self._hidden, table.schema, compression="snappy")
+                self._writer = pq.ParquetWriter(storage.local_path(self._hidden), table.schema,
+                                                compression="snappy")
         self._writer.write_table(table)
         self.rows += table.num_rows
 
@@ -523,7 +525,7 @@ class PartWriter:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
-            os.replace(self._hidden, self.path)
+            storage.move(self._hidden, self.path)
         return self.rows
 
 
@@ -533,11 +535,11 @@ def publish_parts(examples, split: str, arrow_schema) -> list[str]:
     leftovers of failed attempts. A split without parts gets one empty file of
     ``arrow_schema``, as the in-process writer leaves. The files, in order."""
     folder = examples.split_uri(split)
-    os.makedirs(folder, exist_ok=True)
-    names = sorted(os.listdir(folder))
+    storage.makedirs(folder)
+    names = sorted(storage.listdir(folder))
     for name in names:
         if name.startswith(f".{PART_PREFIX}"):
-            os.remove(os.path.join(folder, name))
+            storage.remove(storage.join(folder, name))
     parts = [n for n in names if n.startswith(PART_PREFIX)]
     if not parts:
         import pyarrow as pa
@@ -548,7 +550,7 @@ def publish_parts(examples, split: str, arrow_schema) -> list[str]:
     suffix = ".gz" if parts[0].endswith(".gz") else ".parquet"
     final = []
     for index, name in enumerate(parts):
-        target = os.path.join(folder, f"{stem}-{index:05d}-of-{len(parts):05d}{suffix}")
-        os.replace(os.path.join(folder, name), target)
+        target = storage.join(folder, f"{stem}-{index:05d}-of-{len(parts):05d}{suffix}")
+        storage.move(storage.join(folder, name), target)
         final.append(target)
     return final

@@ -2,9 +2,9 @@
 and batch inference through a serving signature (BulkInferrer and Evaluator both predict)."""
 from __future__ import annotations
 
-import os
 from typing import Any, Iterable
 
+from toolkit import storage
 from toolkit.artifacts import Artifact, InfraBlessing, Model, ModelBlessing
 from toolkit.errors import InputDataError, ToolkitError
 
@@ -17,10 +17,10 @@ BATCH_ROWS = 2048
 
 def serving_model_path(model: Model) -> str:
     """The SavedModel folder of a Model artifact (TFX's ``Format-Serving`` layout)."""
-    path = os.path.join(model.uri, SERVING_DIR)
-    if os.path.isdir(path):
+    path = storage.join(model.uri, SERVING_DIR)
+    if storage.is_dir(path):
         return path
-    if os.path.isfile(os.path.join(model.uri, "saved_model.pb")):
+    if storage.is_file(storage.join(model.uri, "saved_model.pb")):
         return model.uri
     raise ToolkitError(f"Model #{model.id} at {model.uri} holds no SavedModel "
                        f"(expected {SERVING_DIR}/saved_model.pb)")
@@ -34,7 +34,7 @@ def load_saved_model(model: Model):
     from toolkit._quiet import quiet_tensorflow
 
     quiet_tensorflow()
-    return tf.saved_model.load(serving_model_path(model))
+    return tf.saved_model.load(storage.local_path(serving_model_path(model)))
 
 
 def signature_of(model: Model, loaded, name: str, what: str | None = None):
@@ -68,7 +68,7 @@ def serialized_input(tf, specs, columns) -> str | None:
 
 
 def has_saved_model(path: str) -> bool:
-    return any(os.path.isfile(os.path.join(path, name))
+    return any(storage.is_file(storage.join(path, name))
                for name in ("saved_model.pb", "saved_model.pbtxt"))
 
 

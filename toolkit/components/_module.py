@@ -22,7 +22,7 @@ import types
 from typing import Any, Callable, Iterator
 
 from toolkit._text import first_line, shorten
-from toolkit.components.fn_args import DataAccessor, FnArgs
+from toolkit.components.fn_args import DataAccessor, FnArgs, TunerFnResult
 from toolkit.errors import ModuleFileError, ToolkitError, UserCodeError
 
 #: the start of the name a module file is imported under (see :func:`load_module_file`)
@@ -204,7 +204,9 @@ def _module_dir_on_path(path: str) -> Iterator[None]:
 _STAND_IN = "__toolkit_stand_in__"
 #: the stand-in's module names
 _STAND_IN_TREE = ("tfx", "tfx.v1", "tfx.v1.components", "tfx.v1.utils", "tfx.components",
-                  "tfx.components.trainer", "tfx.components.trainer.fn_args_utils")
+                  "tfx.components.trainer", "tfx.components.trainer.fn_args_utils",
+                  "tfx.components.trainer.executor",
+                  "tfx.components.tuner", "tfx.components.tuner.component")
 _STAND_IN_LOCK = threading.Lock()
 #: ``tfx_names`` blocks inside, in every thread; the stand-in is in ``sys.modules`` while > 0
 _stand_in_holders = 0
@@ -221,7 +223,10 @@ def tfx_names() -> Iterator[None]:
     a module file is imported and its function runs, and only if ``tfx`` is not
     importable, a minimal stand-in provides the names module files use: ``FnArgs``
     and ``DataAccessor`` under ``tfx.v1.components``, ``tfx.components`` and
-    ``tfx.components.trainer.fn_args_utils``, and ``tfx.v1.utils.parse_pbtxt_file``.
+    ``tfx.components.trainer.fn_args_utils`` (and ``FnArgs`` as TFX's older
+    ``tfx.components.trainer.executor.TrainerFnArgs``), ``TunerFnResult`` under
+    ``tfx.v1.components``, ``tfx.components`` and ``tfx.components.tuner.component``, and
+    ``tfx.v1.utils.parse_pbtxt_file``.
 
     ``sys.modules`` is shared by every thread, and module files may run in several at
     once (components run in threads) or nested (a module file imported while another's
@@ -290,6 +295,10 @@ def _stand_in_modules() -> dict[str, types.ModuleType]:
     for dotted in ("tfx.v1.components", "tfx.components", "tfx.components.trainer.fn_args_utils"):
         for key, value in names.items():
             setattr(modules[dotted], key, value)
+    for dotted in ("tfx.v1.components", "tfx.components", "tfx.components.tuner.component"):
+        modules[dotted].TunerFnResult = TunerFnResult
+    # TFX's older name for FnArgs, still imported by some of its published module files
+    modules["tfx.components.trainer.executor"].TrainerFnArgs = FnArgs
     modules["tfx.v1.utils"].parse_pbtxt_file = _parse_pbtxt_file
     return modules
 

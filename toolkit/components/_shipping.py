@@ -42,6 +42,7 @@ import types
 import zipfile
 from typing import Any, Callable, Iterator
 
+from toolkit import storage
 from toolkit.components._module import USER_MODULE_PREFIX
 from toolkit.errors import causes
 
@@ -182,9 +183,9 @@ def build_wheel(modules: list[types.ModuleType], folder: str) -> str:
     rows.writerows([k, f"sha256={_urlsafe_digest(v)}", len(v)] for k, v in sorted(files.items()))
     rows.writerow([f"{dist_info}/RECORD", "", ""])
     files[f"{dist_info}/RECORD"] = record.getvalue().encode()
-    os.makedirs(folder, exist_ok=True)
-    target = os.path.join(folder, f"{name}-{version}-py3-none-any.whl")
-    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as wheel:
+    storage.makedirs(folder)
+    target = storage.join(folder, f"{name}-{version}-py3-none-any.whl")
+    with zipfile.ZipFile(storage.local_path(target), "w", zipfile.ZIP_DEFLATED) as wheel:
         for key in sorted(files):
             info = zipfile.ZipInfo(key, date_time=(1980, 1, 1, 0, 0, 0))
             info.external_attr = 0o644 << 16
@@ -193,8 +194,7 @@ def build_wheel(modules: list[types.ModuleType], folder: str) -> str:
 
 
 def _read(path: str) -> bytes:
-    with open(path, "rb") as handle:
-        return handle.read()
+    return storage.read_bytes(path)
 
 
 def _urlsafe_digest(data: bytes) -> str:

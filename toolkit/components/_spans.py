@@ -23,6 +23,7 @@ import os
 import re
 from typing import Any
 
+from toolkit import storage
 from toolkit.errors import InputDataError
 
 _SPEC = re.compile(r"\{(SPAN|VERSION)(?::(\d+))?\}|\{(YYYY|MM|DD)\}")
@@ -66,7 +67,7 @@ def resolve(base: str, patterns: list[tuple[str, str]],
 
     Raises :class:`InputDataError` with one line naming the pattern and ``input_base``
     when a pattern is malformed or matches nothing, or a chosen span is missing."""
-    if not os.path.isdir(base):
+    if not storage.is_dir(base):
         raise InputDataError(f"input_base {base} does not exist or is not a folder")
     found = {name: _scan(base, name, pattern) for name, pattern in patterns}
     every = sorted(set().union(*(set(spans) for spans in found.values())))
@@ -164,7 +165,7 @@ def _scan(base: str, split: str, pattern: str) -> dict[int, dict[int | None, lis
     for rel in glob.glob(compiled.glob, root_dir=base, recursive=True):
         rel = rel.replace(os.sep, "/")
         path = os.path.join(base, rel)
-        if os.path.basename(rel).startswith(".") or not os.path.isfile(path):
+        if os.path.basename(rel).startswith(".") or not storage.is_file(path):
             continue
         match = compiled.regex.match(rel)
         if match is None:
@@ -239,7 +240,7 @@ def _fingerprint(base: str, spans: list[int], version: int | None,
     digest = hashlib.sha256(f"spans={spans} version={version}\n".encode())
     for name in sorted(files):
         for path in files[name]:
-            st = os.stat(path)
-            digest.update(f"{name}\0{os.path.relpath(path, base)}\0{st.st_size}\0"
-                          f"{st.st_mtime_ns}\n".encode())
+            st = storage.stat(path)
+            digest.update(f"{name}\0{os.path.relpath(path, base)}\0{st.size}\0"
+                          f"{st.mtime_ns}\n".encode())
     return digest.hexdigest()

@@ -16,8 +16,8 @@ that order at the end, so the splits hold the in-process rows, predictions and o
 from __future__ import annotations
 
 import json
-import os
 
+from toolkit import storage
 from toolkit.artifacts import Examples, InferenceResult, Model, ModelBlessing
 from toolkit.base_component import (
     BaseComponent,
@@ -157,7 +157,7 @@ def _pieces(examples: Examples, split: str, column_types) -> list[tuple]:
         return [(split, fi, 0, path) for fi, path in enumerate(files)]
     return [(split, fi, rg, path) for fi, path in enumerate(f for f in files
                                                              if f.endswith(".parquet"))
-            for rg in range(pq.ParquetFile(path).metadata.num_row_groups)]
+            for rg in range(pq.ParquetFile(storage.local_path(path)).metadata.num_row_groups)]
 
 
 def _infer_on_beam(examples: Examples, model: Model, result: InferenceResult,
@@ -183,11 +183,11 @@ def _infer_on_beam(examples: Examples, model: Model, result: InferenceResult,
     for split in splits:
         schema = None
         folder = folders[split]
-        if not (os.path.isdir(folder)
-                and any(name.startswith(PART_PREFIX) for name in os.listdir(folder))):
+        if not (storage.is_dir(folder)
+                and any(name.startswith(PART_PREFIX) for name in storage.listdir(folder))):
             schema = read_split(examples, split).schema  # no rows: the input's columns only
         files = publish_parts(result, split, schema)
-        counts[split] = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+        counts[split] = sum(pq.ParquetFile(storage.local_path(f)).metadata.num_rows for f in files)
     return counts
 
 
@@ -245,7 +245,7 @@ class _Infer:
         if not self.tfrecord:
             import pyarrow.parquet as pq
 
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=_READ_ROWS,
+            for batch in pq.ParquetFile(storage.local_path(path)).iter_batches(batch_size=_READ_ROWS,
                                                            row_groups=[row_group]):
                 yield pa.Table.from_batches([batch])
             return

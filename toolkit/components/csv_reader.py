@@ -15,9 +15,9 @@ import codecs
 import csv
 import dataclasses
 import io
-import os
 from typing import Any, Callable, Iterator
 
+from toolkit import storage
 from toolkit._text import first_line
 from toolkit.errors import InputDataError
 
@@ -79,7 +79,7 @@ def csv_header(files: list[str], declared: dict[str, str],
 
 
 def _read_header(path: str) -> list[str]:
-    with open(path, "rb") as handle:
+    with storage.open(path, "rb") as handle:
         first = handle.readline()
     if not first.strip():
         raise InputDataError(f"{path}: the file is empty (no header line)")
@@ -125,7 +125,8 @@ def _read_csv(path: str, header: list[str], declared: dict[str, str]):
     import pyarrow.csv as pacsv
 
     try:
-        table = pacsv.read_csv(path, **_csv_options(header, as_text=bool(declared)))
+        table = pacsv.read_csv(storage.local_path(path),
+                               **_csv_options(header, as_text=bool(declared)))
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         raise _diagnose(path, len(header), exc) from None
     columns, names = [], []
@@ -217,7 +218,7 @@ def _widen(kinds: set[str]):
 
 def _diagnose(path: str, width: int, exc: Exception) -> InputDataError:
     """Find the line at fault with a slow, exact scan, once the fast reader has failed."""
-    with open(path, "rb") as handle:
+    with storage.open(path, "rb") as handle:
         return _diagnose_lines(path, width, exc, handle, 1)
 
 
@@ -374,9 +375,9 @@ def csv_chunks(files: list[str], chunk_bytes: int = CHUNK_BYTES) -> list[CsvChun
     sizes and header lengths are read here: the rows are read by whoever reads a chunk."""
     chunks = []
     for path in files:
-        with open(path, "rb") as handle:
+        with storage.open(path, "rb") as handle:
             data_start = len(handle.readline())
-        size = os.path.getsize(path)
+        size = storage.stat(path).size
         for start in range(data_start, size, chunk_bytes):
             chunks.append(CsvChunk(path, start, min(size, start + chunk_bytes), data_start))
     return chunks
@@ -424,7 +425,7 @@ def chunk_table(chunk: CsvChunk, header: list[str], kinds: dict[str, str], targe
 
 def _chunk_text(chunk: CsvChunk) -> tuple[int, bytes, bytes]:
     """(offset of the chunk's first row, the file's header line, the chunk's rows)."""
-    with open(chunk.path, "rb") as handle:
+    with storage.open(chunk.path, "rb") as handle:
         head = handle.readline()
         if chunk.start > chunk.data_start:
             handle.seek(chunk.start - 1)
@@ -443,7 +444,7 @@ def _chunk_text(chunk: CsvChunk) -> tuple[int, bytes, bytes]:
 def _line_at(path: str, offset: int) -> int:
     """The number of the file line that starts at byte ``offset``."""
     count, left = 1, offset
-    with open(path, "rb") as handle:
+    with storage.open(path, "rb") as handle:
         while left > 0:
             block = handle.read(min(left, 1 << 24))
             if not block:
@@ -480,3 +481,38 @@ def _check_declared(chunk: CsvChunk, offset: int, row: int, name: str, column,
     except InputDataError:
         _convert(chunk.path, name, column, declared, _line_at(chunk.path, offset) + row)
         raise
+
+
+# -- raw text, for TFX's split -----------------------------------------------------------
+def raw_text_batches(files: list[str], header: list[str]):
+    """Each block of each file as text columns exactly as written (an empty cell is ``""``,
+    nothing is read as missing): what TFX's CSV decoder sees of a row. Same rows, in the
+    same order, as :func:`read_csv_files` and :class:`CsvStream` give."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    options = _csv_options(header, as_text=True)
+    options["convert_options"] = pacsv.ConvertOptions(
+        strings_can_be_null=False, quoted_strings_can_be_null=False, timestamp_parsers=[],
+        column_types={c: pa.string() for c in header})
+    for path in files:
+        try:
+            for batch in pacsv.open_csv(storage.local_path(path), **options):
+                yield batch
+        except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+            raise _diagnose(path, len(header), exc) from None
+
+
+def chunk_raw_batches(chunk: CsvChunk, header: list[str]):
+    """The rows of one chunk as :func:`raw_text_batches` gives them (for a Beam worker)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    _, head, data = _chunk_text(chunk)
+    if not data:
+        return
+    options = _csv_options(header, as_text=True)
+    options["convert_options"] = pacsv.ConvertOptions(
+        strings_can_be_null=False, quoted_strings_can_be_null=False, timestamp_parsers=[],
+        column_types={c: pa.string() for c in header})
+    yield from pacsv.open_csv(io.BytesIO(head + data), **options)

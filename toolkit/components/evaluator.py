@@ -468,14 +468,16 @@ def _do_on_beam(component: Evaluator, input_dict, output_dict, exec_properties,
     from toolkit.components._beam import check_beam_args
     from toolkit.components._io import (FORMAT_TF_EXAMPLE, payload_format, recorded_column_types,
                                         split_pattern)
-    from toolkit.evaluation import load_eval_config, tfma_adapter
+    from toolkit.evaluation import load_eval_config
     from toolkit.evaluation.beam_engine import evaluate_on_beam
+    from toolkit.evaluation.engines import ENGINES
 
     args = list(ctx.beam_pipeline_args)
     # before any work: the TFMA path calls the model in process before its pipeline runs
     check_beam_args(args, "the evaluation on Beam")
-    if exec_properties["engine"] == "tfma":
-        with tfma_adapter.beam_pipeline_args(args):
+    engine = ENGINES.get(exec_properties["engine"])
+    if not engine.vectorized:  # an engine of its own (TFMA's pipeline), given the arguments
+        with engine.on_beam(args):
             return component.Do(input_dict, output_dict, exec_properties,
                                 dataclasses.replace(ctx, beam_pipeline_args=[]))
     config = load_eval_config(exec_properties["eval_config"])

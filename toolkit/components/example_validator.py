@@ -1,8 +1,7 @@
 """ExampleValidator: TFDV anomalies per split, with drift and skew when baselines are given."""
 from __future__ import annotations
 
-import os
-
+from toolkit import storage
 from toolkit._text import shorten, squeeze
 from toolkit.artifacts import ExampleAnomalies, ExampleStatistics, Schema
 from toolkit.base_component import BaseComponent, InputSpec, ExecutionParameter
@@ -56,9 +55,8 @@ class ExampleValidator(BaseComponent):
                 statistics.load(split), schema,
                 previous_statistics=_matching(baseline, split),
                 serving_statistics=_matching(serving, split))
-            os.makedirs(anomalies.split_uri(split), exist_ok=True)
-            with open(anomalies.anomalies_path(split), "wb") as handle:
-                handle.write(result.SerializeToString())
+            storage.makedirs(anomalies.split_uri(split))
+            storage.write_bytes(anomalies.anomalies_path(split), result.SerializeToString())
             count = len(result.anomaly_info) + (1 if result.HasField("dataset_anomaly_info") else 0)
             total += count
             ctx.log(f"split {split}: {count} anomal{'y' if count == 1 else 'ies'}")

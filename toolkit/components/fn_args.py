@@ -1,20 +1,23 @@
-"""What a Trainer's ``run_fn`` receives: TFX's ``FnArgs`` and the ``DataAccessor`` that
-reads the Examples it names.
+"""What a Trainer's ``run_fn`` and a Tuner's ``tuner_fn`` receive: TFX's ``FnArgs`` and the
+``DataAccessor`` that reads the Examples it names; and ``TunerFnResult``, what ``tuner_fn``
+returns.
 
-A module file meets these two names from two sides: the Trainer builds them for
-``run_fn``, and the ``tfx`` stand-in that module files import for type names offers
-them too. Having their own module lets the module loader offer them without
-importing the Trainer, which itself needs the loader. The Parquet and TFRecord
-reading below serves ``DataAccessor`` alone, so it lives here with it.
+A module file meets these names from two sides: the Trainer and the Tuner build them
+for the user's function, and the ``tfx`` stand-in that module files import for type
+names offers them too. Having their own module lets the module loader offer them
+without importing the Trainer or the Tuner, which themselves need the loader. The
+Parquet and TFRecord reading below serves ``DataAccessor`` alone, so it lives here
+with it.
 """
 from __future__ import annotations
 
 import dataclasses
 import glob
 import os
-from typing import Any, Iterator
+from typing import Any, Iterator, NamedTuple
 
-from toolkit.components._model_io import arrow_types, to_list_batch
+from toolkit import storage
+from toolkit.components._model_io import SERVING_DIR, arrow_types, to_list_batch
 from toolkit.errors import InputDataError
 
 #: at most this many rows are kept in memory (serialized) between epochs
@@ -38,11 +41,79 @@ class FnArgs:
     eval_model_dir: str | None = None
     model_run_dir: str | None = None
     base_model: str | None = None
+    #: a ``keras_tuner.HyperParameters`` config (``HyperParameters.from_config`` rebuilds it):
+    #: a Tuner's ``best_hyperparameters`` given to ``Trainer(hyperparameters=...)``, or a dict
     hyperparameters: dict[str, Any] | None = None
     custom_config: dict[str, Any] | None = None
 
     def get_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+class TunerFnResult(NamedTuple):
+    """What a Tuner's ``tuner_fn(fn_args)`` returns, as in TFX: the KerasTuner ``tuner``
+    (a ``keras_tuner.BaseTuner``) and the ``fit_kwargs`` its ``search(**fit_kwargs)`` is
+    called with (the training and validation data, steps, ...).
+
+    A plain named tuple here, so that module files can build it without KerasTuner being
+    imported by the toolkit first."""
+    tuner: Any
+    fit_kwargs: dict[str, Any]
+
+
+def args_dict(value: Any) -> dict | None:
+    """TFX's TrainArgs/EvalArgs/TuneArgs (protos, ``tfx.proto`` messages) or plain dicts, as a
+    dict (``None`` stays ``None``)."""
+    if value is None or isinstance(value, dict):
+        return value
+    if hasattr(value, "DESCRIPTOR"):
+        from google.protobuf import json_format
+
+        return json_format.MessageToDict(value, preserving_proto_field_name=True)
+    fields = {k: getattr(value, k) for k in ("num_steps", "splits", "num_parallel_trials")
+              if hasattr(value, k)}
+    return fields or dict(vars(value))
+
+
+def common_fn_args(input_dict: dict[str, list[Any]], exec_properties: dict[str, Any],
+                   working_dir: str | None) -> FnArgs:
+    """The ``FnArgs`` fields the Trainer and the Tuner share, filled as TFX's
+    ``get_common_fn_args`` fills them: the files of the ``train_args``/``eval_args`` splits
+    (``train``/``eval`` by default), their ``num_steps`` (``None`` when unset), the schema
+    file, the transform graph folder, the base model's SavedModel and ``custom_config``.
+    ``working_dir`` is the function's scratch folder."""
+    examples = input_dict["examples"][0]
+    train_args = exec_properties.get("train_args") or {}
+    eval_args = exec_properties.get("eval_args") or {}
+    graph = (input_dict.get("transform_graph") or [None])[0]
+    schema = (input_dict.get("schema") or [None])[0]
+    base = (input_dict.get("base_model") or [None])[0]
+    base_model = None
+    if base is not None:
+        serving = storage.join(base.uri, SERVING_DIR)
+        base_model = storage.local_path(serving if storage.is_dir(serving) else base.uri)
+    return FnArgs(
+        working_dir=working_dir,
+        train_files=_split_patterns(examples, train_args.get("splits") or ["train"]),
+        eval_files=_split_patterns(examples, eval_args.get("splits") or ["eval"]),
+        train_steps=train_args.get("num_steps") or None,
+        eval_steps=eval_args.get("num_steps") or None,
+        schema_path=storage.local_path(schema.schema_path) if schema is not None else None,
+        transform_graph_path=storage.local_path(graph.uri) if graph is not None else None,
+        data_accessor=DataAccessor(),
+        base_model=base_model,
+        custom_config=dict(exec_properties.get("custom_config") or {}))
+
+
+def _split_patterns(examples: Any, splits: list[str]) -> list[str]:
+    names = examples.split_names
+    out = []
+    for split in splits:
+        if split not in names:
+            raise InputDataError(f"Examples #{examples.id} has no split {split!r} "
+                                 f"(it has {', '.join(names) or 'none'})")
+        out.append(os.path.join(storage.local_path(examples.split_uri(split)), "*"))
+    return out
 
 
 class DataAccessor:
@@ -109,10 +180,10 @@ class DataAccessor:
             if not path.endswith(".parquet"):
                 yield from _tfrecord_batches(path, batch_size, schema, types)
                 continue
-            columns = pq.read_schema(path).names
+            columns = pq.read_schema(storage.local_path(path)).names
             if types:
                 columns = [c for c in columns if c in types]
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_size,
+            for batch in pq.ParquetFile(storage.local_path(path)).iter_batches(batch_size=batch_size,
                                                            columns=columns):
                 yield to_list_batch(batch, types, columns)
 
@@ -174,7 +245,7 @@ def _expand(file_pattern: str | list[str]) -> list[str]:
     files: list[str] = []
     for pattern in patterns:
         matched = sorted(p for p in glob.glob(os.fspath(pattern))
-                         if os.path.isfile(p) and not os.path.basename(p).startswith("."))
+                         if storage.is_file(p) and not os.path.basename(p).startswith("."))
         if not matched:
             raise InputDataError(f"no example files match {pattern}")
         files += matched
@@ -186,7 +257,7 @@ def _show(file_pattern: str | list[str]) -> str:
 
 
 def _is_gzip(path: str) -> bool:
-    with open(path, "rb") as handle:
+    with storage.open(path, "rb") as handle:
         return handle.read(2) == b"\x1f\x8b"
 
 
@@ -211,7 +282,7 @@ def _parquet_spec(files: list[str], schema: Any, label_key: str | None):
     import pyarrow.parquet as pq
     import tensorflow as tf
 
-    arrow_schema = pq.read_schema(files[0])
+    arrow_schema = pq.read_schema(storage.local_path(files[0]))
     present = arrow_schema.names
     if label_key and label_key not in present:
         raise InputDataError(_label_message(label_key, files[0], present))
@@ -235,7 +306,7 @@ def _parquet_spec(files: list[str], schema: Any, label_key: str | None):
         return spec, columns, types
     spec, nulls = {}, {}
     for path in files:
-        metadata = pq.ParquetFile(path).metadata
+        metadata = pq.ParquetFile(storage.local_path(path)).metadata
         for group in range(metadata.num_row_groups):
             for index in range(metadata.num_columns):
                 column = metadata.row_group(group).column(index)
@@ -265,13 +336,13 @@ def _parquet_records(files: list[str], columns: list[str], types: dict | None, o
 
     def generate():
         for path in files:
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=8192, columns=columns):
+            for batch in pq.ParquetFile(storage.local_path(path)).iter_batches(batch_size=8192, columns=columns):
                 yield np.asarray(encoder.encode(to_list_batch(batch, types, columns)),
                                  dtype=object)
 
     dataset = tf.data.Dataset.from_generator(
         generate, output_signature=tf.TensorSpec([None], tf.string)).unbatch()
-    rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+    rows = sum(pq.ParquetFile(storage.local_path(f)).metadata.num_rows for f in files)
     if rows <= CACHE_ROWS and options.num_epochs != 1:
         dataset = dataset.cache()
     return dataset

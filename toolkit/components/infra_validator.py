@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 import toolkit
+from toolkit import storage
 from toolkit.artifacts import Examples, InfraBlessing, Model
 from toolkit.base_component import BaseComponent, ExecutorContext, InputSpec, ExecutionParameter
 from toolkit.components._io import read_split
@@ -72,7 +73,8 @@ class InfraValidator(BaseComponent):
         timeout = float(validation_spec.get("max_loading_time_seconds", 300))
         request = {"model_dir": None, "signatures": signatures, "examples": None, "columns": None}
         try:
-            request["model_dir"] = serving_model_path(model)
+            # the serving process loads it with TensorFlow: a local path
+            request["model_dir"] = storage.local_path(serving_model_path(model))
         except ToolkitError as exc:
             self._record(blessing, model, {"error": str(exc)}, ctx)
             return
@@ -100,12 +102,12 @@ class InfraValidator(BaseComponent):
         blessing.properties.update(blessed=int(blessed), current_model_id=model.id, **figures)
         if reason:
             blessing.properties["reason"] = reason
-        with open(os.path.join(blessing.uri, RESULT_FILE), "w", encoding="utf-8") as handle:
-            json.dump({"blessed": blessed, "reason": reason, **figures,
-                       "outputs": result.get("outputs", {}),
-                       "latencies_ms": result.get("latencies_ms", [])}, handle, indent=2)
-        open(os.path.join(blessing.uri, "INFRA_BLESSED" if blessed else "INFRA_NOT_BLESSED"),
-             "w").close()
+        storage.write_text(storage.join(blessing.uri, RESULT_FILE), json.dumps(
+            {"blessed": blessed, "reason": reason, **figures,
+             "outputs": result.get("outputs", {}),
+             "latencies_ms": result.get("latencies_ms", [])}, indent=2))
+        storage.write_bytes(storage.join(
+            blessing.uri, "INFRA_BLESSED" if blessed else "INFRA_NOT_BLESSED"), b"")
         if blessed:
             text = ", ".join(f"{k} {v}" for k, v in figures.items())
             ctx.log(f"blessed: {text}")
@@ -136,18 +138,17 @@ def _serve(request: dict[str, Any], ctx: ExecutorContext, out_dir: str,
     """Run the serving check in a child process; its log goes beside the blessing."""
     if not has_saved_model(request["model_dir"]):
         return {"error": f"no SavedModel in {request['model_dir']}"}
-    request_path = os.path.join(ctx.tmp_dir, "infra_request.pkl")
-    result_path = os.path.join(ctx.tmp_dir, "infra_result.json")
-    with open(request_path, "wb") as handle:
-        pickle.dump(request, handle)
+    request_path = storage.local_path(storage.join(ctx.tmp_dir, "infra_request.pkl"))
+    result_path = storage.local_path(storage.join(ctx.tmp_dir, "infra_result.json"))
+    storage.write_bytes(request_path, pickle.dumps(request))
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     package_parent = os.path.dirname(os.path.dirname(os.path.abspath(toolkit.__file__)))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
     code = f"from {__name__} import _child; _child({request_path!r}, {result_path!r})"
-    log_path = os.path.join(out_dir, LOG_FILE)
+    log_path = storage.join(out_dir, LOG_FILE)
     started = time.perf_counter()
-    with open(log_path, "wb") as log:
+    with storage.open(log_path, "wb") as log:
         child = subprocess.Popen([sys.executable, "-c", code],
                                  stdout=log, stderr=subprocess.STDOUT, env=env)
         try:
@@ -157,11 +158,10 @@ def _serve(request: dict[str, Any], ctx: ExecutorContext, out_dir: str,
             child.wait()
             return {"error": f"the serving process did not finish within {timeout + 120:.0f} s"}
     elapsed = time.perf_counter() - started
-    if not os.path.isfile(result_path):
+    if not storage.is_file(result_path):
         return {"error": f"the serving process exited with code {exit_code} after {elapsed:.1f} s "
                          f"without a result: {_last_line(log_path)}"}
-    with open(result_path, encoding="utf-8") as handle:
-        result = json.load(handle)
+    result = json.loads(storage.read_text(result_path))
     if result.get("error") is None and result.get("load_time_s", 0) > timeout:
         result["error"] = (f"loading took {result['load_time_s']:.1f} s, more than "
                            f"max_loading_time_seconds={timeout:g}")
@@ -170,8 +170,8 @@ def _serve(request: dict[str, Any], ctx: ExecutorContext, out_dir: str,
 
 def _last_line(path: str) -> str:
     try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            lines = [line.strip() for line in handle if line.strip()]
+        lines = [line.strip() for line in storage.read_text(path, errors="replace").split("\n")
+                 if line.strip()]
     except OSError:
         return "(no log)"
     errors = [line for line in lines if "Error" in line or "error" in line]
@@ -181,8 +181,7 @@ def _last_line(path: str) -> str:
 # -- the serving process -------------------------------------------------------------------
 def _child(request_path: str, result_path: str) -> None:
     """Load the model, answer the requests, write figures (runs in the child process)."""
-    with open(request_path, "rb") as handle:
-        request = pickle.load(handle)
+    request = pickle.loads(storage.read_bytes(request_path))
     result: dict[str, Any] = {"error": None}
     try:
         started = time.perf_counter()
@@ -206,8 +205,7 @@ def _child(request_path: str, result_path: str) -> None:
         result["error"] = str(exc)
     except Exception as exc:
         result["error"] = f"{type(exc).__name__}: {error_line(exc, 300)}"
-    with open(result_path, "w", encoding="utf-8") as handle:
-        json.dump(result, handle)
+    storage.write_text(result_path, json.dumps(result))
 
 
 class _Failure(Exception):

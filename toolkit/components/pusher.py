@@ -32,6 +32,7 @@ import time
 import uuid
 from typing import Any, Callable
 
+from toolkit import _env
 from toolkit._paths import resolve_within
 from toolkit._process import (
     DEFAULT_LEASE_SECONDS,
@@ -45,6 +46,7 @@ from toolkit.base_component import (
     BaseComponent,
     ExecutionParameter,
     ExecutorContext,
+    ExternalEffects,
     InputSpec,
 )
 from toolkit.components._model_io import (
@@ -64,7 +66,7 @@ from toolkit.publishing import (
 )
 
 #: environment variable naming the folder push destinations must stay inside
-PUSH_ROOT_ENV = "TOOLKIT_PUSH_ROOT"
+PUSH_ROOT_ENV = _env.PUSH_ROOT
 
 
 class Pusher(BaseComponent):
@@ -99,6 +101,8 @@ class Pusher(BaseComponent):
     PARAMETERS = {"push_destination": ExecutionParameter(object, required=True),
                   "allowed_root": ExecutionParameter(str),
                   "require_blessing": ExecutionParameter(bool, default=True)}
+    #: the pushed version lies in the destination, outside the artifact folder
+    HAS_EXTERNAL_EFFECTS = True
 
     def __init__(self, model, push_destination: Any, model_blessing=None, infra_blessing=None,
                  allowed_root: str | None = None, require_blessing: bool = True):
@@ -108,7 +112,12 @@ class Pusher(BaseComponent):
                          allowed_root=None if allowed_root is None else os.fspath(allowed_root),
                          require_blessing=bool(require_blessing))
 
-    def Do(self, input_dict, output_dict, exec_properties, ctx: ExecutorContext) -> None:
+    def Do(self, input_dict, output_dict, exec_properties, ctx: ExecutorContext,
+           effects: ExternalEffects | None = None) -> None:
+        """Push, claiming the hidden copy for ``effects.lease_seconds`` per heartbeat and
+        numbering the version above any that ``effects.replaced`` claimed (a cached push
+        whose version is gone)."""
+        effects = effects or ExternalEffects()
         model: Model = input_dict["model"][0]
         pushed: PushedModel = output_dict["pushed_model"][0]
         blessings = {k: input_dict.get(k) or [] for k in ("model_blessing", "infra_blessing")}
@@ -135,8 +144,8 @@ class Pusher(BaseComponent):
             raise ToolkitError(f"Model #{model.id} has no SavedModel in {source}")
         record = version_record(model, blessings, ctx)
         report = collect_report(getattr(ctx, "store", None), record, destination=destination)
-        version, path, files = push(source, destination, lease_s=ctx.lease_seconds,
-                                    above=_claimed_version(ctx.replaced_outputs), log=ctx.log,
+        version, path, files = push(source, destination, lease_s=effects.lease_seconds,
+                                    above=_claimed_version(effects.replaced), log=ctx.log,
                                     record=record, prepare=report_writer(report))
         # as TFX's Pusher does, the artifact holds the SavedModel, so
         # tf.saved_model.load(pushed_model.uri) works (tutorials do this): the version's
@@ -281,7 +290,7 @@ def version_record(model: Model, blessings: dict[str, list[Any]],
     the Examples upstream of the model (from the store's lineage), when, and who pushed it:
     the pipeline, its store, the execution, and the ``toolkit run`` folder if any."""
     store = getattr(ctx, "store", None)
-    run_log = os.environ.get("TOOLKIT_RUN_LOG")
+    run_log = os.environ.get(_env.RUN_LOG)
     return {"reason": "push", "model_id": model.id, "model_uri": model.uri,
             "blessings": {key: [{"id": b.id, "blessed": int(b.properties.get("blessed", 0) or 0)}
                                 for b in arts] for key, arts in blessings.items() if arts},

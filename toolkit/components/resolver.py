@@ -51,6 +51,7 @@ from __future__ import annotations
 import os
 from typing import Any, ClassVar
 
+from toolkit import storage
 from toolkit.artifacts import (
     ARTIFACT_TYPES,
     Artifact,
@@ -378,7 +379,7 @@ class Importer(BaseComponent):
         """The artifact to output: an existing one with this uri and type (unless
         ``reimport``), else a new one (no id: the driver registers it)."""
         uri = self.exec_properties["source_uri"]
-        if "://" not in uri and not os.path.exists(uri):
+        if storage.reachable(uri) and not storage.exists(uri):
             raise ToolkitError(f"{self.id}: source_uri {uri} does not exist")
         if not self.exec_properties["reimport"]:
             same = [a for a in _live(store.artifacts(self._artifact_type.TYPE_NAME))
@@ -452,7 +453,7 @@ def _live(artifacts: list[Artifact]) -> list[Artifact]:
 
 def _usable(artifact: Artifact) -> bool:
     return (getattr(artifact, "state", "LIVE") == "LIVE" and artifact.id is not None
-            and os.path.isdir(artifact.uri))
+            and storage.reachable(artifact.uri) and storage.is_dir(artifact.uri))
 
 
 def _blessed_model(store: Any, blessing: Artifact) -> Artifact | None:

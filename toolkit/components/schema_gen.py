@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import os
-import shutil
 
+from toolkit import storage
 from toolkit.artifacts import ExampleStatistics, Schema
 from toolkit.base_component import BaseComponent, InputSpec, ExecutionParameter
 from toolkit.errors import InputDataError
@@ -43,7 +43,7 @@ class SchemaGen(BaseComponent):
                     "infer_feature_shape"])
             else:
                 schema = tfdv.update_schema(schema, stats)
-        tfdv.write_schema_text(schema, output_dict["schema"][0].schema_path)
+        tfdv.write_schema_text(schema, storage.local_path(output_dict["schema"][0].schema_path))
         ctx.log(f"inferred {len(schema.feature)} features from {', '.join(splits)}")
 
 
@@ -61,11 +61,10 @@ class ImportSchemaGen(BaseComponent):
         from tensorflow_metadata.proto.v0 import schema_pb2
 
         path = exec_properties["schema_file"]
-        if not os.path.isfile(path):
+        if not storage.is_file(path):
             raise InputDataError(f"schema_file {path} does not exist")
         try:
-            with open(path, encoding="utf-8") as handle:
-                text_format.Parse(handle.read(), schema_pb2.Schema())
+            text_format.Parse(storage.read_text(path), schema_pb2.Schema())
         except (text_format.ParseError, UnicodeDecodeError) as exc:
             raise InputDataError(f"{path}: not a text Schema proto: {exc}") from None
-        shutil.copyfile(path, output_dict["schema"][0].schema_path)
+        storage.copy(path, output_dict["schema"][0].schema_path)

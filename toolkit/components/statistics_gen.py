@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import copy
-import os
 
+from toolkit import storage
 from toolkit._quiet import quiet_tensorflow
 from toolkit.artifacts import ExampleStatistics, Examples, Schema
 from toolkit.base_component import BaseComponent, InputSpec, ExecutionParameter
@@ -40,19 +40,19 @@ class StatisticsGen(BaseComponent):
         options = _options(exec_properties.get("stats_options"), input_dict.get("schema"))
         splits = [s for s in examples.split_names if s not in exec_properties["exclude_splits"]]
         for split in splits:
-            os.makedirs(statistics.split_uri(split), exist_ok=True)
+            storage.makedirs(statistics.split_uri(split))
         if ctx.beam_pipeline_args and splits:
             ctx.log(f"splits {', '.join(splits)}: statistics on Beam "
                     f"({' '.join(ctx.beam_pipeline_args)})")
-            _beam_statistics({split: (split_pattern(examples, split), statistics.stats_path(split))
+            _beam_statistics({split: (split_pattern(examples, split),
+                                      storage.local_path(statistics.stats_path(split)))
                               for split in splits}, options, ctx.beam_pipeline_args,
                              tfrecord=payload_format(examples) == FORMAT_TF_EXAMPLE)
         for split in splits:
             path = statistics.stats_path(split)
             if not ctx.beam_pipeline_args:
                 stats = statistics_of_table(read_split(examples, split), options)
-                with open(path, "wb") as handle:
-                    handle.write(stats.SerializeToString())
+                storage.write_bytes(path, stats.SerializeToString())
             else:
                 stats = statistics.load(split)
             ctx.log(f"split {split}: {stats.datasets[0].num_examples:,} examples, "
@@ -80,7 +80,7 @@ def _options(stats_options, schema_artifacts):
 
     options = copy.copy(stats_options) if stats_options is not None else tfdv.StatsOptions()
     if schema_artifacts and options.schema is None:
-        options.schema = tfdv.load_schema_text(schema_artifacts[0].schema_path)
+        options.schema = tfdv.load_schema_text(storage.local_path(schema_artifacts[0].schema_path))
         options.infer_type_from_schema = True
     return options
 

@@ -1,9 +1,11 @@
 """Trainer: calls a TFX module file's ``run_fn(fn_args)`` and publishes its SavedModel.
 
 ``fn_args`` carries the fields TFX documents (``train_files``, ``eval_files``,
-``transform_output``, ``serving_model_dir``, ``data_accessor`` ...), so a module
-file written for TFX runs unchanged. The model lands where TFX puts it:
-``<model>/Format-Serving/``; TensorBoard logs go to the ``model_run`` artifact.
+``transform_output``, ``serving_model_dir``, ``data_accessor``, ``hyperparameters`` ...),
+so a module file written for TFX runs unchanged. The model lands where TFX puts it:
+``<model>/Format-Serving/``; TensorBoard logs go to the ``model_run`` artifact. A Tuner's
+``best_hyperparameters`` wired in as ``hyperparameters`` reach ``run_fn`` as the KerasTuner
+config TFX's Trainer reads from that artifact.
 """
 from __future__ import annotations
 
@@ -12,13 +14,16 @@ import os
 import time
 from typing import Any, Callable
 
+from toolkit import storage
 from toolkit._quiet import quiet_tensorflow
-from toolkit.artifacts import Examples, Model, ModelRun, Schema, TransformGraph
-from toolkit.base_component import BaseComponent, ExecutorContext, InputSpec, ExecutionParameter
+from toolkit.artifacts import (Examples, HyperParameters, Model, ModelRun, Schema,
+                               TransformGraph)
+from toolkit.base_component import (BaseComponent, Channel, ExecutionParameter, ExecutorContext,
+                                    InputSpec)
 from toolkit.components._model_io import SERVING_DIR, has_saved_model
 from toolkit.components._module import call_user_function, resolve_function, tfx_names
-from toolkit.components.fn_args import DataAccessor, FnArgs
-from toolkit.errors import InputDataError, UserCodeError
+from toolkit.components.fn_args import args_dict, common_fn_args
+from toolkit.errors import UserCodeError, WiringError
 
 
 class Trainer(BaseComponent):
@@ -32,7 +37,10 @@ class Trainer(BaseComponent):
         schema: raw Schema, given as ``fn_args.schema_path``.
         train_args: ``{"num_steps": N, "splits": ["train"]}``.
         eval_args: ``{"num_steps": M, "splits": ["eval"]}``.
-        hyperparameters, custom_config: dicts passed through to ``run_fn``.
+        hyperparameters: a Tuner's ``outputs["best_hyperparameters"]`` (as in TFX; ``run_fn``
+            gets its KerasTuner config, so ``keras_tuner.HyperParameters.from_config(
+            fn_args.hyperparameters)`` rebuilds it), or a dict passed through as it is.
+        custom_config: a dict passed through to ``run_fn``.
         run_fn: the function itself (or a dotted path) instead of a module file.
 
     ``run_fn`` must save a SavedModel in ``fn_args.serving_model_dir``; the Trainer
@@ -42,7 +50,9 @@ class Trainer(BaseComponent):
     INPUTS = {"examples": InputSpec(Examples),
               "transform_graph": InputSpec(TransformGraph, optional=True),
               "schema": InputSpec(Schema, optional=True),
-              "base_model": InputSpec(Model, optional=True)}
+              "base_model": InputSpec(Model, optional=True),
+              # a Tuner's output; a dict is the parameter of the same name instead
+              "hyperparameters": InputSpec(HyperParameters, optional=True)}
     OUTPUTS = {"model": Model, "model_run": ModelRun}
     PARAMETERS = {"module_file": ExecutionParameter(str, fingerprint="file"),
                   "run_fn": ExecutionParameter(object),
@@ -53,42 +63,36 @@ class Trainer(BaseComponent):
                  schema=None, train_args: dict | None = None, eval_args: dict | None = None,
                  hyperparameters: dict | None = None, custom_config: dict | None = None,
                  run_fn: Callable | str | None = None, base_model=None):
+        # TFX wires hyperparameters as an input channel; the toolkit has always taken a dict
+        # parameter too. One name, two roles: a channel becomes the input, anything else the
+        # parameter, so a Trainer given a dict keeps the cache key it always had.
+        tuned = isinstance(hyperparameters, Channel)
         super().__init__(module_file=None if module_file is None else os.fspath(module_file),
                          examples=examples, transform_graph=transform_graph, schema=schema,
-                         train_args=_args(train_args), eval_args=_args(eval_args),
-                         hyperparameters=hyperparameters, custom_config=custom_config,
-                         run_fn=run_fn, base_model=base_model)
+                         train_args=args_dict(train_args), eval_args=args_dict(eval_args),
+                         hyperparameters=hyperparameters if tuned else None,
+                         custom_config=custom_config, run_fn=run_fn, base_model=base_model)
+        if not tuned:
+            self.exec_properties["hyperparameters"] = _hyperparameters_dict(hyperparameters)
 
     def Do(self, input_dict, output_dict, exec_properties, ctx: ExecutorContext) -> None:
         fn, label = resolve_function(module_file=exec_properties.get("module_file"),
                                      function=exec_properties.get("run_fn"),
                                      name="run_fn", owner=self.id)
-        examples: Examples = input_dict["examples"][0]
         model: Model = output_dict["model"][0]
         model_run: ModelRun = output_dict["model_run"][0]
-        train_args = exec_properties.get("train_args") or {}
-        eval_args = exec_properties.get("eval_args") or {}
-        graph = (input_dict.get("transform_graph") or [None])[0]
-        schema = (input_dict.get("schema") or [None])[0]
-        base = (input_dict.get("base_model") or [None])[0]
-        serving_dir = os.path.join(model.uri, SERVING_DIR)
-        fn_args = FnArgs(
-            working_dir=model_run.uri,
-            train_files=_patterns(examples, train_args.get("splits") or ["train"]),
-            eval_files=_patterns(examples, eval_args.get("splits") or ["eval"]),
-            train_steps=train_args.get("num_steps"),
-            eval_steps=eval_args.get("num_steps"),
-            schema_path=schema.schema_path if schema is not None else None,
-            schema_file=schema.schema_path if schema is not None else None,
-            transform_graph_path=graph.uri if graph is not None else None,
-            transform_output=graph.uri if graph is not None else None,
-            data_accessor=DataAccessor(),
-            serving_model_dir=serving_dir,
-            eval_model_dir=os.path.join(model.uri, "Format-TFMA"),
-            model_run_dir=model_run.uri,
-            base_model=_base_model_dir(base),
-            hyperparameters=dict(exec_properties.get("hyperparameters") or {}),
-            custom_config=dict(exec_properties.get("custom_config") or {}))
+        # run_fn saves with TensorFlow, which needs local paths
+        serving_dir = storage.local_path(storage.join(model.uri, SERVING_DIR))
+        fn_args = common_fn_args(input_dict, exec_properties,
+                                 working_dir=storage.local_path(model_run.uri))
+        fn_args.schema_file = fn_args.schema_path
+        fn_args.transform_output = fn_args.transform_graph_path
+        fn_args.serving_model_dir = serving_dir
+        fn_args.eval_model_dir = storage.local_path(storage.join(model.uri, "Format-TFMA"))
+        fn_args.model_run_dir = storage.local_path(model_run.uri)
+        tuned = (input_dict.get("hyperparameters") or [None])[0]
+        fn_args.hyperparameters = (tuned.load() if tuned is not None
+                                   else dict(exec_properties.get("hyperparameters") or {}))
         import tensorflow as tf
 
         quiet_tensorflow()
@@ -120,40 +124,30 @@ class Trainer(BaseComponent):
                 f"{', '.join(signatures) or 'none'}")
 
 
-def _args(value: Any) -> dict | None:
-    """TFX's TrainArgs/EvalArgs protos or plain dicts, as a dict."""
+def _hyperparameters_dict(value: Any) -> dict | None:
+    """The ``hyperparameters`` parameter: a dict as it is, a ``keras_tuner.HyperParameters``
+    object as its config (what a Tuner's artifact holds)."""
     if value is None or isinstance(value, dict):
         return value
-    if hasattr(value, "DESCRIPTOR"):
-        from google.protobuf import json_format
-
-        return json_format.MessageToDict(value, preserving_proto_field_name=True)
-    fields = {k: getattr(value, k) for k in ("num_steps", "splits") if hasattr(value, k)}
-    return fields or dict(vars(value))
+    if callable(getattr(value, "get_config", None)):
+        return value.get_config()
+    raise WiringError(f"Trainer: hyperparameters must be a Tuner's "
+                      f"outputs['best_hyperparameters'] or a dict, got {type(value).__name__}")
 
 
-def _patterns(examples: Examples, splits: list[str]) -> list[str]:
-    names = examples.split_names
-    out = []
-    for split in splits:
-        if split not in names:
-            raise InputDataError(f"Examples #{examples.id} has no split {split!r} "
-                                 f"(it has {', '.join(names) or 'none'})")
-        out.append(os.path.join(examples.split_uri(split), "*"))
-    return out
+def tf_keras_is_keras2(tf) -> bool:
+    """Whether ``tf.keras`` is Keras 2 (the ``tf_keras`` package) in this process.
 
-
-def _base_model_dir(base: Model | None) -> str | None:
-    if base is None:
-        return None
-    path = os.path.join(base.uri, SERVING_DIR)
-    return path if os.path.isdir(path) else base.uri
+    Asked of its classes, not of the module's name: once something runs ``from
+    tensorflow.keras import *`` (KerasTuner does), ``tf.keras`` is a module named
+    ``tensorflow.keras`` whichever Keras it holds."""
+    return tf.keras.Model.__module__.startswith("tf_keras")
 
 
 def _keras_flavour(tf) -> str:
     """Which Keras ``tf.keras`` is in this process (module files written for one may
     not run on the other)."""
-    if tf.keras.__name__.startswith("tf_keras"):
+    if tf_keras_is_keras2(tf):
         import tf_keras
 
         return f"Keras {tf_keras.__version__} (tf_keras)"
@@ -169,7 +163,7 @@ def _keras_bound_too_early(tf) -> str | None:
     once per process: when TensorFlow Model Analysis (or Keras 3 code) was imported
     first, as TFX's tutorials order their imports, ``tf.keras`` is already Keras 3 and
     module files written for TFX's Keras 2 (``save_format=...``) fail."""
-    if tf.keras.__name__.startswith("tf_keras"):
+    if tf_keras_is_keras2(tf):
         return None
     if os.environ.get("TF_USE_LEGACY_KERAS", "").strip().lower() not in ("1", "true"):
         return None  # the user chose Keras 3
@@ -192,7 +186,4 @@ def _signatures(path: str) -> list[str]:
 
 
 def _listing(folder: str) -> str:
-    names = []
-    for root, _, files in os.walk(folder):
-        names += [os.path.relpath(os.path.join(root, f), folder) for f in files]
-    return ", ".join(sorted(names)[:5])
+    return ", ".join(sorted(storage.walk(folder))[:5])

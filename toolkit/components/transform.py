@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from typing import Callable
 
+from toolkit import storage
 from toolkit._quiet import quiet_tensorflow
 from toolkit.artifacts import Examples, Schema, TransformGraph
 from toolkit.base_component import BaseComponent, ExecutorContext, InputSpec, ExecutionParameter
@@ -86,7 +87,8 @@ class Transform(BaseComponent):
         modules = user_modules(fn)
         try:
             with pickled_by_value(modules):
-                counts = _run_pipeline(examples, schema, user_fn, analyze, transform, graph.uri,
+                counts = _run_pipeline(examples, schema, user_fn, analyze, transform,
+                                       storage.local_path(graph.uri),
                                        transformed, ctx,
                                        with_user_code(beam_args, modules, ctx.tmp_dir), label)
         except ToolkitError:
@@ -228,13 +230,15 @@ def _run_pipeline(examples: Examples, schema, preprocessing_fn, analyze: list[st
                     _ = (batches
                          | f"Encode[{split}]" >> beam.FlatMap(_encode_examples)
                          | f"Write[{split}]" >> beam.io.WriteToTFRecord(
-                             os.path.join(transformed.split_uri(split), TRANSFORMED_PREFIX),
+                             os.path.join(storage.local_path(transformed.split_uri(split)),
+                                          TRANSFORMED_PREFIX),
                              file_name_suffix=".gz"))
                     continue
                 scalars = _scalar_features(metadata.dataset_metadata.schema)
                 _ = (batches
                      | f"Write[{split}]" >> beam.ParDo(
-                         _parquet_writer(transformed.split_uri(split), scalars)))
+                         _parquet_writer(storage.local_path(transformed.split_uri(split)),
+                                         scalars)))
     metadata_io.write_metadata(dataset_metadata.DatasetMetadata(schema),
                                os.path.join(graph_dir, "metadata"))
     if tfrecord:
@@ -320,10 +324,13 @@ def _make_writer():
 
             if not self._tables:
                 return
-            os.makedirs(self._folder, exist_ok=True)
+            from toolkit import storage
+
+            storage.makedirs(self._folder)
             table = pa.Table.from_batches(self._tables)
             name = f"part-{uuid.uuid4().hex[:12]}.parquet"
-            pq.write_table(table, os.path.join(self._folder, name), compression="snappy")
+            pq.write_table(table, storage.local_path(storage.join(self._folder, name)),
+                           compression="snappy")
             self._tables = []
 
     return WriteParquet
@@ -358,9 +365,8 @@ def _maybe_text(column):
 
 
 def _row_count(folder: str) -> int:
-    import glob
-
     import pyarrow.parquet as pq
 
-    return sum(pq.ParquetFile(f).metadata.num_rows
-               for f in glob.glob(os.path.join(folder, "*.parquet")))
+    names = storage.listdir(folder) if storage.is_dir(folder) else []
+    return sum(pq.ParquetFile(storage.local_path(storage.join(folder, name))).metadata.num_rows
+               for name in names if name.endswith(".parquet") and not name.startswith("."))

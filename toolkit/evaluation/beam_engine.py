@@ -8,7 +8,8 @@ for AUC the weighted positives and totals in each occupied bucket of TFMA's re-b
 calibration histogram. ``CombinePerKey`` adds them per slice; the driver then builds the
 confusion curves from the summed histograms (again with ``StatsPlan``, on one pseudo-row
 per occupied bucket and label, which reproduces the in-memory engine's bucket set and
-sums) and hands everything to the engine's finalisation: metrics, model diffs,
+sums; the plots' calibration histograms, :mod:`toolkit.evaluation.plots`, merge by bucket the
+same way) and hands everything to the engine's finalisation: metrics, model diffs,
 cross-slice differences, intervals, thresholds, ``EvalResult``.
 
 Confidence intervals: each example gets Poisson(1) (or jackknife bucket) weights drawn
@@ -31,7 +32,7 @@ import pandas as pd
 from toolkit.evaluation import config as config_mod
 from toolkit.evaluation import engine as engine_mod
 from toolkit.evaluation import metrics as metrics_mod
-from toolkit.evaluation import resampling
+from toolkit.evaluation import plots, resampling
 from toolkit.evaluation.config import EvalConfig, load_eval_config, slice_value
 from toolkit.evaluation.errors import EvalConfigError, InvalidValuesError
 from toolkit.evaluation.slicing import EmptySlice, Slice, build_slices
@@ -60,6 +61,8 @@ class _Pass:
         self.aucs = sorted({i.metric.num_thresholds for i in items if i.metric.kind == "auc"})
         self.binary = any(i.metric.needs_binary for i in items)
         self.errors = any(i.metric.kind in metrics_mod.REGRESSION_KINDS for i in items)
+        #: calibration-histogram ranges the plots need (ConfusionMatrixPlot: [0, 1])
+        self.spans = sorted({plots.histogram_span(i.metric) for i in items if i.metric.kind in plots.PLOT_KINDS})
 
 
 class BeamPlan:
@@ -133,9 +136,13 @@ def batch_statistics(frame: pd.DataFrame, plan: BeamPlan) -> list[tuple[tuple, d
         stats = stats_plan.compute([None] + multipliers)
         hists = {num: _histogram(slice_set.incidence, labels, predictions, weights, multipliers, num)
                  for num in p.aucs}
+        curves = {span: plots.histograms(slice_set.incidence.rows, slice_set.incidence.group,
+                                         slice_set.incidence.n_groups, labels, predictions, weights, *span)
+                  for span in p.spans}
         for g, acc in enumerate(accs):
             entry = {name: getattr(stats, name)[:, g].copy() for name in _SCALARS + _MATRICES}
             entry["auc"] = {num: (hist[0][g], hist[1][g], hist[2][g]) for num, hist in hists.items()}
+            entry["plots"] = {span: histograms[g] for span, histograms in curves.items()}
             acc["passes"].append(entry)
         assert all(len(a["passes"][-1]["wsum"]) == samples for a in accs)
     out_pairs = [(("slice", s.key), acc) for s, acc in zip(slice_set.slices, accs)]
@@ -202,6 +209,7 @@ def merge(left: dict | None, right: dict | None) -> dict | None:
     for a, b in zip(left["passes"], right["passes"]):
         entry = {name: a[name] + b[name] for name in _SCALARS + _MATRICES}
         entry["auc"] = {num: _merge_histogram(a["auc"][num], b["auc"][num]) for num in a["auc"]}
+        entry["plots"] = {span: plots.merge(a["plots"][span], b["plots"][span]) for span in a["plots"]}
         passes.append(entry)
     return {"size": left["size"] + right["size"], "spec": min(left["spec"], right["spec"]), "passes": passes}
 
@@ -403,6 +411,13 @@ def finish(records: list[tuple[tuple, dict]], plan: BeamPlan, *, baseline_slice:
         point = stats(slice(0, 1), 0)
         resampled = stats(slice(1, None), 1) if samples > 1 else None
         for item in p.items:
+            if item.metric.kind in plots.PLOT_KINDS:
+                span = plots.histogram_span(item.metric)
+                key = engine_mod.MetricKey(item.metric.name, item.model.name, False, bool(p.weighted), item.sub_key)
+                if key not in computed:
+                    keys.append(key)
+                computed[key] = plots.plot_entry(item.metric, [acc["passes"][index]["plots"][span] for acc in accs])
+                continue
             for key, entry in engine_mod.metric_values(item, point, resampled, p.weighted):
                 if key not in computed:
                     keys.append(key)

@@ -26,7 +26,9 @@ import pandas as pd
 from toolkit.evaluation import config as config_mod
 from toolkit.evaluation import metrics as metrics_mod
 from toolkit.evaluation import multiclass, resampling
+from toolkit.evaluation import plots as plots_mod
 from toolkit.evaluation.config import EvalConfig, ModelSpec, load_eval_config
+from toolkit.evaluation.engines import ENGINES
 from toolkit.evaluation.errors import EvalConfigError, InvalidValuesError, MissingColumnError
 from toolkit.evaluation.metrics import ResolvedMetric
 from toolkit.evaluation.result import EvalResult
@@ -37,7 +39,6 @@ from toolkit.evaluation.values import MetricKey, MetricValue, SliceMetrics, smal
 
 logger = logging.getLogger(__name__)
 
-ENGINES = ("auto", "toolkit", "tfma")
 NUM_SAMPLES = resampling.NUM_SAMPLES  # TFMA's bootstrap samples and jackknife buckets
 BASELINE_COLUMN = "__toolkit_baseline_prediction__"
 
@@ -71,7 +72,8 @@ def evaluate(
       eval_config: a ``tfma.EvalConfig``, or its dict / JSON / text-proto form.
       engine: ``"auto"`` (the vectorized engine; TFMA only for metrics it does not
         support, with a warning), ``"toolkit"`` (engine only; unsupported metrics
-        raise) or ``"tfma"`` (TFMA's pipeline for everything).
+        raise) or ``"tfma"`` (TFMA's pipeline for everything); or an engine registered
+        with :func:`toolkit.evaluation.engines.register_engine`.
       baseline: predictions of a baseline model, for change thresholds and
         ``*_diff`` metrics: the name of a column of ``dataframe``, or a dataframe
         with the same index holding the baseline's predictions under the same
@@ -89,8 +91,7 @@ def evaluate(
       EvalConfigError, MissingColumnError, InvalidValuesError: with a message that
         names the config field or column at fault.
     """
-    if engine not in ENGINES:
-        raise EvalConfigError(f"engine must be one of {ENGINES}, not {engine!r}")
+    chosen = ENGINES.get(engine)  # an unknown name: one line naming the known engines
     if not isinstance(dataframe, pd.DataFrame):
         raise InvalidValuesError(f"evaluate() needs a pandas DataFrame, not {type(dataframe).__name__}")
     config = load_eval_config(eval_config)
@@ -107,13 +108,11 @@ def evaluate(
     multiclass_models = {spec.name for spec in config.model_specs
                          if multiclass.is_vector_column(data[spec.prediction_key])}
     planned, unsupported = plan_metrics(config, multiclass_models)
-    if engine == "toolkit" and unsupported:
+    if chosen.vectorized and not chosen.falls_back and unsupported:
         raise EvalConfigError(f"the toolkit engine does not support {describe_unsupported(unsupported)}; use engine='auto'")
-    if engine == "tfma":
-        from toolkit.evaluation import tfma_adapter
-
-        slices = tfma_adapter.run(data, config, list(_all_metrics(config)))
-        return finish_result(config, slices, [], "tfma", baseline_slice, rubber_stamp)
+    if not chosen.vectorized:  # an engine that computes every metric itself (TFMA)
+        slices = chosen.compute_all()(data, config, list(_all_metrics(config)))
+        return finish_result(config, slices, [], chosen.name, baseline_slice, rubber_stamp)
 
     check_values(data, planned, multiclass_models)
     inputs = {spec.name: multiclass.read_inputs(data, spec.label_key, spec.prediction_key)
@@ -404,6 +403,13 @@ def _compute(data: pd.DataFrame, config: EvalConfig, planned: Sequence[_Planned]
         binary = any(i.metric.needs_binary for i in items)
         errors = any(i.metric.kind in metrics_mod.REGRESSION_KINDS for i in items)
         plan = StatsPlan(incidence, labels, predictions, row_weights, thresholds, aucs, binary, errors)
+        curve_items = [item for item in items if item.metric.kind in plots_mod.PLOT_KINDS]
+        for key, entry in plots_mod.plot_entries(curve_items, incidence.rows, incidence.group, incidence.n_groups,
+                                                 labels, predictions, row_weights, weighted):
+            if key not in computed:
+                order.append(key)
+            computed[key] = entry
+        items = [item for item in items if item.metric.kind not in plots_mod.PLOT_KINDS]
         point = plan.compute([None])
         samples = plan.compute(row_multipliers) if row_multipliers else None
         if per_row > 1 and any(i.metric.kind == "count" for i in items):
@@ -487,7 +493,8 @@ def add_model_diffs(config: EvalConfig, computed: dict, order: list[MetricKey]) 
     if baseline is None:
         return
     for key in list(order):
-        if key.model_name == baseline.name or key.is_diff or computed[key][2].kind in metrics_mod.MATRIX_KINDS:
+        if key.model_name == baseline.name or key.is_diff or computed[key][2].is_plot or \
+                computed[key][2].kind in metrics_mod.MATRIX_KINDS:
             continue
         base = computed.get(key.baseline_key(baseline.name))
         if base is None:
@@ -546,6 +553,8 @@ def _slice_value(entry, interval, index) -> MetricValue:
     p, _, metric, thresholds, array, tidy = entry[:6]
     notes = entry[6] if len(entry) > 6 else None
     value = p[index]
+    if metric.kind in plots_mod.PLOT_KINDS:
+        return value  # a MetricValue per slice already (plots.plot_value)
     if metric.kind in metrics_mod.MATRIX_KINDS:
         return MetricValue(value=np.asarray(value, float), metric=tidy, thresholds=thresholds, matrix=True)
     mv = MetricValue(value=value if array else float(value), metric=tidy, thresholds=thresholds, array=array,
@@ -597,8 +606,8 @@ def _cross_slices(config, groups, computed, order, intervals) -> list[SliceMetri
                 for mkey in order:
                     entry = computed[mkey]
                     p, s, metric, thresholds, array, tidy = entry[:6]
-                    if metric.kind in metrics_mod.MATRIX_KINDS:
-                        continue  # TFMA gives no cross-slice difference of a confusion matrix
+                    if metric.kind in metrics_mod.MATRIX_KINDS or metric.is_plot:
+                        continue  # TFMA gives no cross-slice difference of a confusion matrix or plot
                     diff_point = p[base.group] - p[comp.group]
                     mv = MetricValue(value=diff_point if array else float(diff_point), metric=tidy,
                                      thresholds=thresholds, array=array)

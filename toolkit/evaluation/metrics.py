@@ -27,6 +27,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from toolkit.evaluation.config import MetricConfig
+from toolkit.evaluation.plots import PLOT_KINDS, PLOT_METRICS
 
 DEFAULT_NUM_THRESHOLDS = 10000
 FAIRNESS_INDICATORS_NAME = "fairness_indicators_metrics"
@@ -126,7 +127,8 @@ MULTICLASS_METRICS: dict[str, tuple[str, str]] = {
 MULTICLASS_KINDS = {"sparse_accuracy", "categorical_accuracy", "mc_matrix", "mc_plot"}
 MATRIX_KINDS = {"mc_matrix", "mc_plot"}
 #: Binary metric kinds TFMA computes on a binarized (or, without binarize, flattened) multi-class model.
-BINARIZABLE_KINDS = {"count", "confusion", "fairness", "auc", "mean_label", "mean_prediction", "calibration"}
+BINARIZABLE_KINDS = {"count", "confusion", "fairness", "auc", "mean_label", "mean_prediction", "calibration",
+                     *PLOT_KINDS}
 #: ... and those it computes under ``topK`` sub keys (TFMA 0.47.1 reports AUC 0.0 there and fails on the means).
 TOP_K_KINDS = {"count", "confusion", "fairness"}
 #: The threshold TFMA uses for a confusion metric without thresholds under a ``topK`` sub key: it
@@ -149,9 +151,15 @@ class ResolvedMetric:
     summation_method: str = "interpolation"
     formula: Formula | None = field(default=None, compare=False)
     default_thresholds: bool = False
+    #: A CalibrationPlot's range (its histogram's ``left``/``right``).
+    left: float = 0.0
+    right: float = 1.0
 
     @property
     def needs_binary(self) -> bool:
+        """Labels in [0, 1] and scores read as probabilities (TFMA's fractional labels)."""
+        if self.kind in PLOT_KINDS:
+            return self.left == 0.0 and self.right == 1.0
         return self.kind in ("auc", "confusion", "fairness")
 
     @property
@@ -160,12 +168,12 @@ class ResolvedMetric:
 
     @property
     def is_plot(self) -> bool:
-        return self.kind == "mc_plot"
+        return self.kind == "mc_plot" or self.kind in PLOT_KINDS
 
     @property
     def compute_ci(self) -> bool:
         """TFMA never reports intervals for example counts (nor for confusion matrices)."""
-        return self.kind != "count" and self.kind not in MATRIX_KINDS
+        return self.kind != "count" and self.kind not in MATRIX_KINDS and self.kind not in PLOT_KINDS
 
     def report_thresholds(self) -> tuple[float, ...]:
         """The thresholds TFMA reports for a confusion matrix metric or plot, ascending.
@@ -219,6 +227,8 @@ def metric_name(metric: MetricConfig) -> str:
         return FAIRNESS_INDICATORS_NAME
     if metric.class_name in MULTICLASS_METRICS:
         return MULTICLASS_METRICS[metric.class_name][0]
+    if metric.class_name in PLOT_METRICS:
+        return PLOT_METRICS[metric.class_name][0]
     return snake_case(metric.class_name)
 
 
@@ -270,6 +280,8 @@ def resolve(metric: MetricConfig) -> tuple[ResolvedMetric | None, str]:
                               default_thresholds=default), ""
     if cls in MULTICLASS_METRICS:
         return _resolve_multiclass(cls, name, cfg)
+    if cls in PLOT_METRICS:
+        return _resolve_plot(cls, name, cfg)
     if cls in AUC_METRICS:
         unknown = set(cfg) - {"num_thresholds", "curve", "summation_method", "name"}
         if unknown:
@@ -289,6 +301,24 @@ def resolve(metric: MetricConfig) -> tuple[ResolvedMetric | None, str]:
             return None, f"{cls} options {sorted(unknown)}"
         return ResolvedMetric(cls, name, SIMPLE_METRICS[cls][1]), ""
     return None, cls
+
+
+def _resolve_plot(cls: str, name: str, cfg: dict[str, Any]) -> tuple[ResolvedMetric | None, str]:
+    """ConfusionMatrixPlot(num_thresholds) and CalibrationPlot(num_buckets, left, right), TFMA's defaults."""
+    _, kind, default = PLOT_METRICS[cls]
+    count_field = "num_thresholds" if kind == "confusion_plot" else "num_buckets"
+    allowed = {"name", count_field} | ({"left", "right"} if kind == "calibration_plot" else set())
+    unknown = set(cfg) - allowed
+    if unknown:
+        return None, f"{cls} options {sorted(unknown)}"
+    count = int(cfg.get(count_field) or default)
+    if count < (2 if kind == "confusion_plot" else 1):
+        return None, f"{cls} with {count_field}={count}"
+    left = 0.0 if cfg.get("left") is None else float(cfg["left"])
+    right = 1.0 if cfg.get("right") is None else float(cfg["right"])
+    if not right > left:
+        return None, f"{cls} with left={left} >= right={right}"
+    return ResolvedMetric(cls, name, kind, num_thresholds=count, left=left, right=right), ""
 
 
 def _resolve_multiclass(cls: str, name: str, cfg: dict[str, Any]) -> tuple[ResolvedMetric | None, str]:

@@ -38,8 +38,8 @@ class EvalResult:
 
     Multi-class results follow TFMA too: binarized metrics sit under their sub key
     (``get_metrics_for_slice(key, class_id=0)``, ``top_k=1``, ``k=2``), and
-    :attr:`plots` holds the plots (``MultiClassConfusionMatrixPlot``) as
-    ``tfma.load_eval_result(...).plots`` does; :meth:`get_plots_for_slice` reads it
+    :attr:`plots` holds the plots (``ConfusionMatrixPlot``, ``CalibrationPlot``,
+    ``MultiClassConfusionMatrixPlot``) as ``tfma.load_eval_result(...).plots`` does; :meth:`get_plots_for_slice` reads it
     like ``get_metrics_for_slice``, and :meth:`confusion_matrices` gives every
     multi-class confusion matrix (metric or plot) as a tidy frame.
 

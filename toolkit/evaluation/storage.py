@@ -33,6 +33,14 @@ array of weighted counts, NaN where TFMA has no entry), and a slice's ``plots``
 ignores them (it would show per-class metrics as if they had no sub key); the
 format version was not raised because the existing documents, and every
 reader's refusal of a newer version, stay exactly as they are.
+
+Binary plots (ConfusionMatrixPlot, CalibrationPlot) go into the same optional
+``plots`` list, their values carrying one more optional field, ``plot`` (the kind:
+``confusion_plot`` with ``value`` the (thresholds, 4) array of tp, tn, fp, fn and
+``thresholds`` TFMA's reported thresholds; ``calibration_plot`` with ``value`` the
+(buckets, 3) array of weighted labels, predictions and examples and ``thresholds``
+the buckets' lower edges). Only the counts are kept: precision, recall and the
+other rates are derived from them when read, as TFMA derives them.
 """
 from __future__ import annotations
 
@@ -51,7 +59,7 @@ from toolkit.evaluation.config import (ChangeThreshold, CrossSlicingSpec, Slicin
 from toolkit.evaluation.result import EvalResult
 from toolkit.evaluation.slicing import is_cross_key
 from toolkit.evaluation.validation import ThresholdCheck, Validation
-from toolkit.evaluation.values import MetricKey, MetricValue, SliceMetrics, json_double
+from toolkit.evaluation.values import PLOT_FIELDS, MetricKey, MetricValue, SliceMetrics, json_double
 
 FORMAT = "toolkit.evaluation"
 #: The version this toolkit writes; it reads every version up to this one.
@@ -321,6 +329,8 @@ def _metric_key_from(data: Any) -> MetricKey:
 
 def _metric_value_doc(value: MetricValue) -> dict[str, Any]:
     extra = {"matrix": True} if value.matrix else {}
+    if value.plot:
+        extra["plot"] = value.plot
     return {**extra,
         "value": _number(value.value),
         "metric": value.metric,
@@ -350,7 +360,14 @@ def _metric_value_from(data: Any) -> MetricValue:
         upper=_number_from(data["upper"]), sample_mean=_number_from(data["sample_mean"]),
         std_error=_number_from(data["std_error"]), dof=None if dof is None else int(dof),
         note=_str(data["note"]), encoded=None if encoded is None else _dict(encoded),
-        matrix=_bool(data.get("matrix", False)))
+        matrix=_bool(data.get("matrix", False)), plot=_plot_kind(data.get("plot", "")))
+
+
+def _plot_kind(data: Any) -> str:
+    kind = _str(data)
+    if kind and kind not in PLOT_FIELDS:
+        raise _Malformed(f"unknown plot kind {kind!r}")
+    return kind
 
 
 # --------------------------------------------------------------------------

@@ -278,8 +278,8 @@ def write_tfma_artifact(result: Any, output_dir: str, data_location: str = "<dat
     """Write ``result`` as TFMA writes an evaluation, so ``tfma.load_eval_result`` reads it.
 
     Files: ``metrics-00000-of-00001.tfrecord`` (MetricsForSlice records),
-    ``plots-00000-of-00001.tfrecord`` (PlotsForSlice records: the multi-class
-    confusion matrix plots, when evaluated), ``validations.tfrecord`` (one
+    ``plots-00000-of-00001.tfrecord`` (PlotsForSlice records: the confusion matrix,
+    calibration and multi-class confusion matrix plots, when evaluated), ``validations.tfrecord`` (one
     ValidationResult) and ``eval_config.json`` (TFMA's EvalRun JSON).
     """
     import tensorflow as tf
@@ -351,22 +351,61 @@ def _matrices_proto(proto, value: MetricValue) -> None:
 
 
 def plots_for_slice(sm: SliceMetrics):
-    """One PlotsForSlice record (the slice's multi-class confusion matrix plots)."""
+    """One PlotsForSlice record: the slice's plots, grouped as TFMA's writer groups them.
+
+    TFMA stores a ConfusionMatrixPlot and a CalibrationPlot under their default names
+    (``confusion_matrix_plot``, ``calibration_plot``) of one model, weighting and sub key in
+    one entry without a name; every other plot gets an entry of its own.
+    """
     from tensorflow_model_analysis.proto import metrics_for_slice_pb2
+
+    from toolkit.evaluation.plots import MERGED_NAMES
 
     record = metrics_for_slice_pb2.PlotsForSlice()
     _slice_key_fields(record, sm.key)
-    for key, mv in sm.plots.items():
-        entry = record.plot_keys_and_values.add()
-        plot_key = _metric_key_proto(key)
-        entry.key.name = plot_key.name
-        entry.key.model_name = plot_key.model_name
-        if key.sub_key:
-            entry.key.sub_key.CopyFrom(plot_key.sub_key)
-        if plot_key.HasField("example_weighted"):
-            entry.key.example_weighted.CopyFrom(plot_key.example_weighted)
-        _matrices_proto(entry.value.multi_class_confusion_matrix_at_thresholds, mv)
+    entries: dict[tuple, Any] = {}
+    for key in sorted(sm.plots, key=lambda k: (k.name, k.model_name, k.sub_key, bool(k.example_weighted))):
+        mv = sm.plots[key]
+        merged = bool(mv.plot) and key.name in MERGED_NAMES
+        group = ("", key.model_name, key.sub_key, key.example_weighted) if merged else (key,)
+        if group not in entries:
+            entry = record.plot_keys_and_values.add()
+            plot_key = _metric_key_proto(key)
+            if not merged:
+                entry.key.name = plot_key.name
+            entry.key.model_name = plot_key.model_name
+            if key.sub_key:
+                entry.key.sub_key.CopyFrom(plot_key.sub_key)
+            if plot_key.HasField("example_weighted"):
+                entry.key.example_weighted.CopyFrom(plot_key.example_weighted)
+            entries[group] = entry
+        value = entries[group].value
+        if mv.plot:
+            _plot_proto(value, mv)
+        else:
+            _matrices_proto(value.multi_class_confusion_matrix_at_thresholds, mv)
     return record
+
+
+def _plot_proto(plot_data, value: MetricValue) -> None:
+    """Fill TFMA's PlotData with a binary plot value (ConfusionMatrixAtThresholds or
+    CalibrationHistogramBuckets), every field as TFMA's ``to_proto`` functions set it."""
+    from toolkit.evaluation.values import confusion_fields
+
+    if value.plot == "confusion_plot":
+        fields = confusion_fields(value.value)
+        target = plot_data.confusion_matrix_at_thresholds
+        for i, threshold in enumerate(value.thresholds or ()):
+            target.matrices.add(threshold=threshold, **{name: float(column[i]) for name, column in fields.items()})
+        return
+    sums = np.asarray(value.value, float)
+    edges = list(value.thresholds or ()) + [float("inf")]
+    target = plot_data.calibration_histogram_buckets
+    for i in range(len(sums)):
+        target.buckets.add(lower_threshold_inclusive=edges[i], upper_threshold_exclusive=edges[i + 1],
+                           total_weighted_label={"value": float(sums[i, 0])},
+                           total_weighted_refined_prediction={"value": float(sums[i, 1])},
+                           num_weighted_examples={"value": float(sums[i, 2])})
 
 
 def _slice_key_fields(proto, key: tuple) -> None:

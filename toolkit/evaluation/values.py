@@ -70,6 +70,11 @@ class MetricValue:
     note: str = ""
     encoded: dict[str, Any] | None = None
     matrix: bool = False
+    #: A binary plot (:mod:`toolkit.evaluation.plots`): ``confusion_plot`` with ``value``
+    #: shaped (thresholds, 4) holding tp, tn, fp, fn at ``thresholds``; ``calibration_plot``
+    #: with ``value`` shaped (buckets, 3) holding weighted labels, predictions and examples
+    #: per bucket and ``thresholds`` the buckets' lower edges.
+    plot: str = ""
 
     def elements(self) -> list[tuple[float, float, float, float]]:
         """(threshold, value, lower, upper) per element; NaN where not applicable."""
@@ -90,7 +95,8 @@ class SliceMetrics:
     error: str = ""
     metrics: dict[MetricKey, MetricValue] = field(default_factory=dict)
     empty: bool = False
-    #: TFMA's plots (MultiClassConfusionMatrixPlot), kept apart from metrics as TFMA does.
+    #: TFMA's plots (ConfusionMatrixPlot, CalibrationPlot, MultiClassConfusionMatrixPlot), kept
+    #: apart from metrics as TFMA does.
     plots: dict[MetricKey, MetricValue] = field(default_factory=dict)
 
 
@@ -111,6 +117,8 @@ def json_double(value: float) -> float | str:
 
 
 MATRIX_FIELD = "multiClassConfusionMatrixAtThresholds"
+#: TFMA's PlotData field of each binary plot kind (the key ``tfma.load_eval_result(...).plots`` shows).
+PLOT_FIELDS = {"confusion_plot": "confusionMatrixAtThresholds", "calibration_plot": "calibrationHistogramBuckets"}
 
 
 def matrix_entries(value: MetricValue) -> list[tuple[float, list[tuple[int, int, float]]]]:
@@ -154,6 +162,8 @@ def encode(value: MetricValue) -> dict[str, Any]:
         return value.encoded
     if value.matrix:
         return encode_matrix(value)
+    if value.plot:
+        return encode_plot(value)
     if value.array:
         data = np.asarray(value.value, float).reshape(-1)
         return {
@@ -208,3 +218,77 @@ def _by_sub_key(values: dict[MetricKey, MetricValue], model_name: str, baseline_
     if not out and not unwrap:
         out[""] = {}
     return out
+
+
+# ----------------------------------------------------------------------------- binary plots
+
+
+def confusion_fields(counts: np.ndarray) -> dict[str, np.ndarray]:
+    """Every ConfusionMatrixAtThresholds field from (tp, tn, fp, fn), as TFMA's ``to_proto``."""
+    counts = np.asarray(counts, float)
+    tp, tn, fp, fn = counts.T
+    with np.errstate(invalid="ignore", divide="ignore"):
+        predicted, labeled = tp + fp, tp + fn
+        precision = np.divide(tp, predicted, out=np.ones_like(predicted), where=predicted > 0)
+        recall = np.divide(tp, labeled, out=np.zeros_like(labeled), where=labeled > 0)
+        return {
+            "true_positives": tp, "true_negatives": tn, "false_positives": fp, "false_negatives": fn,
+            "precision": precision, "recall": recall,
+            "false_positive_rate": fp / (tn + fp), "false_omission_rate": fn / (tn + fn),
+            "f1": 2 * precision * recall / (precision + recall),
+            "accuracy": (tp + tn) / (tp + tn + fp + fn),
+        }
+
+
+_CAMEL = {"true_positives": "truePositives", "true_negatives": "trueNegatives",
+          "false_positives": "falsePositives", "false_negatives": "falseNegatives",
+          "false_positive_rate": "falsePositiveRate", "false_omission_rate": "falseOmissionRate"}
+
+
+def encode_plot(value: "MetricValue") -> dict[str, Any]:
+    """TFMA's JSON form of a plot value (protobuf's: zero doubles omitted, NaN as text)."""
+    def put(out: dict, name: str, number: float) -> None:
+        if number != 0.0 or np.signbit(number):
+            out[name] = json_double(number)
+
+    if value.plot == "confusion_plot":
+        fields = confusion_fields(value.value)
+        matrices = []
+        for i, threshold in enumerate(value.thresholds):
+            entry: dict[str, Any] = {}
+            put(entry, "threshold", threshold)
+            for name in ("false_negatives", "true_negatives", "false_positives", "true_positives",
+                         "precision", "recall", "false_positive_rate", "f1", "accuracy",
+                         "false_omission_rate"):
+                put(entry, _CAMEL.get(name, name), float(fields[name][i]))
+            matrices.append(entry)
+        return {PLOT_FIELDS["confusion_plot"]: {"matrices": matrices} if matrices else {}}
+    sums = np.asarray(value.value, float)
+    edges = list(value.thresholds) + [np.inf]
+    buckets = []
+    for i in range(len(sums)):
+        entry = {}
+        put(entry, "lowerThresholdInclusive", edges[i])
+        put(entry, "upperThresholdExclusive", edges[i + 1])
+        entry["numWeightedExamples"] = json_double(sums[i, 2])
+        entry["totalWeightedLabel"] = json_double(sums[i, 0])
+        entry["totalWeightedRefinedPrediction"] = json_double(sums[i, 1])
+        buckets.append(entry)
+    return {PLOT_FIELDS["calibration_plot"]: {"buckets": buckets} if buckets else {}}
+
+
+def plot_points(value: "MetricValue") -> dict[str, np.ndarray]:
+    """The drawable points of a plot value.
+
+    Confusion plot: ``threshold``, ``fpr``, ``tpr`` (= recall), ``precision``, ``recall``;
+    calibration plot: per non-empty bucket ``mean_prediction``, ``mean_label``, ``weight``.
+    """
+    if value.plot == "confusion_plot":
+        fields = confusion_fields(value.value)
+        return {"threshold": np.asarray(value.thresholds, float), "fpr": fields["false_positive_rate"],
+                "tpr": fields["recall"], "precision": fields["precision"], "recall": fields["recall"]}
+    sums = np.asarray(value.value, float)
+    used = sums[:, 2] > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {"mean_prediction": sums[used, 1] / sums[used, 2], "mean_label": sums[used, 0] / sums[used, 2],
+                "weight": sums[used, 2]}

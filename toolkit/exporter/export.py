@@ -161,32 +161,21 @@ def check_export(
     params_file_text = _read_text(fresh.params_file)
     if params_file_text != fresh.params_file_text and not reasons:
         reasons.append(f"{fresh.params_file.name} is missing or differs from a fresh export")
-    kfp_words = _kfp_options(fresh.notebook)
-    if kfp_words and not reasons:
-        from toolkit.exporter.kfp import check_kfp
+    from toolkit.exporter.targets import TARGETS
 
-        reasons += check_kfp(fresh)
-    return CheckResult(target, bool(reasons), reasons, _export_command(path, output_dir, params, kfp_words))
-
-
-def _kfp_options(notebook: Path) -> list[str]:
-    """The ``--target kfp`` options that wrote the KFP pipeline beside ``notebook``
-    (none when there is no such pipeline)."""
-    from toolkit.exporter.kfp import DEFAULT_IMAGE, kfp_pipeline_path, recorded_options
-
-    text = _read_text(kfp_pipeline_path(notebook))
-    if text is None:
-        return []
-    words = ["--target", "kfp"]
-    options = recorded_options(text)
-    if options is not None:
-        image, resources = options
-        if image != DEFAULT_IMAGE:
-            words += ["--image", image]
-        for component, settings in resources.items():
-            if settings:
-                words += ["--resources", component + "=" + ",".join(f"{k}:{v}" for k, v in settings.items())]
-    return words
+    # each target's own file beside the export (the KFP pipeline) is checked too, when
+    # the notebook is current, with the options it was written with
+    target_words: list[str] = []
+    notebook_stale = bool(reasons)
+    for export_target in TARGETS:
+        words = export_target.recorded_options(fresh)
+        if words is None:
+            continue
+        target_words += words
+        if not notebook_stale:
+            reasons += export_target.check(fresh)
+    command = _export_command(path, output_dir, params, target_words)
+    return CheckResult(target, bool(reasons), reasons, command)
 
 
 def _export_command(path: Path, output_dir: Path, params: Sequence[str], extra: Sequence[str] = ()) -> str:

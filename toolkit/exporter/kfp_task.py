@@ -5,7 +5,8 @@ to its own component:
 
 * the notebook is cut after the cell that runs the component, so no later cell runs;
 * ``TOOLKIT_ONLY_COMPONENT`` names the component, ``TOOLKIT_UPSTREAM_COMPONENTS`` the
-  components it waits for; the context reads them (:class:`toolkit.context.Restriction`):
+  components it waits for; every context the notebook creates installs the run policy
+  :class:`StepPolicy` from them (a standard policy of :mod:`toolkit.launcher.policies`):
   upstream components are read from the store as cache hits (a miss fails the task
   with one line), the component itself runs (or is a cache hit of an earlier attempt,
   so a retried task resumes), and every other component is skipped;
@@ -28,12 +29,14 @@ import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
+from toolkit import _env
 from toolkit._scoped import temporarily
 from toolkit._text import show_controls
-from toolkit.context import Restriction
 from toolkit.errors import ToolkitError
+from toolkit.launcher.decision import Role, Ruling, Run
+from toolkit.launcher.hooks import RunHook
 
-PROJECT_ENV = "TOOLKIT_PROJECT_DIR"
+PROJECT_ENV = _env.PROJECT_DIR
 
 
 def run_task(task: Mapping[str, Any], values: Mapping[str, Any], executed_notebook: str,
@@ -86,8 +89,8 @@ def _run(task: Mapping[str, Any], values: Mapping[str, Any], executed: Path, sum
     with tempfile.TemporaryDirectory(prefix="toolkit-task-") as folder:
         cut = Path(folder) / notebook.name
         cut.write_text(json.dumps(nb, ensure_ascii=False), encoding="utf-8")
-        environment = {Restriction.ONLY_ENV: component,
-                       Restriction.UPSTREAM_ENV: ",".join(task.get("upstream") or [])}
+        environment = {StepPolicy.ONLY_ENV: component,
+                       StepPolicy.UPSTREAM_ENV: ",".join(task.get("upstream") or [])}
         with temporarily(os.environ, environment):
             result = runner.run_notebook(cut, typed, run_dir=Path(folder) / "run", cwd=cwd,
                                          execution_timeout=float(timeout) if timeout else None,
@@ -109,3 +112,61 @@ def _restore_ints(value: Any, default: Any) -> Any:
     if isinstance(value, dict) and isinstance(default, dict):
         return {k: _restore_ints(v, default.get(k)) for k, v in value.items()}
     return value
+
+
+class StepPolicy(RunHook):
+    """The run policy of one task: a run restricted to one component.
+
+    ``TOOLKIT_ONLY_COMPONENT`` names the component this run executes;
+    ``TOOLKIT_UPSTREAM_COMPONENTS`` (comma-separated ids) the components it depends on,
+    which are read from the store and must be cache hits there. Every other component,
+    and anything run after the component itself, is skipped: not executed, not recorded.
+    The tasks share one store: the MySQL database the ``TOOLKIT_MYSQL_*`` variables name,
+    unless the notebook gives its context a connection config.
+    """
+
+    #: the variables a task sets (see :func:`_run`)
+    ONLY_ENV = _env.ONLY_COMPONENT
+    UPSTREAM_ENV = _env.UPSTREAM_COMPONENTS
+
+    def __init__(self, only: str, upstream: list[str],
+                 environ: Mapping[str, str] | None = None):
+        self.only = only
+        self.upstream = set(upstream)
+        self.done = False
+        self._environ = environ
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "StepPolicy | None":
+        env = os.environ if environ is None else environ
+        only = env.get(cls.ONLY_ENV, "").strip()
+        if not only:
+            return None
+        upstream = env.get(cls.UPSTREAM_ENV, "")
+        return cls(only, [name.strip() for name in upstream.split(",") if name.strip()], env)
+
+    def store_config(self) -> Any | None:
+        from toolkit.metadata_config import mysql_config_from_env
+
+        return mysql_config_from_env(self._environ)
+
+    def before_decide(self, run: Run) -> Ruling | None:
+        """None for the component itself (the cache decides); READ for its upstream until it
+        ran; SKIP for everything else."""
+        component_id = run.component.id
+        if component_id == self.only and not self.done:
+            self.done = True
+            return None
+        if component_id in self.upstream and not self.done:
+            return Ruling(Role.READ, f"this run is restricted to {self.only}, which reads "
+                                     f"{component_id} from the store (run {component_id}'s own "
+                                     "task first)")
+        where = "after" if self.done else "outside the upstream of"
+        return Ruling(Role.SKIP, f"skipped: this run is restricted to {self.only}, and "
+                                 f"{component_id} is {where} it")
+
+
+def step_policy(environ: Mapping[str, str]) -> StepPolicy | None:
+    """The policy factory the launcher's registry names (``pipeline-step``): a
+    :class:`StepPolicy` when ``environ`` says this process runs a task, else None."""
+    return StepPolicy.from_env(environ)

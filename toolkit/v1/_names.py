@@ -1,7 +1,7 @@
 """The one error for a ``tfx.v1`` name that ``toolkit.v1`` does not provide.
 
-A TFX user's notebook meets it either as an attribute (``tfx.components.Tuner``)
-or in an import line (``from toolkit.v1.components import Tuner``). Python turns
+A TFX user's notebook meets it either as an attribute (``tfx.components.ExampleDiff``)
+or in an import line (``from toolkit.v1.components import ExampleDiff``). Python turns
 a module's ``AttributeError`` in an import line into a generic ``ImportError`` that
 drops the message, so :func:`missing` looks at the instruction the caller is
 executing and raises the ``ImportError`` itself, with the same message, there.

@@ -19,25 +19,24 @@ from toolkit.components import (
     FnArgs,
     ImportSchemaGen,
     InfraValidator,
-    Pusher,
     SchemaGen,
     StatisticsGen,
     Trainer,
     Transform,
+    Tuner,
+    TunerFnResult,
 )
 from toolkit.components import CsvExampleGen as _CsvExampleGen
 from toolkit.components import ImportExampleGen as _ImportExampleGen
+from toolkit.components import Pusher as _Pusher
 from toolkit.v1.proto import PayloadFormat
 
 __all__ = ["BulkInferrer", "CsvExampleGen", "DataAccessor", "Evaluator", "ExampleValidator",
            "FnArgs", "ImportExampleGen", "ImportSchemaGen", "InfraValidator", "Pusher",
-           "SchemaGen", "StatisticsGen", "Trainer", "Transform"]
+           "SchemaGen", "StatisticsGen", "Trainer", "Transform", "Tuner", "TunerFnResult"]
 
 #: tfx.v1.components names that are not provided, with what to do instead
 NOT_PROVIDED = {
-    "Tuner": "there is no Tuner component: tune in the notebook, pass the result as "
-             "Trainer(hyperparameters=...)",
-    "TunerFnResult": "there is no Tuner component",
     "ExampleDiff": "there is no ExampleDiff component; ExampleValidator with "
                    "serving_statistics= checks skew",
 }
@@ -69,6 +68,18 @@ class ImportExampleGen(_ImportExampleGen):
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **_tfx_payload(_ImportExampleGen, kwargs))
+
+
+class Pusher(_Pusher):
+    """``toolkit.components.Pusher`` with TFX's rule for a pipeline that wires no blessing:
+    TFX pushes such a model (its pipeline tutorials do), where the toolkit's own Pusher
+    refuses unless told ``require_blessing=False``. A blessing that is wired still decides."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        if (kwargs.get("model_blessing") is None and kwargs.get("infra_blessing") is None
+                and len(args) < 3 and "require_blessing" not in kwargs):
+            kwargs["require_blessing"] = False
+        super().__init__(*args, **kwargs)
 
 
 def __getattr__(name: str) -> Any:

@@ -22,7 +22,7 @@ import enum
 from typing import Any, Callable, ClassVar
 
 __all__ = [
-    "TrainArgs", "EvalArgs",
+    "TrainArgs", "EvalArgs", "TuneArgs",
     "Input", "Output", "SplitConfig", "PayloadFormat", "CustomConfig",
     "RangeConfig", "StaticRange", "RollingRange",
     "SplitsConfig",
@@ -35,7 +35,6 @@ __all__ = [
 
 #: tfx.v1.proto names that are not provided, with what to do instead
 NOT_PROVIDED = {
-    "TuneArgs": "there is no Tuner component",
     "OutputExampleSpec": "the BulkInferrer always writes every input column plus the predictions",
     "OutputColumnsSpec": "the BulkInferrer always writes every input column plus the predictions",
     "ClassifyOutput": "the BulkInferrer always writes every input column plus the predictions",
@@ -272,6 +271,13 @@ class TrainArgs(Message):
 class EvalArgs(Message):
     """Trainer ``eval_args``: ``splits`` to evaluate on (``["eval"]``), ``num_steps``."""
     FIELDS = {"splits": [str], "num_steps": 0}
+
+
+# -- Tuner --------------------------------------------------------------------------------
+class TuneArgs(Message):
+    """Tuner ``tune_args``: ``num_parallel_trials``, trials run at once in worker processes of
+    this machine (TFX's in-process Tuner refuses it; unset runs them one after another)."""
+    FIELDS = {"num_parallel_trials": 0}
 
 
 # -- ExampleGen ---------------------------------------------------------------------------

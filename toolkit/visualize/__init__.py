@@ -10,6 +10,7 @@ import json
 import os
 from typing import Any, Callable, Iterable
 
+from toolkit._registry import Registry
 from toolkit.errors import ToolkitError
 from toolkit.visualize.drift import drift_view, drift_view_of, show_drift
 from toolkit.visualize.evaluation import dashboard, model_evaluation_view
@@ -21,16 +22,16 @@ from toolkit.visualize.run import execution_result_view, executions_table_view, 
 from toolkit.visualize.schema import anomalies_view, artifact_anomalies, schema_view
 from toolkit.visualize.statistics import (artifact_statistics, show_statistics, statistics_view,
                                           statistics_view_of)
+from toolkit.visualize.tuner import hyperparameters_view, tuner_results_view
 
 __all__ = [
-    "View", "anomalies_view", "artifact_view", "display_view", "drift_view", "drift_view_of",
-    "escape", "qualified_name", "register_view", "schema_view", "show", "show_drift",
-    "show_statistics", "statistics_view",
-    "statistics_view_of", "truncate", "view_of",
+    "VIEWS", "View", "ViewRegistry", "anomalies_view", "artifact_view", "display_view",
+    "drift_view", "drift_view_of", "escape", "qualified_name", "register_view", "schema_view",
+    "show", "show_drift", "show_statistics", "statistics_view", "statistics_view_of",
+    "truncate", "view_of",
 ]
 
-ViewFunction = Callable[[Any], View]
-_VIEWS: dict[str, ViewFunction] = {}
+ViewFunction = Callable[..., View]
 
 FILES_LISTED = 50
 PREVIEW_ROWS = 5
@@ -42,26 +43,42 @@ def qualified_name(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def register_view(key: str | type, fn: ViewFunction) -> ViewFunction:
-    """Render objects with ``fn(obj) -> View``.
+class ViewRegistry(Registry[ViewFunction]):
+    """The view of each artifact type and result class: ``fn(obj, **options) -> View``.
 
-    ``key`` is an artifact ``TYPE_NAME`` (``"ModelEvaluation"``: the view gets the
+    A key is an artifact ``TYPE_NAME`` (``"ModelEvaluation"``: the view gets the
     artifact and is headed by its type and uri), a class, or a class's qualified name
     (``"toolkit.evaluation.result.EvalResult"``), so that views can be registered for a
-    class without importing it; instances of subclasses get the view too.
+    class without importing it; instances of subclasses get the view too. ``get`` of a key
+    with no view raises one line naming it and the known keys; ``show`` itself falls back
+    to a generic view instead (through ``find`` and ``for_object``).
     """
-    _VIEWS[key if isinstance(key, str) else qualified_name(key)] = fn
-    return fn
+
+    def __init__(self) -> None:
+        super().__init__("view")
+
+    def key(self, name: str | type) -> str:
+        return name if isinstance(name, str) else qualified_name(name)
+
+    def for_object(self, obj: Any) -> ViewFunction | None:
+        """The view registered for ``obj``'s class or its nearest base class, or None."""
+        for cls in type(obj).__mro__:
+            if cls is object:
+                continue
+            fn = self.find(cls)
+            if fn is not None:
+                return fn
+        return None
 
 
-def _registered_class_view(obj: Any) -> ViewFunction | None:
-    for cls in type(obj).__mro__:
-        if cls is object:
-            continue
-        fn = _VIEWS.get(qualified_name(cls))
-        if fn is not None:
-            return fn
-    return None
+#: every view ``show`` knows, by artifact type name or result class
+VIEWS = ViewRegistry()
+
+
+def register_view(key: str | type, fn: ViewFunction) -> ViewFunction:
+    """Render objects with ``fn(obj) -> View``: ``VIEWS.register`` (see :class:`ViewRegistry`
+    for the keys)."""
+    return VIEWS.register(key, fn)
 
 
 def show(obj: Any, **options: Any) -> View | None:
@@ -103,7 +120,7 @@ def view_of(obj: Any, **options: Any) -> View:
     """
     if isinstance(obj, View) and not options:
         return obj
-    registered = _registered_class_view(obj)
+    registered = VIEWS.for_object(obj)
     if registered is not None:
         return registered(obj, **options)
     if _is_artifact(obj):
@@ -183,7 +200,7 @@ def _warnings(artifact: Any) -> list[str]:
 def artifact_view(artifact: Any, **options: Any) -> View:
     """The registered view for the artifact's type, headed by its type and uri;
     ``options`` go to that view (``top=`` for a ModelEvaluation's dashboard)."""
-    fn = _VIEWS.get(_type_name(artifact))
+    fn = VIEWS.find(_type_name(artifact))
     if fn is None:
         if options:
             raise ToolkitError(f"show() options ({', '.join(sorted(options))}) do not apply to "
@@ -324,6 +341,8 @@ register_view("ExampleAnomalies", _anomalies_artifact_view)
 register_view("Examples", _examples_view)
 register_view("ModelEvaluation", model_evaluation_view)
 register_view("PushedModel", pushed_model_view)
+register_view("TunerResults", tuner_results_view)
+register_view("HyperParameters", hyperparameters_view)
 # Results are registered by qualified name: importing the views never imports the
 # library or the context, and the library never imports a view.
 register_view("toolkit.evaluation.result.EvalResult", dashboard)

@@ -1,20 +1,18 @@
-"""``tfx.orchestration``: only ``metadata`` (connection configs for ``InteractiveContext``).
+"""``tfx.orchestration``: ``LocalDagRunner`` and ``metadata`` (connection configs).
 
-Runners are not provided: components run in the notebook through
-``toolkit.InteractiveContext``, and ``toolkit export`` makes the notebook a pipeline
-that papermill or ``toolkit run`` executes.
+``LocalDagRunner().run(pipeline)`` runs a ``tfx.dsl.Pipeline`` in this process through
+the same launcher as ``toolkit.InteractiveContext`` (:mod:`toolkit.pipeline`).
 """
 from __future__ import annotations
 
 from typing import Any
 
+from toolkit.pipeline import LocalDagRunner
 from toolkit.v1.orchestration import metadata
 
-__all__ = ["metadata"]
+__all__ = ["LocalDagRunner", "metadata"]
 
 NOT_PROVIDED = {
-    "LocalDagRunner": "run components with toolkit.InteractiveContext; `toolkit export` and "
-                      "`toolkit run` run the notebook as a pipeline",
     "experimental": "export to Kubeflow Pipelines with `toolkit export`",
 }
 

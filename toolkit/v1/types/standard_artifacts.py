@@ -10,6 +10,7 @@ from toolkit.artifacts import (
     ExampleAnomalies,
     Examples,
     ExampleStatistics,
+    HyperParameters,
     InferenceResult,
     InfraBlessing,
     Model,
@@ -19,18 +20,17 @@ from toolkit.artifacts import (
     PushedModel,
     Schema,
     TransformGraph,
+    TunerResults,
 )
 
-__all__ = ["ExampleAnomalies", "ExampleStatistics", "Examples", "InferenceResult",
-           "InfraBlessing", "Model", "ModelBlessing", "ModelEvaluation", "ModelRun",
-           "PushedModel", "Schema", "TransformGraph"]
+__all__ = ["ExampleAnomalies", "ExampleStatistics", "Examples", "HyperParameters",
+           "InferenceResult", "InfraBlessing", "Model", "ModelBlessing", "ModelEvaluation",
+           "ModelRun", "PushedModel", "Schema", "TransformGraph", "TunerResults"]
 
 _VALUE_ARTIFACT = ("value artifacts are not provided: pass values as component parameters "
                    "or artifact properties")
 NOT_PROVIDED = {
     "TransformCache": "Transform keeps no analyzer cache",
-    "TunerResults": "there is no Tuner component",
-    "HyperParameters": "there is no Tuner component: pass Trainer(hyperparameters=...)",
     "Bytes": _VALUE_ARTIFACT, "Float": _VALUE_ARTIFACT, "Integer": _VALUE_ARTIFACT,
     "String": _VALUE_ARTIFACT, "Boolean": _VALUE_ARTIFACT, "JsonValue": _VALUE_ARTIFACT,
 }

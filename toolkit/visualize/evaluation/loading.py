@@ -43,7 +43,58 @@ def dashboard_data(result: Any, compare_to: Any = None,
     labels = list(labels) + [f"model {i + 1}" for i in range(len(labels), len(parts))]
     series = [_series(labels[i] if len(parts) > 1 else "", records, check)
               for i, (records, check) in enumerate(parts)]
-    return DashboardData(series, min_slice_size_of(result))
+    data = DashboardData(series, min_slice_size_of(result))
+    models = _model_plots(result)
+    if compare_to is not None:
+        models = models[:1] + _model_plots(compare_to)[:1]
+    data.curves = curves_by_slice(models, [labels[i] if len(models) > 1 else "" for i in range(len(models))])
+    return data
+
+
+def _model_plots(result: Any) -> list[tuple[str, dict]]:
+    """Per model (the candidate first): ``("values" | "tfma", {(slice key, sub key): plots})``.
+
+    A toolkit result gives its typed plot values for every model; a ``tfma.EvalResult``
+    (or a folder TFMA wrote) the JSON form of its one model's plots; a tidy frame none.
+    """
+    slices = getattr(result, "slices", None)
+    if isinstance(slices, list) and all(hasattr(sm, "plots") for sm in slices):
+        found: dict[str, dict] = {}
+        for sm in slices:
+            if sm.error or sm.is_cross or sm.empty:
+                continue
+            for key, value in sm.plots.items():
+                if getattr(value, "plot", ""):
+                    found.setdefault(key.model_name, {}).setdefault((sm.key, key.sub_key), {})[key] = value
+        config = getattr(result, "eval_config", None)
+        first = config.candidate.name if config is not None else ""
+        names = sorted(found, key=lambda name: name != first)
+        return [("values", found[name]) for name in names]
+    plots = getattr(getattr(result, "eval_result", result), "plots", None)
+    if not isinstance(plots, list):
+        return []
+    found_tfma: dict = {}
+    for key, by_output in plots:
+        for sub_key, value in (by_output or {}).get("", {}).items():
+            if isinstance(value, Mapping):
+                found_tfma[(key, sub_key)] = value
+    return [("tfma", found_tfma)] if found_tfma else []
+
+
+def curves_by_slice(models: list[tuple[str, dict]], labels: Sequence[str]) -> dict[tuple[str, str], list]:
+    """``{(slice name, sub key): [ModelCurves per model]}`` for the dashboard's curves."""
+    from toolkit.evaluation.slicing import is_cross_key, slice_display
+    from toolkit.visualize.evaluation.curves import from_tfma_dict, from_values
+
+    out: dict[tuple[str, str], list] = {}
+    for (kind, plots), label in zip(models, labels):
+        for (key, sub_key), value in plots.items():
+            if is_cross_key(key):
+                continue
+            curves = from_values(label, value) if kind == "values" else from_tfma_dict(label, value)
+            if curves is not None:
+                out.setdefault((slice_display(key), sub_key), []).append(curves)
+    return out
 
 
 def _series(label: str, records: list[dict], validation: Any) -> Series:

@@ -243,6 +243,9 @@ class DashboardData:
             keys += [k for k in series.sub_keys if k not in keys]
         #: every sub key, "" (no binarization) first; per-class results make several
         self.sub_keys = sorted(keys, key=lambda k: (k != "", keys.index(k)))
+        #: ROC, precision-recall and calibration curves: (slice name, sub key) -> one
+        #: :class:`~.curves.ModelCurves` per model (set by :func:`.loading.dashboard_data`)
+        self.curves: dict[tuple[str, str], list] = {}
 
     def metrics_for(self, sub_key: str) -> list[str]:
         """The metrics evaluated under ``sub_key`` (any series), in evaluation order."""

@@ -1,9 +1,10 @@
-"""Static rendering of the dashboard: the chart and full table as HTML, and plain text.
+"""Static rendering of the dashboard: the chart and full table as HTML.
 
 The HTML uses inline styles and ``div`` bars only (see the package docstring for
 why): it is what every front end shows, with or without a kernel, and what the
-live widget's chart is made of. :func:`evaluation_view` is the static dashboard
-on its own; :mod:`.widget` adds the controls.
+live widget's chart is made of; :mod:`.text` is the dashboard's plain-text form,
+:func:`~toolkit.visualize.evaluation.evaluation_view` the static dashboard on its own,
+and :mod:`.widget` adds the controls.
 
 Hundreds of slices: the chart opens on the rows of :func:`~.model.select` (the
 baseline, the ``top`` largest and smallest gaps to it, every failing slice); a
@@ -12,7 +13,9 @@ compact rows inside a scrolling box, which works without scripts. Only the chose
 metric and threshold are embedded then; every metric stays one call away
 (``result.to_dataframe()``) and, when small enough, in an embedded CSV download.
 Interval bounds of metrics in [0, 1] are shown clipped to it, marked
-:data:`CLIP_MARK`; the numbers stored in the result are TFMA's, unchanged.
+:data:`CLIP_MARK`; the numbers stored in the result are TFMA's, unchanged. Below the
+chart, the chosen slice's ROC, precision-recall and calibration curves, when the
+evaluation has them (:mod:`.curves`, inline SVG).
 """
 from __future__ import annotations
 
@@ -20,17 +23,16 @@ import base64
 import csv
 import io
 import math
-from typing import Any, Sequence
+from typing import Any
 
-from toolkit.visualize.evaluation.loading import dashboard_data
-from toolkit.visualize.evaluation.model import (ALL_SLICES, DEFAULT_TOP, SORTS, Cell, Choice,
-                                                DashboardData, Line, Row, Selection, Series,
-                                                Slice, clipped_bounds, finite, is_unit_metric,
-                                                matching, resolve, rows_of, select,
-                                                sub_key_label, value_of)
+from toolkit.visualize.evaluation.curves import chosen_curves_html
+from toolkit.visualize.evaluation.model import (ALL_SLICES, SORTS, Cell, Choice, DashboardData,
+                                                Line, Row, Selection, Series, Slice,
+                                                clipped_bounds, finite, is_unit_metric, matching,
+                                                rows_of, select, sub_key_label, value_of)
 from toolkit.visualize.html import (BAD, GOOD, MUTED, NOTE, PALETTE, ROW, SHADE, TABLE,
-                                    TABLE_ATTRS, TD, TH_LEFT, TH_RIGHT, View, badge, esc, escape,
-                                    fmt_bytes, fmt_num, new_uid, plain, root, swatch, tag)
+                                    TABLE_ATTRS, TD, TH_LEFT, TH_RIGHT, badge, esc, escape,
+                                    fmt_bytes, fmt_num, root, swatch, tag)
 
 BAR_WIDTH = 220
 TRACK_HEIGHT = 14
@@ -163,7 +165,7 @@ def _lines(row: Row, data: DashboardData, render: Any, marked: bool = False,
     return "".join(out)
 
 
-def _interval(cell: Cell, unit: bool = False) -> str:
+def interval_text(cell: Cell, unit: bool = False) -> str:
     """``[lower, upper]`` with a no-break space (notebook stylesheets let table cells wrap);
     for a metric in [0, 1] its bounds clipped to it, each clipped one marked."""
     lower, upper, low_cut, high_cut = clipped_bounds(cell, unit)
@@ -172,7 +174,7 @@ def _interval(cell: Cell, unit: bool = False) -> str:
     return f"[{low},\u00a0{high}]"
 
 
-def _clipped(cell: Cell | None, unit: bool) -> bool:
+def is_clipped(cell: Cell | None, unit: bool) -> bool:
     if cell is None or not unit:
         return False
     _, _, low_cut, high_cut = clipped_bounds(cell, unit)
@@ -191,8 +193,8 @@ def _ci(line: Line, unit: bool = False, bare: bool = False) -> str:
     cell = line.cell
     if cell is None or not (finite(cell.lower) and finite(cell.upper)):
         return ""
-    text = escape(_interval(cell, unit))
-    if _clipped(cell, unit):
+    text = escape(interval_text(cell, unit))
+    if is_clipped(cell, unit):
         return tag("span", text, "" if bare else NOTE, title=_clip_title(cell, not bare))
     return text if bare else tag("span", text, NOTE)
 
@@ -288,13 +290,13 @@ def _row_html(row: Row, data: DashboardData, lo: float, hi: float, compare: bool
     return (f'<tr style="{style}">' if style else "<tr>") + "".join(cells) + "</tr>"
 
 
-def _title(data: DashboardData, choice: Choice) -> str:
+def choice_title(data: DashboardData, choice: Choice) -> str:
     at = f" @ {choice.threshold:g}" if choice.threshold is not None else ""
     of = f" · {sub_key_label(choice.sub_key)}" if choice.sub_key else ""
     return f"{data.metric_label(choice.metric)}{at}{of}"
 
 
-def _subtitle(data: DashboardData, choice: Choice) -> str:
+def choice_subtitle(data: DashboardData, choice: Choice) -> str:
     slicing = "all slices" if choice.slicing == ALL_SLICES else f"slicing {choice.slicing}"
     if choice.cross:
         return f"{slicing} (cross-slice differences) · sorted by {SORTS[choice.sort]}"
@@ -356,7 +358,7 @@ class Chart:
                 f'font-weight:normal;font-size:10px;color:{MUTED}"><span>{escape(fmt_num(lo))}'
                 f'</span><span>{escape(fmt_num(hi))}</span></div>')
         heads = [("Slice", TH_LEFT, ""), ("Size", TH_RIGHT, "examples in the slice"),
-                 (esc(_title(data, choice), 120) + axis, TH_LEFT, choice.metric),
+                 (esc(choice_title(data, choice), 120) + axis, TH_LEFT, choice.metric),
                  ("Value", TH_RIGHT, "")]
         if self.with_ci:
             heads.append(("CI", TH_LEFT, "confidence interval"
@@ -381,14 +383,14 @@ class Chart:
     def top_html(self) -> str:
         """The title, the validation summary and the legend of paired series."""
         data, choice = self.data, self.choice
-        title = tag("div", "Fairness indicators: " + esc(_title(data, choice), 160)
-                    + tag("span", esc(_subtitle(data, choice), 300),
+        title = tag("div", "Fairness indicators: " + esc(choice_title(data, choice), 160)
+                    + tag("span", esc(choice_subtitle(data, choice), 300),
                           NOTE + ";font-weight:normal;margin-left:8px"),
                     "font-weight:600;font-size:1.1em;margin:0 0 4px 0")
         return title + _validation_html(data) + _legend(data)
 
     def clip_note(self, rows: list[Row]) -> str:
-        if any(_clipped(line.cell, self.unit) for row in rows for line in row.lines):
+        if any(is_clipped(line.cell, self.unit) for row in rows for line in row.lines):
             return tag("div", escape(CLIP_NOTE), NOTE)
         return ""
 
@@ -430,7 +432,7 @@ def chart_html(data: DashboardData, choice: Choice, chart: Chart | None = None) 
                  f"</summary>{listing}</details>")
     else:
         html += chart.clip_note(sel.shown)
-    return html
+    return html + chosen_curves_html(data, choice)
 
 
 def live_chart_html(data: DashboardData, choice: Choice, chart: Chart | None = None,
@@ -457,7 +459,7 @@ def live_chart_html(data: DashboardData, choice: Choice, chart: Chart | None = N
     height = f"max-height:{LIST_HEIGHT}px;" if longer else ""
     box = (f'<div style="{height}overflow:auto">' + chart.table(rows, sticky=True) + "</div>")
     return (chart.top_html() + (tag("div", escape(note), NOTE + ";margin:2px 0") if note else "")
-            + box + empty + chart.clip_note(rows))
+            + box + empty + chart.clip_note(rows) + chosen_curves_html(data, choice))
 
 
 def _table_cell(series: Series, metric: str, threshold: float | None, slice_: Slice,
@@ -468,7 +470,7 @@ def _table_cell(series: Series, metric: str, threshold: float | None, slice_: Sl
     text = escape(fmt_num(cell.value)) if finite(cell.value) else "–"
     if finite(cell.lower) and finite(cell.upper):  # a clipped bound: the note below the table
         text += (f'\u00a0<small style="color:{MUTED}">'
-                 f"{escape(_interval(cell, is_unit_metric(metric)))}</small>")
+                 f"{escape(interval_text(cell, is_unit_metric(metric)))}</small>")
     if (slice_.name, metric, threshold) in failed or (slice_.name, metric, None) in failed:
         return tag("span", text, f"color:{BAD};font-weight:600", title="failed threshold")
     if cell.note and not finite(cell.value):
@@ -540,7 +542,7 @@ def full_table(data: DashboardData) -> str:
                + (f" × {len(thresholds)} thresholds" if thresholds else "")
                + (f" × {len(classes)} classes" if classes else ""))
     is_open = " open" if total <= TABLE_OPEN_ROWS else ""
-    clipped = any(_clipped(cell, is_unit_metric(metric)) for series in data.series
+    clipped = any(is_clipped(cell, is_unit_metric(metric)) for series in data.series
                   for (metric, _, _, _), cell in series.cells.items())
     note = tag("div", escape(CLIP_NOTE), NOTE) if clipped else ""
     return (f"<details{is_open} style=\"margin-top:8px\">"
@@ -661,139 +663,3 @@ def static_html(data: DashboardData, choice: Choice, uid: str, header: str = "",
         table = metrics_section(data)
     static = f'<div class="{static_class(uid)}">{header}{chart}</div>'
     return root(static + table, uid)
-
-
-# --------------------------------------------------------------------------
-# Text
-# --------------------------------------------------------------------------
-
-def _text_num(value: float, signed: bool = False) -> str:
-    if not finite(value):
-        return "–"
-    return ("+" if signed and value > 0 else "") + fmt_num(value)
-
-
-def plain_text(data: DashboardData, choice: Choice, chart: Chart | None = None) -> str:
-    """The text/plain form: the default rows of the chart (the same selection as the HTML)."""
-    chart = chart or Chart(data, choice)
-    sel = chart.selection
-    compare, unit = chart.compare, chart.unit
-    lines = [f"Fairness indicators: {plain(_title(data, choice), 160)} "
-             f"({plain(_subtitle(data, choice), 300)})"]
-    if data.paired:
-        lines.append("values: " + " / ".join(plain(s.label, 40) for s in data.series))
-    for series in data.series:
-        if series.blessed is not None:
-            who = f"{plain(series.label, 40)}: " if data.paired else ""
-            if not series.has_thresholds:
-                lines.append(who + "no thresholds in the EvalConfig (not blessed)")
-                continue
-            lines.append(who + ("blessed" if series.blessed else
-                                f"not blessed, {len(series.failures)} failed checks"))
-    if sel.hidden:
-        lines.append(plain(chart.summary(), 300))
-    table = [["slice", "size", "value", "CI"] + (["Δ baseline", "ratio"] if compare else [])
-             + ["checks"]]
-    clipped = False
-    for row in sel.shown:
-        name = plain(row.slice.name, 60) + (" (baseline)" if row.is_baseline else "")
-        if row.slice.below_min:
-            name += " (below min_slice_size)"
-        values = " / ".join(_text_num(value_of(line)) for line in row.lines)
-        cis = [_ci_text(line.cell, unit) for line in row.lines]
-        clipped = clipped or any(_clipped(line.cell, unit) for line in row.lines)
-        cols = [name, _size_text(row.slice), values, " / ".join(cis) if any(cis) else ""]
-        if compare:
-            diffs = " / ".join(_text_num(line.diff, True) for line in row.lines)
-            ratios = " / ".join(_text_num(line.ratio) + ("×" if finite(line.ratio) else "")
-                                for line in row.lines)
-            cols += ["", ""] if row.is_baseline else [diffs, ratios]
-        failures = sum(len(line.failures) for line in row.lines)
-        others = sum(line.other_failures for line in row.lines)
-        cols.append(f"FAILED {failures}" if failures else
-                    f"{others} other failed check{'s' if others > 1 else ''}" if others else "")
-        table.append(cols)
-    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
-    for r in table:
-        lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
-    if sel.hidden:
-        lines.append(f"  … {sel.hidden:,} more slices not listed: toolkit.show(result, top=None) "
-                     "lists every slice.")
-    if clipped:
-        lines.append(CLIP_NOTE)
-    lines += _per_class_text(data, choice, [row.slice for row in sel.shown if not row.slice.cross])
-    for series in data.series:
-        for failure in series.failures[:FAILURES_LISTED]:
-            lines.append("  ✗ " + plain(failure.describe(), 300))
-        if len(series.failures) > FAILURES_LISTED:
-            lines.append(f"  … {len(series.failures) - FAILURES_LISTED} more failed checks")
-    lines.append(f"Full table: {len(data.slices):,} slices × {len(data.all_metrics)} metrics "
-                 "(result.to_dataframe()).")
-    return "\n".join(lines)
-
-
-def _per_class_text(data: DashboardData, choice: Choice, slices: list[Slice]) -> list[str]:
-    """The chosen metric per class (sub key) and slice: the text form of the per-class tables,
-    for the ``slices`` the chart lists."""
-    keys = [k for k in data.sub_keys_for(choice.metric) if k]
-    if not keys or not slices:
-        return []
-    at = f" @ {choice.threshold:g}" if choice.threshold is not None else ""
-    table = [["per class: " + plain(data.metric_label(choice.metric) + at, 60)]
-             + [plain(s.name, 30) for s in slices]]
-    series = data.series[0]
-    for key in keys:
-        row = [sub_key_label(key)]
-        for slice_ in slices:
-            cell = series.cell(choice.metric, choice.threshold, slice_.name, key)
-            row.append(_text_num(cell.value) if cell is not None else "")
-        table.append(row)
-    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
-    return ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in table]
-
-
-def _ci_text(cell: Cell | None, unit: bool = False) -> str:
-    if cell is None or not (finite(cell.lower) and finite(cell.upper)):
-        return ""
-    return _interval(cell, unit).replace("\u00a0", " ")
-
-
-def _size_text(slice_: Slice) -> str:
-    return fmt_num(slice_.size)
-
-
-def evaluation_view(result: Any, compare_to: Any = None, metric: str | None = None,
-                    threshold: float | None = None, baseline_slice: Any = None,
-                    slicing: Any = None, sort: str = "metric", *,
-                    labels: Sequence[str] | None = None, class_id: Any = None,
-                    top: int | None = DEFAULT_TOP) -> View:
-    """The static fairness dashboard of ``result`` for one choice, and its metrics table.
-
-    Args:
-      result: a :func:`toolkit.evaluate` result, a ``tfma.EvalResult`` or a tidy
-        metrics dataframe (``EvalResult.to_dataframe()``'s columns).
-      compare_to: a second evaluation (e.g. the baseline model's) drawn as paired bars.
-        A result evaluated with a baseline model is paired on its own.
-      metric: metric name (TFMA's, or without the ``fairness_indicators_metrics/``
-        prefix); default: the false positive rate if evaluated, else the first metric.
-      threshold: one of the metric's thresholds; default its first.
-      baseline_slice: display name (``"sex:female"``), TFMA slice key or dict; default Overall.
-      slicing: a slicing spec (``"sex"``, ``["sex", "age_group"]``, ``"sex vs sex"``
-        for cross slices); default every single (non-cross) slice.
-      sort: ``"metric"`` (highest value first), ``"gap"`` (largest absolute
-        difference to the baseline first) or ``"slice"`` (evaluation order).
-      labels: names of the two evaluations when paired (default candidate, baseline).
-      class_id: for a multi-class evaluation, the class to chart: a class id (``0``) or
-        a TFMA sub key (``"classId:0"``, ``"topK:1"``); default the metrics without
-        binarization, else the metric's first class. The full table has every class.
-      top: the chart lists the baseline, the ``top`` slices with the largest and the ``top``
-        with the smallest gap to it (value − baseline) and every slice failing a threshold;
-        "Show all" below it lists every slice. None lists every slice in the chart. When
-        only ``top`` slices or fewer would be left out, every slice is listed.
-    """
-    data = dashboard_data(result, compare_to, labels)
-    choice = resolve(data, metric, threshold, baseline_slice, slicing, sort, class_id, top)
-    chart = Chart(data, choice)
-    uid = new_uid()
-    return View(static_html(data, choice, uid, chart=chart_html(data, choice, chart)),
-                plain_text(data, choice, chart), "Evaluation")

@@ -41,8 +41,8 @@ from toolkit.visualize.evaluation.loading import dashboard_data, load_evaluation
 from toolkit.visualize.evaluation.model import (ALL_SLICES, DEFAULT_TOP, SORTS, Choice, resolve,
                                                 resolve_metric, sub_key_label)
 from toolkit.visualize.evaluation.static import (Chart, chart_html, live_chart_html, live_class,
-                                                 live_rules, metrics_section, plain_text,
-                                                 static_html)
+                                                 live_rules, metrics_section, static_html)
+from toolkit.visualize.evaluation.text import plain_text
 from toolkit.visualize.html import NOTE, View, escape, is_kernel, new_uid, root, tag
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"

@@ -1,0 +1,194 @@
+"""TFX's own tutorial notebooks, as TFX publishes them, run headless on the toolkit.
+
+The fixtures are TFX's files byte for byte (checked against their git blob ids); the only
+changes are the ones ``tests/tfx_tutorials.py`` makes and the fixture README lists.
+``penguin_simple`` must push a model: the pushed SavedModel is loaded and asked about the
+CSV's rows, and its answers are checked against the same network computed here in numpy
+from the saved weights; and the ML Metadata store must hold TFX's pipeline and node
+contexts, read with ml_metadata's own API.
+"""
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import re
+import types
+
+import numpy as np
+import pytest
+
+import tfx_tutorials
+from notebook_checks import assert_ran_clean
+
+#: the git blob id of each fixture at TFX's tag v1.16.0 (commit c4230755a545...)
+PUBLISHED_BLOBS = {
+    "penguin_simple": "a9339e295d50c07639874de6312183c8994e9b7b",
+    "penguin_tfdv": "4a707b26d63e49adfa91d3703acf7a9f39feed27",
+    "penguin_tfma": "2ee952491733ea68b07772538dd92dee34cd902c",
+}
+FEATURES = ["culmen_length_mm", "culmen_depth_mm", "flipper_length_mm", "body_mass_g"]
+
+
+def _git_blob_id(path) -> str:
+    data = open(path, "rb").read()
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+@pytest.mark.parametrize("name", sorted(tfx_tutorials.TUTORIALS))
+def test_the_fixtures_are_tfxs_files_and_only_the_listed_changes_are_made(name):
+    assert _git_blob_id(tfx_tutorials.FOLDER / f"{name}.ipynb") == PUBLISHED_BLOBS[name]
+    original = tfx_tutorials.published(name)
+    prepared, changes = tfx_tutorials.prepare(name)
+    rules = {"import line", "pip install", "data download", "showcase cell replaced"}
+    assert {rule for _, rule in changes} <= rules
+    changed_ids = {cell_id for cell_id, _ in changes}
+    for before, after in zip(original["cells"], prepared["cells"], strict=True):
+        cell_id = before.get("metadata", {}).get("id", "")
+        if cell_id not in changed_ids:
+            assert tfx_tutorials.source(after) == tfx_tutorials.source(before), cell_id
+        if tfx_tutorials.is_module_file(before):  # module files exactly as published
+            assert cell_id not in changed_ids
+    # every tutorial moves over by its import line and its data download
+    assert ("6jh7vKSRqPHb", "import line") in changes
+    assert [rule for _, rule in changes].count("data download") == 1
+    replaced = {cell_id for cell_id, rule in changes if rule == "showcase cell replaced"}
+    assert replaced == set(tfx_tutorials.replaced_cells(name))
+
+
+# -- penguin_simple, run once ----------------------------------------------------------------
+@pytest.fixture(scope="module")
+def simple(tmp_path_factory):
+    work = tmp_path_factory.mktemp("penguin_simple")
+    notebook = tfx_tutorials.run("penguin_simple", work)
+    return types.SimpleNamespace(work=work, notebook=notebook,
+                                 store=str(work / "metadata" / "penguin-simple" / "metadata.db"),
+                                 serving=work / "serving_model" / "penguin-simple")
+
+
+@pytest.mark.slow
+def test_penguin_simple_runs_clean_and_writes_the_module_file_as_published(simple):
+    assert_ran_clean(simple.notebook)
+    [cell] = [c for c in tfx_tutorials.published("penguin_simple")["cells"]
+              if tfx_tutorials.is_module_file(c)]
+    body = tfx_tutorials.source(cell).split("\n", 1)[1]
+    written = (simple.work / "penguin_trainer.py").read_text(encoding="utf-8")
+    assert written.rstrip("\n") == body.rstrip("\n")
+
+
+def _numpy_forward(variables_prefix: str, rows: np.ndarray) -> np.ndarray:
+    """The tutorial's network (concatenate, Dense 8 relu, Dense 8 relu, Dense 3) computed
+    in numpy from the weights in a SavedModel's checkpoint."""
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(variables_prefix)
+    layers: dict[int, dict[str, np.ndarray]] = {}
+    for key in reader.get_variable_to_shape_map():
+        found = re.fullmatch(r"layer_with_weights-(\d+)/(kernel|bias)/\.ATTRIBUTES/VARIABLE_VALUE",
+                             key)
+        if found:
+            layers.setdefault(int(found.group(1)), {})[found.group(2)] = reader.get_tensor(key)
+    assert [layers[i]["kernel"].shape for i in sorted(layers)] == [(4, 8), (8, 8), (8, 3)]
+    values = rows
+    for index in sorted(layers):
+        values = values @ layers[index]["kernel"] + layers[index]["bias"]
+        if index != max(layers):
+            values = np.maximum(values, 0.0)
+    return values
+
+
+@pytest.mark.slow
+def test_penguin_simple_pushes_a_model_that_predicts_the_csv(simple):
+    import pandas as pd
+    import tensorflow as tf
+
+    [version] = glob.glob(str(simple.serving / "*" / "saved_model.pb"))
+    version_dir = os.path.dirname(version)
+    data = pd.read_csv(tfx_tutorials.PENGUIN_CSV)
+    rows = data[FEATURES].to_numpy(dtype=np.float32)
+    served = tf.saved_model.load(version_dir).signatures["serving_default"]
+    answer = served(**{f: tf.constant(rows[:, [i]]) for i, f in enumerate(FEATURES)})
+    [logits] = [v.numpy() for v in answer.values()]
+    expected = _numpy_forward(os.path.join(version_dir, "variables", "variables"), rows)
+    np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-4)
+    # it learned something: far above the majority class on the whole CSV
+    accuracy = float((logits.argmax(axis=1) == data["species"].to_numpy()).mean())
+    majority = float(data["species"].value_counts(normalize=True).max())
+    assert accuracy > max(0.8, majority + 0.2), accuracy
+    # the pushed bytes are the Trainer's model, read back through latest_artifacts
+    import toolkit
+
+    [model] = toolkit.latest_artifacts(simple.store, "penguin-simple", "Trainer")["model"]
+    trained = os.path.join(model.uri, "Format-Serving", "saved_model.pb")
+    assert open(trained, "rb").read() == open(version, "rb").read()
+    [pushed] = toolkit.latest_artifacts(simple.store, "penguin-simple", "Pusher")["pushed_model"]
+    assert pushed.TYPE_NAME == "PushedModel"
+
+
+@pytest.mark.slow
+def test_penguin_simple_records_tfx_pipeline_and_node_contexts(simple):
+    from ml_metadata.metadata_store import metadata_store
+    from ml_metadata.proto import metadata_store_pb2
+
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = simple.store
+    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+    store = metadata_store.MetadataStore(config)
+    pipeline = store.get_context_by_type_and_name("pipeline", "penguin-simple")
+    assert pipeline is not None
+    assert len(store.get_executions_by_context(pipeline.id)) == 3
+    expected_outputs = {"CsvExampleGen": {"Examples"}, "Trainer": {"Model", "ModelRun"},
+                        "Pusher": {"PushedModel"}}
+    for component_id, types_out in expected_outputs.items():
+        node = store.get_context_by_type_and_name("node", f"penguin-simple.{component_id}")
+        assert node is not None, component_id
+        [execution] = store.get_executions_by_context(node.id)
+        assert execution.last_known_state == metadata_store_pb2.Execution.COMPLETE
+        outputs = [e.artifact_id for e in store.get_events_by_execution_ids([execution.id])
+                   if e.type == metadata_store_pb2.Event.OUTPUT]
+        type_names = {store.get_artifact_types_by_id([a.type_id])[0].name
+                      for a in store.get_artifacts_by_id(outputs)}
+        assert type_names == types_out, component_id
+        attributed = {a.id for a in store.get_artifacts_by_context(node.id)}
+        assert set(outputs) <= attributed
+    assert len(store.get_contexts_by_type("pipeline_run")) == 1
+
+
+# -- the other tutorials: each runs clean, pushes a model and records its contexts ---------
+#: tutorials that do not run through yet, with where they stop (strict: a fix shows up)
+KNOWN_STOPS = {
+    "penguin_tfma": "the Evaluator does not take sparse_categorical_accuracy named only in "
+                    "per_slice_thresholds as a multi-class metric",
+}
+
+
+def _tutorial(name: str):
+    reason = KNOWN_STOPS.get(name)
+    return pytest.param(name, marks=pytest.mark.xfail(reason=reason, strict=True)) \
+        if reason else name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [_tutorial(n) for n in sorted(tfx_tutorials.TUTORIALS)
+                                  if n != "penguin_simple"])
+def test_a_tfx_tutorial_runs_as_published(name, tmp_path):
+    from ml_metadata.metadata_store import metadata_store
+
+    from toolkit.metadata import sqlite_config
+
+    notebook = tfx_tutorials.run(name, tmp_path)
+    assert_ran_clean(notebook)
+    # artifacts read by toolkit.latest_artifacts display with HTML and a text fallback
+    shown = [o for c in notebook.cells if c.source.startswith("visualize_artifacts(")
+             for o in c.get("outputs", []) if o.output_type == "display_data"]
+    assert all(o.data.get("text/html") and o.data.get("text/plain") for o in shown)
+    pipeline_names = tfx_tutorials.TUTORIALS[name]
+    assert glob.glob(str(tmp_path / "serving_model" / pipeline_names[-1] / "*" / "saved_model.pb"))
+    for pipeline_name in pipeline_names:
+        store = metadata_store.MetadataStore(sqlite_config(
+            str(tmp_path / "metadata" / pipeline_name / "metadata.db")))
+        nodes = [c.name for c in store.get_contexts_by_type("node")]
+        assert nodes and all(n.startswith(f"{pipeline_name}.") for n in nodes)
+        for node in nodes:
+            context = store.get_context_by_type_and_name("node", node)
+            assert store.get_executions_by_context(context.id), node
