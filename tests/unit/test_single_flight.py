@@ -26,7 +26,8 @@ PIPELINE = "single-flight"
 
 class Slow(BaseComponent):
     """Appends this process's pid to ``calls_file``, works ``seconds`` (forever when
-    negative), then writes its one output file."""
+    negative; when NaN, until a file ``go`` appears beside ``calls_file``), then writes its
+    one output file."""
 
     OUTPUTS = {"examples": Examples}
     PARAMETERS = {"text": ExecutionParameter(str, default="row")}
@@ -36,7 +37,11 @@ class Slow(BaseComponent):
     def Do(self, input_dict, output_dict, exec_properties, ctx):
         with open(Slow.calls_file, "a") as handle:
             handle.write(f"{os.getpid()}\n")
-        deadline = time.monotonic() + Slow.seconds
+        if Slow.seconds != Slow.seconds:  # NaN: until the test says go
+            go = Path(Slow.calls_file).with_name("go")
+            while not go.exists():
+                time.sleep(0.1)
+        deadline = time.monotonic() + (Slow.seconds if Slow.seconds == Slow.seconds else 0)
         while Slow.seconds < 0 or time.monotonic() < deadline:
             time.sleep(0.1)
         out = output_dict["examples"][0]
@@ -66,7 +71,7 @@ def this_host(monkeypatch):
 class Child:
     """One child process running ``Slow``, its output in a file the test can read live."""
 
-    def __init__(self, tmp_path: Path, name: str, seconds: float):
+    def __init__(self, tmp_path: Path, name: str, seconds: float | str):
         self.log = tmp_path / f"{name}.log"
         self.report = tmp_path / f"{name}.json"
         env = dict(os.environ)
@@ -104,8 +109,12 @@ def _executions(tmp_path: Path) -> list[dict]:
 
 
 def test_two_processes_racing_on_one_key_compute_it_once(tmp_path):
-    first = Child(tmp_path, "first", seconds=6)
-    second = Child(tmp_path, "second", seconds=6)
+    # whoever computes holds on until the other is seen waiting, however late it starts
+    first = Child(tmp_path, "first", seconds="nan")
+    second = Child(tmp_path, "second", seconds="nan")
+    _until(lambda: "waiting for Slow" in first.output() + second.output(), timeout=120,
+           what="one of the two to wait for the other")
+    (tmp_path / "go").touch()
     reports = [first.finish(), second.finish()]
 
     calls = _calls(tmp_path)

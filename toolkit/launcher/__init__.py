@@ -69,6 +69,8 @@ Outputs = dict[str, list[Artifact]]
 #: the lease): often enough that a finished upstream is picked up within a second, and
 #: one small query per second is nothing for SQLite or MySQL
 WAIT_POLL_SECONDS = 1.0
+#: how often a waiting run says it is still waiting
+WAIT_NOTE_SECONDS = 60.0
 
 
 class Launcher:
@@ -179,15 +181,21 @@ class Launcher:
         Looking first spares a record in the common case; the claim (this run's RUNNING
         execution, ``run.execution_id``) then settles a race between processes that looked
         at the same moment: each looks again for an *earlier* live claim, so exactly the
-        first one computes, whatever the timing. A claim that loses is recorded failed as
-        "yielded" (the store has no way to delete it) and the run waits."""
+        first one computes, whatever the timing. A process that completed the key between
+        this run's cache lookup and its claim is found too (its record is no longer
+        running), so the claim yields to it as well. A claim that loses is recorded failed
+        as "yielded" (the store has no way to delete it) and the run waits, which for a
+        completed execution means deciding again at once and reusing it."""
         digest = compute.key.digest
         elsewhere = self._computing_elsewhere(run, digest)
         if elsewhere is None:
             run.execution_id = self._start_record(run, compute)
             elsewhere = self._computing_elsewhere(run, digest, before=run.execution_id)
             if elsewhere is None:
-                return compute
+                found = run.store.find_cached(run.component.id, digest)
+                if found is None:
+                    return compute
+                elsewhere = Awaited(int(found[0]), "a process that completed it meanwhile")
             run.store.fail_execution(
                 run.execution_id, f"yielded: execution {elsewhere.execution_id} of "
                 f"{elsewhere.owner} claimed the same cache key first (single flight)",
@@ -222,6 +230,7 @@ class Launcher:
         print(show_controls(f"[{component_id}] waiting for {component_id} being computed by "
                             f"{awaited.owner} (execution {awaited.execution_id})"), flush=True)
         interval = min(WAIT_POLL_SECONDS, self.lease_seconds / 4)
+        started = last_said = time.monotonic()
         while True:
             row = run.store.execution(awaited.execution_id)
             if row["state"] != "RUNNING":
@@ -237,6 +246,11 @@ class Launcher:
                 print(show_controls(f"[{component_id}] execution {awaited.execution_id} was "
                                     f"abandoned ({reason}); taking it over"), flush=True)
                 return
+            if time.monotonic() - last_said >= WAIT_NOTE_SECONDS:  # still alive, still waiting
+                last_said = time.monotonic()
+                print(show_controls(f"[{component_id}] still waiting for {awaited.owner} "
+                                    f"(execution {awaited.execution_id}), "
+                                    f"{last_said - started:.0f} s so far"), flush=True)
             time.sleep(interval)
 
     def _intact_hit(self, run: Run, digest: str) -> tuple[Hit | None, list[str]]:
