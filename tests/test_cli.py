@@ -14,7 +14,7 @@ from datapaths import FIXTURES, REPO
 from toolkit.cli import main
 
 HEAVY = ("tensorflow", "apache_beam", "tensorflow_data_validation", "tensorflow_model_analysis",
-         "papermill", "nbclient", "nbformat", "IPython")
+         "papermill", "nbclient", "nbformat", "IPython", "kfp", "keras_tuner")
 
 PROBE = """
 import sys

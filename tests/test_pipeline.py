@@ -124,11 +124,9 @@ def test_a_loop_an_unlisted_upstream_and_a_duplicate_id_are_refused_by_name():
 
 
 # -- running -------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def ran_twice(tmp_path_factory):
-    """A three-component pipeline with the cache on, run twice against one SQLite store
-    named by TFX's connection-config helper."""
-    root = tmp_path_factory.mktemp("numbers")
+def _numbers(root):
+    """A three-component pipeline with the cache on, in ``root``, against one SQLite store
+    named by TFX's connection-config helper: (module file, config, pipeline factory)."""
     module = root / "fit_module.py"
     module.write_text("def fit(values):\n    return {'mean': sum(values) / len(values)}\n")
     config = tfx.orchestration.metadata.sqlite_metadata_connection_config(
@@ -142,6 +140,14 @@ def ran_twice(tmp_path_factory):
                                 metadata_connection_config=config,
                                 components=[fit, total, make], enable_cache=True)
 
+    return module, config, pipeline
+
+
+@pytest.fixture(scope="module")
+def ran_twice(tmp_path_factory):
+    """The numbers pipeline run twice against one store."""
+    root = tmp_path_factory.mktemp("numbers")
+    module, config, pipeline = _numbers(root)
     first = tfx.orchestration.LocalDagRunner().run(pipeline())
     second = tfx.orchestration.LocalDagRunner().run(pipeline())
     return root, module, config, pipeline, first, second
@@ -213,14 +219,11 @@ def test_latest_artifacts_reads_a_components_outputs_after_the_run(ran_twice):
         toolkit.latest_artifacts(path + ".missing", "numbers", "SumNumbers")
 
 
-def test_a_module_file_change_reruns_only_what_reads_it_and_what_follows(ran_twice):
-    _, module, config, pipeline, first, _ = ran_twice
-    original = module.read_text()
-    try:
-        module.write_text("def fit(values):\n    return {'max': max(values)}\n")
-        third = tfx.orchestration.LocalDagRunner().run(pipeline())
-    finally:
-        module.write_text(original)
+def test_a_module_file_change_reruns_only_what_reads_it_and_what_follows(tmp_path):
+    module, config, pipeline = _numbers(tmp_path)  # its own store: the counts above stay
+    assert tfx.orchestration.LocalDagRunner().run(pipeline()).cached == []
+    module.write_text("def fit(values):\n    return {'max': max(values)}\n")
+    third = tfx.orchestration.LocalDagRunner().run(pipeline())
     assert third.cached == ["MakeNumbers", "SumNumbers"]
     fit = third.results["FitFromModule"]
     assert not fit.cached and _read(fit.outputs["model"][0], "model.json") == {"max": 6}
