@@ -100,6 +100,17 @@ def test_write_move_and_remove(tmp_path):
     storage.remove_tree(f"file://{tmp_path}/out")  # already gone: nothing to do
 
 
+def test_a_file_uri_is_percent_decoded_as_pathlib_encodes_it(tmp_path):
+    path = tmp_path / "a folder with spaces" / "100% of it.csv"
+    path.parent.mkdir()
+    shutil.copy(GERMAN_CSV, path)
+    uri = path.as_uri()
+    assert "%20" in uri and "%25" in uri  # the URI is encoded; the file's name is not
+    assert storage.exists(uri) and storage.is_file(uri)
+    assert storage.read_bytes(uri) == Path(GERMAN_CSV).read_bytes()
+    assert storage.stat(uri).size == os.path.getsize(GERMAN_CSV)
+
+
 def test_an_unknown_scheme_is_named_with_the_known_ones():
     with pytest.raises(UnknownNameError) as raised:
         storage.open("s3://bucket/pipeline/Split-train/data.parquet")

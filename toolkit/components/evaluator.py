@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from typing import Any, NamedTuple
 
+from toolkit import storage
 from toolkit._quiet import quiet_tensorflow
 from toolkit.artifacts import Examples, Model, ModelBlessing, ModelEvaluation, TransformGraph
 from toolkit.base_component import BaseComponent, ExecutorContext, InputSpec, ExecutionParameter
@@ -439,11 +439,10 @@ def _publish(result, warnings: list[str], config, examples: Examples, model: Mod
     save_result(result, evaluation.uri)
     blessing: ModelBlessing = output_dict["blessing"][0]
     blessed = bool(result.blessed)
-    with open(os.path.join(blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"), "w"):
-        pass
+    storage.write_text(storage.join(blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"), "")
     failures = _failures(result)
-    with open(os.path.join(blessing.uri, "validation.json"), "w") as handle:
-        json.dump({"blessed": blessed, "failures": failures}, handle, indent=1)
+    storage.write_text(storage.join(blessing.uri, "validation.json"),
+                       json.dumps({"blessed": blessed, "failures": failures}, indent=1))
     blessing.properties.update(blessed=int(blessed), current_model_id=model.id or 0)
     if baseline is not None:
         blessing.properties["baseline_model_id"] = baseline.id or 0

@@ -9,6 +9,7 @@ import builtins
 import errno
 import os
 import shutil
+import urllib.parse
 from typing import IO, Iterator
 
 from toolkit._paths import resolve_within
@@ -29,12 +30,13 @@ class LocalBackend:
     atomic_commit = True
 
     def path(self, uri: str) -> str:
-        """The filesystem path a local URI names."""
+        """The filesystem path a local URI names (``file://`` URIs percent-decoded, as
+        ``pathlib.Path.as_uri`` encodes them; a plain path is taken as it is)."""
         if uri.startswith("file://"):
             rest = uri[len("file://"):]
             if rest.startswith("localhost/"):
                 rest = rest[len("localhost"):]
-            return rest
+            return urllib.parse.unquote(rest)
         return uri
 
     def join(self, base: str, *parts: str) -> str:

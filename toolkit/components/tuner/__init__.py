@@ -28,6 +28,7 @@ import os
 import time
 from typing import Any, Callable
 
+from toolkit import storage
 from toolkit._quiet import quiet_tensorflow
 from toolkit.artifacts import (BEST_HYPERPARAMETERS_FILE, TUNER_RESULTS_FILE, TUNER_TRIALS_FILE,
                                Examples, HyperParameters, Model, Schema, TransformGraph,
@@ -171,9 +172,8 @@ def _write_outputs(clock: TrialClock, output_dict: dict[str, list[Any]], workers
     best = oracle.get_best_trials(1)[0]
     best_config = _plain(best.hyperparameters.get_config())
     hyperparameters = output_dict["best_hyperparameters"][0]
-    with open(os.path.join(hyperparameters.uri, BEST_HYPERPARAMETERS_FILE), "w",
-              encoding="utf-8") as handle:
-        json.dump(best_config, handle)
+    storage.write_text(storage.join(hyperparameters.uri, BEST_HYPERPARAMETERS_FILE),
+                       json.dumps(best_config))
     hyperparameters.properties["best_trial_id"] = str(best.trial_id)
     # TFX's records: the completed trials that have values, best first
     records = [{"trial_id": t.trial_id, "score": _plain(t.score),
@@ -181,8 +181,7 @@ def _write_outputs(clock: TrialClock, output_dict: dict[str, list[Any]], workers
                for t in oracle.get_best_trials(len(oracle.trials))
                if str(t.status) == "COMPLETED" and t.hyperparameters.values]
     results = output_dict["tuner_results"][0]
-    with open(os.path.join(results.uri, TUNER_RESULTS_FILE), "w", encoding="utf-8") as handle:
-        json.dump(records, handle)
+    storage.write_text(storage.join(results.uri, TUNER_RESULTS_FILE), json.dumps(records))
     objective = oracle.objective
     detail = {
         "objective": {"name": getattr(objective, "name", str(objective)),
@@ -199,8 +198,7 @@ def _write_outputs(clock: TrialClock, output_dict: dict[str, list[Any]], workers
                    for t in trials],
         "workers": worker_records,
     }
-    with open(os.path.join(results.uri, TUNER_TRIALS_FILE), "w", encoding="utf-8") as handle:
-        json.dump(detail, handle, indent=1)
+    storage.write_text(storage.join(results.uri, TUNER_TRIALS_FILE), json.dumps(detail, indent=1))
     results.properties.update({"num_trials": len(trials), "completed_trials": len(completed),
                                "best_trial_id": str(best.trial_id),
                                "objective": detail["objective"]["name"]})
