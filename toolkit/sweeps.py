@@ -166,7 +166,8 @@ def sweep(notebook: str | Path, grid: Mapping[str, Sequence[Any]] | None = None,
                 raise ParameterError(f"{source} {name}: {notebook} has no parameter {name!r}; "
                                      f"known parameters: {known}")
             if name in axes:
-                raise ParameterError(f"{source} {name}: given twice")
+                raise ParameterError(f"{source} {name}: given twice; list all its values in one "
+                                     f"--grid {name}=V1,V2,...")
             if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
                 raise ParameterError(f"{source} {name}: give a non-empty list of values")
             try:
@@ -388,7 +389,7 @@ def _output_dir(given: str | Path | None, name: str) -> Path:
             return candidate
         except FileExistsError:
             continue
-    raise RunError(f"{parent}: cannot create a new sweep folder")
+    raise RunError(f"{parent}: cannot create a new sweep folder; name one with -o DIR")
 
 
 def _write_values(path: Path, values: Mapping[str, Any]) -> None:

@@ -120,7 +120,9 @@ class ParallelSearch:
             oracle_chief.OracleServicer(self.clock), server)
         self.port = server.add_insecure_port(f"{ORACLE_HOST}:0")
         if not self.port:
-            raise ToolkitError(f"Tuner: cannot listen on {ORACLE_HOST} for the worker processes")
+            raise ToolkitError(f"Tuner: cannot listen on {ORACLE_HOST} for the worker processes; "
+                               "check that the loopback interface is up, or set "
+                               "num_parallel_trials=1")
         server.start()
         try:
             for _ in range(self.count):
@@ -196,7 +198,8 @@ class ParallelSearch:
                     self._lose_trial(held, f"{reason} while running trial {held.trial_id}"
                                      + (f": {error}" if error else ""))
                 if deaths > self.max_deaths:
-                    raise ToolkitError(f"Tuner: {deaths} worker processes died; the last: {reason}")
+                    raise ToolkitError(f"Tuner: {deaths} worker processes died; the last: {reason}; "
+                                       "lower num_parallel_trials if memory ran out")
                 if self._more_trials(live):
                     live.append(self._start_worker(replacing=worker))
 
@@ -214,7 +217,9 @@ class ParallelSearch:
                                 f"the last failed trial: {message}") from None
 
     def _ran_trials(self, tuner_id: str) -> bool:
-        return any(run["tuner_id"] == tuner_id for run in self.clock.runs.values())
+        # a snapshot: gRPC threads add runs while the chief's loop asks (list() of a dict
+        # view is taken whole under CPython's GIL)
+        return any(run["tuner_id"] == tuner_id for run in list(self.clock.runs.values()))
 
     def _more_trials(self, live: list[_Worker]) -> bool:
         """Whether a replacement worker has something to do: trials left to create, or none

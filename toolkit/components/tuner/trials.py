@@ -118,7 +118,8 @@ class TrialClock:
                 + (f" on {where}" if where and where != "tuner0" else ""))
         if str(trial.status) != "COMPLETED" and trial.message:
             line += f": {error_of(trial.message)}"
-        completed = [t for t in self._oracle.trials.values() if str(t.status) == "COMPLETED"]
+        completed = [t for t in list(self._oracle.trials.values())
+                     if str(t.status) == "COMPLETED"]
         if completed:
             best = self._oracle.get_best_trials(1)[0]
             line += f"; best {format_score(best.score)} (trial {best.trial_id})"
