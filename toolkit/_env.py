@@ -18,6 +18,9 @@ HOST_ID = "TOOLKIT_HOST_ID"
 LEASE_SECONDS = "TOOLKIT_LEASE_SECONDS"
 #: run policies to install beyond the standard ones: registered names or ``module:factory``
 POLICIES = "TOOLKIT_POLICIES"
+#: ``1``: a run whose cache key another live process is computing waits for it and reuses
+#: its outputs (single flight) instead of computing beside it; sweeps set it for their points
+SINGLE_FLIGHT = "TOOLKIT_SINGLE_FLIGHT"
 #: the folder under which the Pusher may push when no ``allowed_root`` is given
 PUSH_ROOT = "TOOLKIT_PUSH_ROOT"
 #: the project folder a Kubeflow Pipelines task runs its exported notebook from

@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from toolkit import _env
 from toolkit._text import one_line, shorten, show_controls
 from toolkit.errors import ParameterError, RunError
 
@@ -255,6 +256,7 @@ def _point_environment() -> dict[str, str]:
     package_root = str(Path(toolkit.__file__).resolve().parent.parent)
     entries = [e for e in env.get("PYTHONPATH", "").split(os.pathsep) if e and e != package_root]
     env["PYTHONPATH"] = os.pathsep.join([package_root, *entries])
+    env[_env.SINGLE_FLIGHT] = "1"  # the points share one store: what they share runs once
     return env
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from datapaths import REPO
 
+from toolkit import _env
 from toolkit.artifacts import Examples
 from toolkit.base_component import BaseComponent, ExecutionParameter
 from toolkit.metadata import MetadataStore, sqlite_config
@@ -75,6 +76,7 @@ class Child:
         self.log = tmp_path / f"{name}.log"
         self.report = tmp_path / f"{name}.json"
         env = dict(os.environ)
+        env[_env.SINGLE_FLIGHT] = "1"  # as a sweep sets it for its points
         env["PYTHONPATH"] = os.pathsep.join(
             [os.path.join(REPO, "tests", "unit"), os.path.join(REPO, "tests"), REPO])
         with open(self.log, "w") as out:

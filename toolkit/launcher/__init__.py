@@ -15,9 +15,10 @@ log, the production gate, a pipeline step's policy) are hooks around this loop
 The launcher calls down only: into components (their driver hook and executor), the
 cache key, publishing, the metadata store and the hooks; none of them calls back.
 
-Single flight: two processes sharing a metadata store (parallel points of a sweep,
-concurrent ``toolkit run``s on one root) that need the same cache key compute it once.
-A cache miss is *claimed* in ``decide``: its execution is recorded RUNNING before the
+Single flight: two processes sharing a metadata store (parallel points of a sweep, or
+any runs with ``$TOOLKIT_SINGLE_FLIGHT=1``, which a sweep sets for its points) that need
+the same cache key compute it once. Without it, each computes its own, as before. With it,
+a cache miss is *claimed* in ``decide``: its execution is recorded RUNNING before the
 decision is final, and if another live process holds an earlier RUNNING execution of
 the same key, this run yields its claim (recorded FAILED, "yielded") and WAITs: it polls
 the store until that execution is recorded, then decides again and REUSEs it. If the
@@ -32,6 +33,7 @@ import time
 import traceback
 from typing import Any
 
+from toolkit import _env
 from toolkit._mode import get_mode
 from toolkit._process import Owner, host_identity, lease_seconds
 from toolkit._text import error_line, show_controls
@@ -176,7 +178,10 @@ class Launcher:
 
     def _claim(self, run: Run, compute: Decision) -> Decision:
         """Single flight for a cache miss: ``compute`` if no other live process is
-        computing this key, else WAIT for it.
+        computing this key, else WAIT for it. Only where ``$TOOLKIT_SINGLE_FLIGHT`` is ``1``
+        (a sweep sets it for its points): waiting on another host's execution lasts until it
+        completes or its lease proves it abandoned, which a run that merely shares a store
+        should not be made to do.
 
         Looking first spares a record in the common case; the claim (this run's RUNNING
         execution, ``run.execution_id``) then settles a race between processes that looked
@@ -186,6 +191,8 @@ class Launcher:
         running), so the claim yields to it as well. A claim that loses is recorded failed
         as "yielded" (the store has no way to delete it) and the run waits, which for a
         completed execution means deciding again at once and reusing it."""
+        if os.environ.get(_env.SINGLE_FLIGHT, "") != "1":
+            return compute  # computed beside any other process's execution of this key
         digest = compute.key.digest
         elsewhere = self._computing_elsewhere(run, digest)
         if elsewhere is None:
