@@ -20,6 +20,7 @@ import math
 import os
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -197,7 +198,7 @@ def sweep(notebook: str | Path, grid: Mapping[str, Sequence[Any]] | None = None,
         run_dir.mkdir()
         _write_values(run_dir / POINT_VALUES, overrides)
         points.append(SweepPoint(index, combo, effective, run_dir.resolve()))
-    emit = progress or _stderr
+    emit = _one_at_a_time(progress) if progress is not None else _stderr
     started = time.perf_counter()
     runner = _PointRunner(notebook.resolve(), len(points), cwd, execution_timeout, emit)
     with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="sweep-point") as pool:
@@ -418,5 +419,20 @@ def _last_line(path: Path) -> str | None:
     return lines[-1].strip() if lines else None
 
 
+_EMIT_LOCK = threading.Lock()
+
+
+def _one_at_a_time(progress: Progress) -> Progress:
+    """``progress`` called by one point's thread at a time."""
+    def emit(line: str) -> None:
+        with _EMIT_LOCK:
+            progress(line)
+    return emit
+
+
 def _stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    """One whole line to stderr: parallel points report from their own threads, and a
+    line and its newline written apart could interleave with another point's."""
+    with _EMIT_LOCK:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
