@@ -212,3 +212,65 @@ def test_sweep_json_records_each_point_with_its_evaluation(taxi_sweep):
     assert record["best"] == STEPS.index(best) + 1
     page = (out / "compare.html").read_text()
     assert "best auc" in page and "<script" not in page
+
+
+# -- a point killed mid-run, then the sweep run again ---------------------------------------
+RECOVERY = FIXTURES / "sweep_recovery.ipynb"
+
+
+@pytest.mark.slow
+def test_a_point_killed_mid_run_is_taken_over_when_the_sweep_runs_again(tmp_path):
+    import signal
+    import time
+
+    root, hold = tmp_path / "root", tmp_path / "hold"
+    hold.write_text("")
+    values = {"pipeline_name": "recovery", "pipeline_root": str(root)}
+    args = ["run", str(RECOVERY), "--grid", "variant=a,b", "--parallel", "2",
+            "-p", "pipeline_root", str(root)]
+    cmd = [os.path.join(os.path.dirname(sys.executable), "toolkit"), *args,
+           "-o", str(tmp_path / "first")]
+    first = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, "RECOVERY_HOLD": str(hold)},
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # the kernel computing point b's Slow is killed while it runs
+        deadline, victim = time.monotonic() + 300, None
+        while victim is None and time.monotonic() < deadline and first.poll() is None:
+            time.sleep(0.5)
+            if (root / "metadata.sqlite").exists():
+                victim = next((r for r in _store(values).executions("Slow")
+                               if r["state"] == "RUNNING"
+                               and json.loads(r["parameters"])["variant"] == "b"), None)
+        assert victim is not None, "point b's Slow never ran"
+        os.kill(int(victim["pid"]), signal.SIGKILL)
+        out, err = first.communicate(timeout=600)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 1, out + err
+    record = json.loads((tmp_path / "first" / "sweep.json").read_text())
+    assert [p["status"] for p in record["points"]] == ["succeeded", "failed"]
+
+    hold.unlink()
+    again = _toolkit(*args, "-o", str(tmp_path / "again"))
+    assert again.returncode == 0, again.stdout + again.stderr
+    record = json.loads((tmp_path / "again" / "sweep.json").read_text())
+    assert [p["status"] for p in record["points"]] == ["succeeded", "succeeded"]
+
+    store = _store(values)
+    slow = store.executions("Slow")
+    by_variant = {v: [r for r in slow if json.loads(r["parameters"])["variant"] == v]
+                  for v in ("a", "b")}
+    # a: computed once, then reused; b: the killed execution recorded as failed (not left
+    # running for ever), and computed in full by the second sweep
+    assert [r["state"] for r in by_variant["a"]] == ["COMPLETE", "CACHED"]
+    assert [r["state"] for r in by_variant["b"]] == ["FAILED", "COMPLETE"]
+    assert by_variant["b"][0]["id"] == victim["id"]
+    [shared] = [r for r in store.executions("Shared") if r["state"] == "COMPLETE"]
+    assert all(r["state"] == "CACHED" or r["error"].startswith("yielded:")
+               for r in store.executions("Shared") if r["id"] != shared["id"])
+    [model] = store.outputs_of(by_variant["b"][1]["id"])["model"]
+    [data] = store.outputs_of(shared["id"])["data"]
+    assert Path(model.uri, "model.txt").read_text() == "b:" + Path(data.uri, "rows.txt").read_text()
+    # nothing the killed execution staged is left behind
+    assert not [p for p in root.rglob(".staging-*")], list(root.rglob(".staging-*"))

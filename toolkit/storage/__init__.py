@@ -31,6 +31,7 @@ from toolkit._registry import Registry
 from toolkit.errors import ToolkitError, UnknownNameError
 from toolkit.storage.base import Backend, Stat
 from toolkit.storage.local import LocalBackend
+from toolkit.storage.s3 import S3Backend
 
 __all__ = ["Backend", "Stat", "BACKENDS", "register_backend", "backend_for", "scheme_of", "reachable",
            "join", "open", "read_bytes", "read_text", "write_bytes", "write_text", "exists",
@@ -41,6 +42,7 @@ __all__ = ["Backend", "Stat", "BACKENDS", "register_backend", "backend_for", "sc
 #: backends by URI scheme; a plain path is ``file``
 BACKENDS: Registry[Backend] = Registry("storage backend")
 BACKENDS.register("file", LocalBackend())
+BACKENDS.register("s3", S3Backend())
 
 
 def register_backend(scheme: str, backend: Backend) -> Backend:

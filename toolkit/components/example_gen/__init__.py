@@ -60,6 +60,13 @@ STREAM_BYTES = 256 * 2**20
 #: (a ``_spans.Resolution``); not a parameter, so not part of the cache key's parameters
 RESOLVED_SPANS = "resolved_spans"
 
+#: what both file-reading ExampleGens declare; ``input_base`` is fingerprinted by its tree
+FILE_PARAMETERS = {"input_base": ExecutionParameter(str, required=True, fingerprint="tree"),
+                   "input_config": ExecutionParameter(dict), "output_config": ExecutionParameter(dict),
+                   "output_data_format": ExecutionParameter(str, default=FORMAT_PARQUET),
+                   "range_config": ExecutionParameter(dict),
+                   "split_method": ExecutionParameter(str)}
+
 
 class _ExampleGenBase(BaseComponent):
     OUTPUTS = {"examples": Examples}
@@ -195,11 +202,7 @@ class CsvExampleGen(_ExampleGenBase):
     """
 
     INPUTS = {"schema": InputSpec(Schema, optional=True)}
-    PARAMETERS = {"input_base": ExecutionParameter(str, required=True, fingerprint="tree"),
-                  "input_config": ExecutionParameter(dict), "output_config": ExecutionParameter(dict),
-                  "output_data_format": ExecutionParameter(str, default=FORMAT_PARQUET),
-                  "range_config": ExecutionParameter(dict),
-                  "split_method": ExecutionParameter(str)}
+    PARAMETERS = FILE_PARAMETERS
 
     def __init__(self, input_base: str, input_config: dict | None = None,
                  output_config: dict | None = None, schema=None,
@@ -255,11 +258,7 @@ class ImportExampleGen(_ExampleGenBase):
     ``split_method`` as for :class:`CsvExampleGen`; TFX's hashes each record's bytes.
     """
 
-    PARAMETERS = {"input_base": ExecutionParameter(str, required=True, fingerprint="tree"),
-                  "input_config": ExecutionParameter(dict), "output_config": ExecutionParameter(dict),
-                  "output_data_format": ExecutionParameter(str, default=FORMAT_PARQUET),
-                  "range_config": ExecutionParameter(dict),
-                  "split_method": ExecutionParameter(str)}
+    PARAMETERS = FILE_PARAMETERS
 
     def __init__(self, input_base: str, input_config: dict | None = None,
                  output_config: dict | None = None,
