@@ -12,6 +12,7 @@ import os
 import tempfile
 from typing import Any
 
+from toolkit import storage
 from toolkit._mode import get_mode, set_mode  # noqa: F401  set_mode: exports made before toolkit.set_mode
 from toolkit.artifacts import Artifact
 from toolkit.base_component import BaseComponent, Channel
@@ -52,8 +53,12 @@ class InteractiveContext:
         if pipeline_root is None:
             pipeline_root = tempfile.mkdtemp(prefix=f"toolkit-{name}-")
             print(f"InteractiveContext: pipeline_root not given, using {pipeline_root}")
-        root = os.path.abspath(os.fspath(pipeline_root))
-        os.makedirs(root, exist_ok=True)
+        root = os.fspath(pipeline_root)
+        if storage.scheme_of(root) == "file":
+            root = os.path.abspath(storage.local_path(root))
+            os.makedirs(root, exist_ok=True)
+        else:
+            storage.backend_for(root)  # an unknown scheme fails here, naming the known ones
         self._launcher = Launcher(name, root, metadata_connection_config, beam_pipeline_args,
                                   lease_seconds)
 

@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from toolkit import storage
 from toolkit._markup import BAD, GOOD, GRID, NOTE, TABLE, esc, table
 from toolkit._text import error_line, one_line, show_controls
 
@@ -131,7 +131,7 @@ def _add_lineage(store: Any, report: dict[str, Any]) -> None:
             "cached_from": execution.get("cached_from"),
             "started_at": execution.get("create_time"),
             "inputs": _artifact_refs(inputs), "outputs": _artifact_refs(outputs),
-            "parameters": _parameters(execution.get("parameters") or ""),
+            "parameters": recorded_parameters(execution.get("parameters") or ""),
         }
         for artifacts in inputs.values():
             for artifact in artifacts:
@@ -153,7 +153,7 @@ def _artifact_refs(by_key: dict[str, list[Any]]) -> list[dict[str, Any]]:
     return refs
 
 
-def _parameters(text: str) -> dict[str, Any]:
+def recorded_parameters(text: str) -> dict[str, Any]:
     """The execution's parameters as recorded (canonical JSON), name -> value."""
     if not text:
         return {}
@@ -316,18 +316,16 @@ def write_report(folder: str, report: dict[str, Any]) -> str:
     returns the page's path."""
     for name, text in ((REPORT_DATA, json.dumps(report, sort_keys=True, separators=(",", ":"))),
                        (REPORT_FILE, render_page(report))):
-        partial = os.path.join(folder, f".{name}.partial")
-        with open(partial, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(partial, os.path.join(folder, name))
-    return os.path.join(folder, REPORT_FILE)
+        partial = storage.join(folder, f".{name}.partial")
+        storage.write_text(partial, text)
+        storage.move(partial, storage.join(folder, name))
+    return storage.join(folder, REPORT_FILE)
 
 
 def read_report(folder: str) -> dict[str, Any] | None:
     """The report data stored in a version folder, or None when it has none."""
     try:
-        with open(os.path.join(folder, REPORT_DATA), encoding="utf-8") as handle:
-            report = json.load(handle)
+        report = json.loads(storage.read_text(storage.join(folder, REPORT_DATA)))
     except (OSError, ValueError):
         return None
     return report if isinstance(report, dict) else None
@@ -338,7 +336,7 @@ def report_writer(report: dict[str, Any]) -> Callable[[str, int], None]:
     is about to be published as, into the hidden copy."""
     def prepare(staging: str, version: int) -> None:
         write_report(staging, {**report, "version": version,
-                               "path": os.path.join(report.get("destination") or "",
+                               "path": storage.join(report.get("destination") or "",
                                                     str(version))})
     return prepare
 
@@ -592,7 +590,13 @@ def render_body(report: dict[str, Any]) -> str:
                 ("Lineage", _section_lineage), ("Parameters", _section_parameters)]
     parts = [f'<h1 style="font-size:1.45em;margin:0 0 4px 0">'
              f'{esc(title(report), VALUE_CHARS)}</h1>',
-             _note(f"Pushed {when(report.get('pushed_at'))} by {pushed_by(report)}")]
+             _note(f"Pushed {when(report.get('pushed_at'))} by {pushed_by(report)}"),
+             # the page beside the version folders (toolkit models compare writes it); named,
+             # not linked: the report loads and links nothing
+             '<p style="margin:2px 0">Every pushed version side by side (the metric per slice '
+             'across versions): <code>../toolkit-versions.html</code>, written by '
+             '<code>toolkit models compare</code>; <code>toolkit.show_versions</code> in a '
+             'notebook</p>']
     for note in report.get("notes") or []:
         parts.append(f'<p style="color:{BAD}">{esc(note, 2000)}</p>')
     for name, section in sections:

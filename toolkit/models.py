@@ -34,7 +34,7 @@ import os
 import time
 from typing import Any
 
-from toolkit import _env
+from toolkit import _env, storage
 from toolkit._process import DEFAULT_LEASE_SECONDS
 from toolkit._text import show_controls, squeeze
 from toolkit.artifacts import Artifact, PushedModel
@@ -128,7 +128,7 @@ def list_versions(serving_dir: str | os.PathLike, metadata_connection_config: An
     else the SQLite store named in the newest ``toolkit-push.json``; without one the
     metrics are left out (the rest comes from the version folders)."""
     destination, found = _serving_dir(serving_dir)
-    records = {v: _read_record(os.path.join(destination, str(v))) for v in found}
+    records = {v: _read_record(storage.join(destination, str(v))) for v in found}
     store, note = _open_store(records, metadata_connection_config, pipeline_root, pipeline_name)
     rows = [_row(destination, v, records[v], store) for v in found]
     return VersionTable(rows, destination, note)
@@ -144,7 +144,7 @@ def rollback(serving_dir: str | os.PathLike, to: int | str,
     and ``note`` says it was not recorded."""
     destination, found = _serving_dir(serving_dir)
     old = _version_number(to, destination, found)
-    source = os.path.join(destination, str(old))
+    source = storage.join(destination, str(old))
     if not has_saved_model(source):
         raise ToolkitError(f"version {old} in {destination} holds no SavedModel "
                            "(saved_model.pb): refusing to roll back to it")
@@ -231,17 +231,17 @@ def show(serving_dir: str | os.PathLike, version: int | str,
     (pushed before reports were written) is summarised as :func:`list_versions` lists it."""
     destination, found = _serving_dir(serving_dir)
     number = _version_number(version, destination, found)
-    folder = os.path.join(destination, str(number))
+    folder = storage.join(destination, str(number))
     record = _read_record(folder)
     report = read_report(folder)
-    page = os.path.join(folder, REPORT_FILE)
+    page = storage.join(folder, REPORT_FILE)
     if report is None:
         store, _ = _open_store({number: record}, metadata_connection_config, pipeline_root,
                                pipeline_name)
         row = _row(destination, number, record, store)
     else:
         row = _row(destination, number, record, None)
-    return VersionReport(number, folder, page if os.path.isfile(page) else None, row, report)
+    return VersionReport(number, folder, page if storage.is_file(page) else None, row, report)
 
 
 def _cells_summary(row: PushedVersion) -> list[str]:
@@ -306,10 +306,10 @@ def verify(serving_dir: str | os.PathLike, version: int | str | None = None) -> 
 
 
 def _verify_one(destination: str, number: int) -> Verified:
-    folder = os.path.join(destination, str(number))
+    folder = storage.join(destination, str(number))
     files = _read_record(folder).get("files")
     if not has_hashes(files):
-        return Verified(number, folder, [], 0, f"{os.path.join(folder, VERSION_RECORD)} "
+        return Verified(number, folder, [], 0, f"{storage.join(folder, VERSION_RECORD)} "
                         "records no file hashes (pushed by an older toolkit, or the record "
                         "is missing or unreadable)")
     changes = changed_files(folder, files, skip={VERSION_RECORD}, every_byte=True)
@@ -320,8 +320,8 @@ def _verify_one(destination: str, number: int) -> Verified:
 def _serving_dir(serving_dir: str | os.PathLike) -> tuple[str, list[int]]:
     """The directory's real path and its version numbers; a one-line error when it is
     not a serving directory."""
-    path = os.path.realpath(os.fspath(serving_dir))
-    if not os.path.isdir(path):
+    path = storage.resolve(os.fspath(serving_dir))
+    if not storage.is_dir(path):
         raise ToolkitError(f"{os.fspath(serving_dir)} is not a serving directory: "
                            "no such folder")
     found = versions(path)
@@ -341,8 +341,7 @@ def _version_number(to: int | str, destination: str, found: list[int]) -> int:
 
 def _read_record(folder: str) -> dict[str, Any]:
     try:
-        with open(os.path.join(folder, VERSION_RECORD), encoding="utf-8") as handle:
-            record = json.load(handle)
+        record = json.loads(storage.read_text(storage.join(folder, VERSION_RECORD)))
     except (OSError, ValueError):
         return {}
     return record if isinstance(record, dict) else {}
@@ -409,13 +408,19 @@ def _pushed_artifact(store: Any, destination: str, version: int) -> Artifact | N
     """The store's PushedModel for ``destination/version`` (the newest if several)."""
     found = [a for a in store.artifacts("PushedModel")
              if str(a.properties.get("pushed_version")) == str(version)
-             and os.path.realpath(str(a.properties.get("pushed_destination") or "")) == destination]
+             and _real(str(a.properties.get("pushed_destination") or "")) == destination]
     return max(found, key=lambda a: a.id) if found else None
+
+
+def _real(uri: str) -> str:
+    """The resolved form of a recorded destination; as recorded where this process has no
+    backend for it (it is then no destination here)."""
+    return storage.resolve(uri) if storage.reachable(uri) else uri
 
 
 # -- rows ----------------------------------------------------------------------------
 def _row(destination: str, version: int, record: dict[str, Any], store: Any) -> PushedVersion:
-    path = os.path.join(destination, str(version))
+    path = storage.join(destination, str(version))
     if not record and store is not None:
         record = _record_from_store(store, destination, version)
     blessings = [b for arts in (record.get("blessings") or {}).values() for b in arts]

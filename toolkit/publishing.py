@@ -16,6 +16,7 @@ import errno
 import hashlib
 import json
 import os
+import tempfile
 import time
 
 from toolkit import storage
@@ -38,8 +39,31 @@ def final_dir(output_parent: str, execution_id: int) -> str:
 
 
 def scratch_dir(pipeline_root: str, execution_id: int, pid: int) -> str:
-    """The executor's scratch folder (``ExecutorContext.tmp_dir``) for one execution."""
+    """The executor's scratch folder (``ExecutorContext.tmp_dir``) for one execution: on
+    local disk, under the root or, for an object-store root, under its local staging
+    folder (scratch files are for libraries that write local files)."""
+    if storage.scheme_of(pipeline_root) != "file":
+        return os.path.join(local_staging_root(pipeline_root), ".tmp", f"{execution_id}-{pid}")
     return storage.join(pipeline_root, ".tmp", f"{execution_id}-{pid}")
+
+
+def staging_parent(pipeline_root: str, component_id: str, key: str) -> str:
+    """The folder an output of ``component_id`` under ``key`` is staged in.
+
+    On local disk, beside its final place, so the commit is a rename. Under an object
+    store, on local disk under :func:`local_staging_root`: TensorFlow, TFT, TFDV, pyarrow
+    and Beam's local runners write only local files, and the commit uploads the staged
+    folder, manifest last."""
+    if storage.scheme_of(pipeline_root) != "file":
+        return os.path.join(local_staging_root(pipeline_root), component_id, key)
+    return storage.join(pipeline_root, component_id, key)
+
+
+def local_staging_root(pipeline_root: str) -> str:
+    """This machine's staging folder for the object-store root ``pipeline_root``: one per
+    root, so recovery finds what a dead process staged for it."""
+    digest = hashlib.sha256(str(pipeline_root).encode()).hexdigest()[:16]
+    return os.path.join(tempfile.gettempdir(), "toolkit-staging", digest)
 
 
 class OutputFolders:
@@ -65,7 +89,9 @@ class OutputFolders:
             check_inside(parent, self.pipeline_root)
             storage.makedirs(parent)
             check_inside(parent, self.pipeline_root)
-            self.staging[key] = staging_dir(parent, self.execution_id, self.pid)
+            staged = staging_parent(self.pipeline_root, self.component_id, key)
+            storage.makedirs(staged)
+            self.staging[key] = staging_dir(staged, self.execution_id, self.pid)
             self.finals[key] = final_dir(parent, self.execution_id)
             move_aside_unknown(self.finals[key], self.component_id, self.store_location)
             storage.makedirs(self.staging[key], exist_ok=False)
@@ -97,11 +123,14 @@ def remove_abandoned(pipeline_root: str, component_id: str, execution_id: int, p
     folders, and any folder it published but never registered (no artifact points at it)."""
     storage.remove_tree(scratch_dir(pipeline_root, execution_id, pid))
     component_dir = storage.join(pipeline_root, component_id)
-    if storage.is_dir(component_dir):
-        for key in storage.listdir(component_dir):
-            parent = storage.join(component_dir, key)
-            storage.remove_tree(staging_dir(parent, execution_id, pid))
-            storage.remove_tree(final_dir(parent, execution_id))
+    keys = set(storage.listdir(component_dir)) if storage.is_dir(component_dir) else set()
+    staged_dir = staging_parent(pipeline_root, component_id, "")
+    if staged_dir != storage.join(component_dir, "") and storage.is_dir(staged_dir):
+        keys |= set(storage.listdir(staged_dir))
+    for key in sorted(keys):
+        storage.remove_tree(staging_dir(staging_parent(pipeline_root, component_id, key),
+                                        execution_id, pid))
+        storage.remove_tree(final_dir(storage.join(component_dir, key), execution_id))
 
 
 def file_sizes(folder: str) -> dict[str, int]:

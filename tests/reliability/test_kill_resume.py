@@ -117,8 +117,8 @@ def _complete(version: Path, model_uri: str) -> bool:
 
 
 @pytest.mark.parametrize("spec", [
-    "shutil:copytree:before@2",   # the copy is half done (variables/ not copied yet)
-    "os:rename:before",           # the copy is complete, not yet renamed to its version
+    "shutil:copy2:before@2",      # the copy is half done (variables/ not copied yet)
+    "os:replace:before@4",  # whole, not yet renamed (after the owner file and the report's two files)
 ], ids=["mid-copy", "copied-not-renamed"])
 def test_pusher_killed_before_the_version_appears(tmp_path, spec):
     root, serving = tmp_path / "root", tmp_path / "push" / "serving"
@@ -128,6 +128,13 @@ def test_pusher_killed_before_the_version_appears(tmp_path, spec):
     assert _version_folders(serving) == []
     hidden = [p.name for p in serving.iterdir()]
     assert hidden and all(name.startswith(f".pushing-{pid}-") for name in hidden)
+    [copy] = [serving / name / "model" for name in hidden]
+    copied = {p.relative_to(copy).as_posix() for p in copy.rglob("*") if p.is_file()}
+    if "replace" in spec:  # frozen at the rename: the copy is whole, its record written
+        assert "saved_model.pb" in copied and "toolkit-push.json" in copied, copied
+        assert any(name.startswith("variables/") for name in copied), copied
+    else:  # frozen mid-copy: the variables are not copied yet
+        assert not any(name.startswith("variables/") for name in copied), copied
 
     report = run_child(args + ["--report", str(tmp_path / "r.json")], tmp_path / "rerun.log")
     assert_abandoned(root, "Pusher", killed)
@@ -168,7 +175,7 @@ CHAIN = [
     ("Trainer", "toolkit.publishing:write_manifest:after@2"),              # model published, run not
     ("Evaluator", "toolkit.components.evaluator:_predictions:after"),    # predicted, nothing written
     ("Evaluator", "toolkit.evaluation.storage:save_result:before"),      # TFMA records written, ours not
-    ("Pusher", "shutil:copytree:before@2"),                              # half copied
+    ("Pusher", "shutil:copy2:before@2"),                                 # half copied
     ("Pusher", "os:rename:before"),                                      # copied, not renamed
 ]
 

@@ -113,12 +113,15 @@ def test_a_file_uri_is_percent_decoded_as_pathlib_encodes_it(tmp_path):
 
 def test_an_unknown_scheme_is_named_with_the_known_ones():
     with pytest.raises(UnknownNameError) as raised:
-        storage.open("s3://bucket/pipeline/Split-train/data.parquet")
+        storage.open("hdfs://namenode/pipeline/Split-train/data.parquet")
     message = str(raised.value)
-    assert "\n" not in message and "'s3'" in message and "file" in message
-    assert not storage.reachable("gs://bucket/x") and storage.reachable("/tmp")
-    with pytest.raises(UnknownNameError, match="no storage backend is registered as 'gs'"):
-        storage.BACKENDS.get("gs")
+    assert "\n" not in message and "'hdfs'" in message
+    for known in ("file", "s3", "gs"):
+        assert f"{known}" in message
+    assert not storage.reachable("hdfs://namenode/x") and storage.reachable("/tmp")
+    assert storage.reachable("s3://bucket/x") and storage.reachable("gs://bucket/x")
+    with pytest.raises(UnknownNameError, match="no storage backend is registered as 'hdfs'"):
+        storage.BACKENDS.get("hdfs")
 
 
 def _stage(root: Path, component_id: str = "Gen") -> tuple[OutputFolders, list]:
@@ -193,3 +196,79 @@ def test_an_output_escaping_the_pipeline_root_is_refused(tmp_path):
     real, real_root, inside = storage.within(f"file://{root}/Gen/../../elsewhere", str(root))
     assert not inside and real == str(tmp_path / "elsewhere")
     assert storage.within(f"file://{root}/Gen/../Gen/examples", str(root))[2]
+
+
+@pytest.fixture
+def odd_tree(tmp_path) -> Path:
+    """Real CSVs under names a URI must encode: a space and ``%`` in folders and files, a
+    hidden file, a folder named like a wildcard (``[x]``)."""
+    root = tmp_path / "raw data 100%"
+    for rel, source in {"taxi 1.csv": TAXI_CSV, "50% german.csv": GERMAN_CSV,
+                        "span 2/part-0.csv": TAXI_CSV, "span 2/deep er/part-1.csv": GERMAN_CSV,
+                        ".hidden.csv": TAXI_CSV, "notes.txt": GERMAN_CSV,
+                        "[x]/y.csv": GERMAN_CSV}.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(source, root / rel)
+    return root
+
+
+def test_glob_lists_by_pattern_in_the_patterns_own_form(odd_tree):
+    """A ``file://`` pattern gives encoded ``file://`` URIs (as pathlib writes them) that
+    read back the files' bytes; a plain pattern gives plain paths; hidden names and other
+    suffixes stay out; ``**`` crosses folders only when recursive."""
+    uri = odd_tree.as_uri()
+    assert "%20" in uri and "%25" in uri
+    top = ["50% german.csv", "taxi 1.csv"]
+    assert storage.glob(f"{uri}/*.csv") == sorted((odd_tree / n).as_uri() for n in top)
+    assert storage.glob(f"{odd_tree}/*.csv") == sorted(str(odd_tree / n) for n in top)
+    every = top + ["[x]/y.csv", "span 2/deep er/part-1.csv", "span 2/part-0.csv"]
+    found = storage.glob(f"{uri}/**/*.csv")
+    assert found == sorted((odd_tree / n).as_uri() for n in every)
+    for rel, match in zip(sorted(every, key=lambda n: (odd_tree / n).as_uri()), found):
+        assert storage.read_bytes(match) == (odd_tree / rel).read_bytes()
+    assert storage.glob(f"{odd_tree}/**/part-*.csv", recursive=False) == [
+        str(odd_tree / "span 2" / "part-0.csv")]  # "**" as "*": one folder deep
+    assert storage.glob(f"{odd_tree}/*/part-*.csv") == [str(odd_tree / "span 2/part-0.csv")]
+    # a percent-escape in a file:// pattern is a character, never a wildcard
+    assert storage.glob(f"{uri}/%5Bx%5D/*.csv") == [(odd_tree / "[x]" / "y.csv").as_uri()]
+    assert storage.glob(f"{odd_tree}/[x]/*.csv") == []  # "[x]" as a wildcard: the name "x"
+    assert storage.glob(f"{uri}/missing/*.csv") == [] == storage.glob(f"{odd_tree}/nothing*")
+
+
+def test_glob_under_takes_the_root_literally_and_answers_relative_paths(odd_tree):
+    assert storage.glob_under(str(odd_tree / "[x]"), "*.csv") == ["y.csv"]
+    assert storage.glob_under(str(odd_tree), "span [0-9]/**/*.csv") == [
+        "span 2/deep er/part-1.csv", "span 2/part-0.csv"]
+    assert storage.glob_under(str(odd_tree), ".*") == [".hidden.csv"]
+    assert storage.glob_under(str(odd_tree / "[x]"), "*.csv", as_uris=True) == [
+        str(odd_tree / "[x]" / "y.csv")]
+
+
+def test_an_object_store_answers_glob_by_listing_the_prefix(odd_tree):
+    """What a backend without a pattern search of its own does (list the prefix, match each
+    name) finds exactly what the local search finds."""
+    from toolkit.storage.base import glob_by_listing
+    from toolkit.storage.local import LocalBackend
+
+    local, root = LocalBackend(), str(odd_tree)
+    for pattern in ("*.csv", "**/*.csv", "**", "*", "span ?/*", "[5t]*", "[!t]*.csv", ".*",
+                    "span 2/**", "**/part-[0-9].csv", "*/deep er/*"):
+        assert glob_by_listing(local, root, pattern) == local.glob(root, pattern), pattern
+    assert glob_by_listing(local, root, "**/*.csv", recursive=False) == \
+        local.glob(root, "**/*.csv", recursive=False)
+
+
+def test_copy_tree_copies_every_folder_and_file_with_its_times(odd_tree, tmp_path):
+    (odd_tree / "empty").mkdir()
+    target = tmp_path / "copy of it"
+    storage.copy_tree(odd_tree.as_uri(), target.as_uri())
+    assert list(storage.walk(str(target))) == list(storage.walk(str(odd_tree)))
+    assert sorted(storage.folders(str(target))) == sorted(storage.folders(str(odd_tree)))
+    for rel in storage.walk(str(odd_tree)):
+        assert _sha256(target / rel) == _sha256(odd_tree / rel)
+        assert os.stat(target / rel).st_mtime_ns == os.stat(odd_tree / rel).st_mtime_ns
+    with pytest.raises(FileExistsError):  # never into a folder that is already there
+        storage.copy_tree(str(odd_tree), str(target))
+    with pytest.raises(FileNotFoundError):
+        storage.copy_tree(str(tmp_path / "missing"), str(tmp_path / "elsewhere"))
+    assert storage.resolve(f"{target}/../copy of it/./[x]") == str(target / "[x]")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import glob
 import hashlib
 import os
 import re
@@ -162,9 +161,8 @@ def _scan(base: str, split: str, pattern: str) -> dict[int, dict[int | None, lis
     """span -> version -> files of one split pattern."""
     compiled = _compile(base, pattern)
     found: dict[int, dict[int | None, list[str]]] = {}
-    for rel in glob.glob(compiled.glob, root_dir=base, recursive=True):
-        rel = rel.replace(os.sep, "/")
-        path = os.path.join(base, rel)
+    for rel in storage.glob_under(base, compiled.glob):
+        path = storage.join(base, rel)
         if os.path.basename(rel).startswith(".") or not storage.is_file(path):
             continue
         match = compiled.regex.match(rel)

@@ -400,7 +400,7 @@ def _graph_outputs(graph: TransformGraph, key: str) -> bool:
     import tensorflow_transform as tft
 
     quiet_tensorflow()
-    return key in tft.TFTransformOutput(graph.uri).transformed_feature_spec()
+    return key in tft.TFTransformOutput(storage.local_path(graph.uri)).transformed_feature_spec()
 
 
 def _label_from_transform(graph: TransformGraph, table, label_key: str):
@@ -409,7 +409,7 @@ def _label_from_transform(graph: TransformGraph, table, label_key: str):
     import tensorflow_transform as tft
 
     quiet_tensorflow()
-    output = tft.TFTransformOutput(graph.uri)
+    output = tft.TFTransformOutput(storage.local_path(graph.uri))
     if label_key not in output.transformed_feature_spec():
         raise InputDataError(f"label_key {label_key!r} is neither a raw column nor an output of "
                              f"the transform graph ({', '.join(output.transformed_feature_spec())})")

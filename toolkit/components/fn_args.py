@@ -12,7 +12,6 @@ with it.
 from __future__ import annotations
 
 import dataclasses
-import glob
 import os
 from typing import Any, Iterator, NamedTuple
 
@@ -244,8 +243,8 @@ def _expand(file_pattern: str | list[str]) -> list[str]:
         file_pattern)
     files: list[str] = []
     for pattern in patterns:
-        matched = sorted(p for p in glob.glob(os.fspath(pattern))
-                         if storage.is_file(p) and not os.path.basename(p).startswith("."))
+        matched = [p for p in storage.glob(os.fspath(pattern), recursive=False)
+                   if storage.is_file(p) and not os.path.basename(p).startswith(".")]
         if not matched:
             raise InputDataError(f"no example files match {pattern}")
         files += matched

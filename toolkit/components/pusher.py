@@ -27,13 +27,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import time
 import uuid
 from typing import Any, Callable
 
-from toolkit import _env
-from toolkit._paths import resolve_within
+from toolkit import _env, storage
 from toolkit._process import (
     DEFAULT_LEASE_SECONDS,
     Heartbeat,
@@ -152,8 +150,10 @@ class Pusher(BaseComponent):
         # own files, hard-linked where the filesystem allows, so a push costs the model's
         # size once on disk, not twice
         if not link_or_copy(path, pushed.uri, only=set(file_sizes(source))):
+            why = ("another filesystem?" if storage.scheme_of(path) == "file" else
+                   "an object store has no links")
             ctx.log(f"{pushed.uri} holds a copy of the model: {path} cannot be hard-linked "
-                    "from there (another filesystem?)")
+                    f"from there ({why})")
         pushed.properties.update(pushed=1, pushed_version=str(version))
         # the claim a cache hit checks: every file of the version, stamped after the links
         # were made (a link changes a file's ctime)
@@ -162,7 +162,7 @@ class Pusher(BaseComponent):
                                "pushed_at": time.time(),
                                "files": fingerprint(path, known=files)})
         ctx.log(f"pushed Model #{model.id} as version {version}: {path} (report: "
-                f"{os.path.join(path, REPORT_FILE)})")
+                f"{storage.join(path, REPORT_FILE)})")
 
     def missing_external_effects(self, outputs) -> str | None:
         """A cached push counts only while ``<destination>/<version>`` holds exactly the
@@ -176,8 +176,8 @@ class Pusher(BaseComponent):
             if not record.get("pushed"):
                 continue
             version, destination = record.get("version"), record.get("destination")
-            folder = os.path.join(str(destination), str(version))
-            if not os.path.isdir(folder):
+            folder = storage.join(str(destination), str(version))
+            if not storage.is_dir(folder):
                 return f"pushed version {version} at {destination} is gone; pushing again"
             files = record.get("files")
             if not has_hashes(files):
@@ -211,7 +211,7 @@ class Pusher(BaseComponent):
 def resolve_destination(destination: str, allowed_root: str | None) -> str:
     """The destination's real path, refused if it is outside the allowed root."""
     root = allowed_root or os.environ.get(PUSH_ROOT_ENV) or os.getcwd()
-    real, real_root, inside = resolve_within(destination, root)
+    real, real_root, inside = storage.within(destination, root)
     if not inside:
         raise PushRefused(
             f"push_destination {destination} resolves to {real}, outside the allowed root "
@@ -245,43 +245,49 @@ def push(source: str, destination: str, lease_s: float = DEFAULT_LEASE_SECONDS,
     rename the copy into ``destination/<version>`` (the version's report is written so),
     so whatever it writes appears with the version, numbered as it is published.
     """
-    os.makedirs(destination, exist_ok=True)
+    storage.makedirs(destination)
+    atomic = storage.backend_for(destination).atomic_commit
     _remove_abandoned_copies(destination, lease_s, log)
-    hidden = os.path.join(destination,
+    hidden = storage.join(destination,
                           f".pushing-{os.getpid()}-{time.time_ns()}-{uuid.uuid4().hex[:8]}")
-    os.makedirs(hidden)
+    storage.makedirs(hidden, exist_ok=False)
     heartbeat = None
     try:
         _write_owner(hidden, lease_s)
         heartbeat = Heartbeat(lambda: _write_owner(hidden, lease_s), lease_s / 3,
                               f"push copy {hidden}").start()
-        staging = os.path.join(hidden, "model")
-        shutil.copytree(source, staging)
+        staging = storage.join(hidden, "model")
+        storage.copy_tree(source, staging)
         with contextlib.suppress(FileNotFoundError):
-            os.remove(os.path.join(staging, VERSION_RECORD))  # one copied from source
+            storage.remove(storage.join(staging, VERSION_RECORD))  # one copied from source
         files: dict[str, dict] = {}
         version = max(int(time.time()), _newest(destination) + 1, above + 1)
         for _ in range(1000):
-            target = os.path.join(destination, str(version))
-            if not os.path.exists(target):
+            target = storage.join(destination, str(version))
+            if not storage.exists(target):
                 if prepare is not None:
                     prepare(staging, version)
                 files = fingerprint(staging, skip={VERSION_RECORD}, known=files)
-                if record is not None:
-                    _write_json(os.path.join(staging, VERSION_RECORD),
-                                {**record, "files": without_stamps(files)})
+                marker = {**record, "files": without_stamps(files)} if record is not None \
+                    else None
+                if marker is not None and atomic:
+                    _write_json(storage.join(staging, VERSION_RECORD), marker)
                 try:
-                    os.rename(staging, target)
+                    storage.move(staging, target)
+                    if marker is not None and not atomic:
+                        # no rename here: the record is written last, and a version is
+                        # listed only once it is there (see ``versions``)
+                        _write_json(storage.join(target, VERSION_RECORD), marker)
                     return version, target, files
                 except OSError:
-                    if not os.path.exists(target):
+                    if not storage.exists(target):
                         raise
             version += 1
         raise ToolkitError(f"{destination}: no free version number after {version}")
     finally:
         if heartbeat is not None:
             heartbeat.stop()
-        shutil.rmtree(hidden, ignore_errors=True)
+        storage.remove_tree(hidden)
 
 
 def version_record(model: Model, blessings: dict[str, list[Any]],
@@ -335,16 +341,14 @@ def _spans_of(examples: Any) -> list[int]:
 def _write_owner(hidden: str, lease_s: float) -> None:
     """This process as the owner of the copy in ``hidden``, with a heartbeat of now,
     replaced atomically so a reader never sees half a file."""
-    partial = os.path.join(hidden, f".{OWNER_FILE}.partial")
-    with open(partial, "w", encoding="utf-8") as handle:
-        json.dump(vars(Owner.current(lease_s)), handle)
-    os.replace(partial, os.path.join(hidden, OWNER_FILE))
+    partial = storage.join(hidden, f".{OWNER_FILE}.partial")
+    storage.write_text(partial, json.dumps(vars(Owner.current(lease_s))))
+    storage.move(partial, storage.join(hidden, OWNER_FILE))
 
 
 def _read_owner(hidden: str) -> Owner | None:
     try:
-        with open(os.path.join(hidden, OWNER_FILE), encoding="utf-8") as handle:
-            data = json.load(handle)
+        data = json.loads(storage.read_text(storage.join(hidden, OWNER_FILE)))
         return Owner(str(data["host"]), int(data["pid"]), str(data.get("pid_started") or ""),
                      float(data["heartbeat_at"]), float(data["lease_s"]))
     except (OSError, ValueError, KeyError, TypeError):
@@ -358,11 +362,11 @@ def _remove_abandoned_copies(destination: str, lease_s: float,
     before owners were recorded (``.pushing-<pid>-<ns>``) goes when its pid is not alive
     here; one whose owner file is missing or unreadable, once it is older than
     ``lease_s`` (its owner writes the file right after creating the folder)."""
-    for name in os.listdir(destination):
+    for name in storage.listdir(destination):
         parts = name.split("-")
         if parts[0] != ".pushing" or len(parts) < 3 or not parts[1].isdigit():
             continue
-        path = os.path.join(destination, name)
+        path = storage.join(destination, name)
         owner = _read_owner(path)
         if owner is not None:
             reason = abandoned_reason(owner)
@@ -370,23 +374,27 @@ def _remove_abandoned_copies(destination: str, lease_s: float,
             reason = None if pid_alive(int(parts[1])) else f"process {parts[1]} ended"
         else:
             try:
-                age = time.time() - os.stat(path).st_mtime
+                age = time.time() - storage.stat(path).mtime_ns / 1e9
             except OSError:
                 continue
             reason = f"no owner recorded for {age:.0f} s" if age > lease_s else None
         if reason is None:
             continue
-        shutil.rmtree(path, ignore_errors=True)
+        storage.remove_tree(path)
         if log is not None:
             log(f"removed the abandoned push copy {path} ({reason})")
 
 
 def versions(destination: str) -> list[int]:
-    """The version numbers present in a push destination, oldest first."""
-    if not os.path.isdir(destination):
+    """The version numbers present in a push destination, oldest first. Where publishing
+    is a copy (an object store), a version counts only once its ``toolkit-push.json``,
+    written last, is there: a push cut short mid-upload is never listed."""
+    if not storage.is_dir(destination):
         return []
-    return sorted(int(n) for n in os.listdir(destination)
-                  if n.isdigit() and os.path.isdir(os.path.join(destination, n)))
+    complete = storage.is_dir if storage.backend_for(destination).atomic_commit else \
+        (lambda folder: storage.is_file(storage.join(folder, VERSION_RECORD)))
+    return sorted(int(n) for n in storage.listdir(destination)
+                  if n.isdigit() and complete(storage.join(destination, n)))
 
 
 def _newest(destination: str) -> int:
@@ -420,20 +428,18 @@ def _claimed_version(outputs: dict[str, list[Any]] | None) -> int:
 def _read_record(pushed: PushedModel) -> dict[str, Any]:
     """The artifact's ``push.json`` ({} when it is missing or unreadable)."""
     try:
-        with open(os.path.join(pushed.uri, "push.json"), encoding="utf-8") as handle:
-            record = json.load(handle)
+        record = json.loads(storage.read_text(storage.join(pushed.uri, "push.json")))
     except (OSError, ValueError):
         return {}
     return record if isinstance(record, dict) else {}
 
 
 def _write_record(pushed: PushedModel, record: dict[str, Any]) -> None:
-    _write_json(os.path.join(pushed.uri, "push.json"), record)
+    _write_json(storage.join(pushed.uri, "push.json"), record)
 
 
 def _write_json(path: str, record: dict[str, Any]) -> None:
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(record, handle, indent=2, sort_keys=True)
+    storage.write_text(path, json.dumps(record, indent=2, sort_keys=True))
 
 
 def _listed(changes: list[str], most: int = 3) -> str:

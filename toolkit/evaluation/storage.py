@@ -52,6 +52,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from toolkit import storage
 from toolkit.errors import ToolkitError
 from toolkit.evaluation.config import (ChangeThreshold, CrossSlicingSpec, SlicingSpec,
                                        ValueThreshold, from_dict, parse_cross_slicing_spec,
@@ -86,17 +87,17 @@ def save_result(result: EvalResult, folder: str) -> str:
     Each file is written under a temporary name and renamed, so a reader never
     sees half a file. Returns the path of ``evaluation.json``.
     """
-    os.makedirs(folder, exist_ok=True)
+    storage.makedirs(folder)
     document = to_document(result)
     try:
         text = json.dumps(document, allow_nan=False, separators=(",", ":"), default=_json_default)
     except (TypeError, ValueError) as exc:
         raise ToolkitError(f"cannot store the evaluation in {folder}: {_one_line(exc)}") from None
-    path = os.path.join(folder, RESULT_FILE)
-    _replace(path, lambda tmp: _write_text(tmp, text))
+    path = storage.join(folder, RESULT_FILE)
+    _replace(path, lambda tmp: storage.write_text(tmp, text))
     frame = result.to_dataframe()
     frame["slice_key"] = [slice_key_to_json(key) for key in frame["slice_key"]]
-    _replace(os.path.join(folder, METRICS_FILE), lambda tmp: frame.to_parquet(tmp, index=False))
+    _replace(storage.join(folder, METRICS_FILE), lambda tmp: _write_parquet(tmp, frame))
     return path
 
 
@@ -108,15 +109,15 @@ def load_result(folder: str, what: str | None = None) -> EvalResult:
     never unpickled), a newer format version, or a malformed file (named).
     """
     what = what or folder
-    path = os.path.join(folder, RESULT_FILE)
-    if not os.path.isfile(path):
-        if os.path.isfile(os.path.join(folder, LEGACY_FILE)):
+    path = storage.join(folder, RESULT_FILE)
+    if not storage.is_file(path):
+        if storage.is_file(storage.join(folder, LEGACY_FILE)):
             raise ToolkitError(f"{what}: this evaluation was stored by an older toolkit version "
                                f"({LEGACY_FILE}); re-run its Evaluator")
         raise ToolkitError(f"{what}: no {RESULT_FILE} (an evaluation written by TFMA alone is "
                            "read with tfma.load_eval_result)")
     try:
-        with open(path, encoding="utf-8") as handle:
+        with storage.open(path, "r", encoding="utf-8") as handle:
             document = json.load(handle, parse_constant=_reject_constant)
     except OSError as exc:
         raise ToolkitError(f"cannot read {path}: {exc.strerror}") from None
@@ -520,16 +521,17 @@ def _one_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _write_text(path: str, text: str) -> None:
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write(text)
+def _write_parquet(uri: str, frame: Any) -> None:
+    """The frame as Parquet, written through the seam (pyarrow writes to the open file)."""
+    with storage.open(uri, "wb") as handle:
+        frame.to_parquet(handle, index=False)
 
 
 def _replace(path: str, write: Any) -> None:
     temporary = f"{path}.tmp-{os.getpid()}"
     try:
         write(temporary)
-        os.replace(temporary, path)
+        storage.move(temporary, path)
     finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+        if storage.exists(temporary):
+            storage.remove(temporary)

@@ -9,13 +9,13 @@ import contextlib
 import contextvars
 import importlib
 import json
-import os
 import tempfile
 from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
+from toolkit import storage
 from toolkit.evaluation.config import (
     ChangeThreshold,
     CrossSlicingSpec,
@@ -280,23 +280,29 @@ def write_tfma_artifact(result: Any, output_dir: str, data_location: str = "<dat
     Files: ``metrics-00000-of-00001.tfrecord`` (MetricsForSlice records),
     ``plots-00000-of-00001.tfrecord`` (PlotsForSlice records: the confusion matrix,
     calibration and multi-class confusion matrix plots, when evaluated), ``validations.tfrecord`` (one
-    ValidationResult) and ``eval_config.json`` (TFMA's EvalRun JSON).
+    ValidationResult) and ``eval_config.json`` (TFMA's EvalRun JSON). TensorFlow's record
+    writers are given the files' local paths (``storage.local_path``); the JSON goes
+    through the storage seam.
     """
     import tensorflow as tf
     from google.protobuf import json_format
     from tensorflow_model_analysis import version as tfma_version
     from tensorflow_model_analysis.proto import config_pb2
 
-    os.makedirs(output_dir, exist_ok=True)
-    with tf.io.TFRecordWriter(os.path.join(output_dir, "metrics-00000-of-00001.tfrecord")) as writer:
+    storage.makedirs(output_dir)
+
+    def local(name: str) -> str:
+        return storage.local_path(storage.join(output_dir, name))
+
+    with tf.io.TFRecordWriter(local("metrics-00000-of-00001.tfrecord")) as writer:
         for sm in result.slices:
             if not sm.empty:
                 writer.write(metrics_for_slice(sm).SerializeToString())
-    with tf.io.TFRecordWriter(os.path.join(output_dir, "plots-00000-of-00001.tfrecord")) as writer:
+    with tf.io.TFRecordWriter(local("plots-00000-of-00001.tfrecord")) as writer:
         for sm in result.slices:
             if not sm.empty and not sm.error and sm.plots:
                 writer.write(plots_for_slice(sm).SerializeToString())
-    with tf.io.TFRecordWriter(os.path.join(output_dir, "validations.tfrecord")) as writer:
+    with tf.io.TFRecordWriter(local("validations.tfrecord")) as writer:
         writer.write(validation_result(result.validation).SerializeToString())
     models = model_locations or {spec.name: "<predictions in dataframe>" for spec in result.eval_config.model_specs}
     run = config_pb2.EvalRun(
@@ -306,8 +312,7 @@ def write_tfma_artifact(result: Any, output_dir: str, data_location: str = "<dat
         file_format="<dataframe>",
         model_locations=models,
     )
-    with open(os.path.join(output_dir, "eval_config.json"), "w") as handle:
-        handle.write(json_format.MessageToJson(run))
+    storage.write_text(storage.join(output_dir, "eval_config.json"), json_format.MessageToJson(run))
 
 
 def _metric_key_proto(key: MetricKey):

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import builtins
 import errno
+import glob as globbing
 import os
+import re
 import shutil
 import urllib.parse
 from typing import IO, Iterator
@@ -19,6 +21,9 @@ from toolkit.storage.base import Stat
 #: without links, too many links, no permission to link)
 _CANNOT_LINK = (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP,
                 errno.EACCES)
+
+#: a run of percent-escapes (a UTF-8 character may take several), decoded together
+_PERCENT_RUN = re.compile(r"(?:%[0-9A-Fa-f]{2})+")
 
 
 class LocalBackend:
@@ -60,6 +65,18 @@ class LocalBackend:
 
     def listdir(self, uri: str) -> list[str]:
         return os.listdir(self.path(uri))
+
+    def glob(self, root: str, pattern: str, recursive: bool = True) -> list[str]:
+        """Under a ``file://`` root, ``pattern`` and the paths returned are URI-encoded as
+        the root is (a ``%5B`` in the pattern is a literal ``[``, not a wildcard), so
+        ``join(root, path)`` is a URI of the same form; under a plain path, plain names."""
+        encoded = root.startswith("file://")
+        if encoded:
+            pattern = _PERCENT_RUN.sub(
+                lambda run: globbing.escape(urllib.parse.unquote(run.group())), pattern)
+        found = {rel.replace(os.sep, "/").rstrip("/") for rel in globbing.glob(
+            pattern, root_dir=self.path(root) or os.curdir, recursive=recursive)} - {""}
+        return sorted(urllib.parse.quote(rel) for rel in found) if encoded else sorted(found)
 
     def walk(self, uri: str) -> Iterator[str]:
         folder = self.path(uri)

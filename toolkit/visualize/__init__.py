@@ -7,9 +7,9 @@ Importing this package does not import TensorFlow, TFDV, Beam or TFMA.
 from __future__ import annotations
 
 import json
-import os
 from typing import Any, Callable, Iterable
 
+from toolkit import storage
 from toolkit._registry import Registry
 from toolkit.errors import ToolkitError
 from toolkit.visualize.drift import drift_view, drift_view_of, show_drift
@@ -219,18 +219,18 @@ def artifact_view(artifact: Any, **options: Any) -> View:
 
 
 def _file_listing(folder: str) -> tuple[str, list[str]]:
-    if not os.path.isdir(folder):
+    if not storage.reachable(folder):
+        message = f"No storage backend reaches {storage.scheme_of(folder)}:// from here."
+        return tag("div", esc(message, 300), NOTE), [f"({plain(message, 300)})"]
+    if not storage.is_dir(folder):
         return tag("div", "The artifact folder does not exist.", NOTE), ["(folder missing)"]
     entries = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames.sort()
-        for name in sorted(filenames):
-            path = os.path.join(dirpath, name)
-            try:
-                size = os.path.getsize(path)
-            except OSError:
-                continue
-            entries.append((os.path.relpath(path, folder), size))
+    for rel in storage.walk(folder):
+        try:
+            size = storage.stat(storage.join(folder, rel)).size
+        except OSError:
+            continue
+        entries.append((rel, size))
     rows = [[tag("code", esc(rel, 300)), escape(fmt_bytes(size))]
             for rel, size in entries[:FILES_LISTED]]
     text = [f"  {plain(rel, 200)}  {fmt_bytes(size)}" for rel, size in entries[:FILES_LISTED]]
@@ -274,7 +274,7 @@ def _split_names(artifact: Any) -> list[str]:
     if names:
         return names
     try:
-        return sorted(d[len("Split-"):] for d in os.listdir(artifact.uri)
+        return sorted(d[len("Split-"):] for d in storage.listdir(artifact.uri)
                       if d.startswith("Split-"))
     except OSError:
         return []
@@ -282,7 +282,7 @@ def _split_names(artifact: Any) -> list[str]:
 
 def _parquet_files(folder: str) -> list[str]:
     try:
-        return sorted(os.path.join(folder, f) for f in os.listdir(folder)
+        return sorted(storage.join(folder, f) for f in storage.listdir(folder)
                       if not f.startswith(".") and f.endswith((".parquet", ".pq")))
     except OSError:
         return []
@@ -292,7 +292,7 @@ def _preview(files: list[str]) -> tuple[str, str]:
     import pyarrow.parquet as pq
 
     for path in files:
-        parquet = pq.ParquetFile(path)
+        parquet = pq.ParquetFile(storage.local_path(path))
         if parquet.metadata.num_rows == 0:
             continue
         batch = next(parquet.iter_batches(batch_size=PREVIEW_ROWS))
@@ -314,7 +314,7 @@ def _examples_view(artifact: Any) -> View:
 
     parts, text = [], []
     for split in _split_names(artifact):
-        folder = os.path.join(artifact.uri, f"Split-{split}")
+        folder = storage.join(artifact.uri, f"Split-{split}")
         files = _parquet_files(folder)
         if not files:
             listing_html, listing_text = _file_listing(folder)
@@ -322,7 +322,7 @@ def _examples_view(artifact: Any) -> View:
             text.append(f"[{plain(split, 40)}]")
             text.extend(listing_text)
             continue
-        rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+        rows = sum(pq.ParquetFile(storage.local_path(f)).metadata.num_rows for f in files)
         preview_html, preview_text = _preview(files)
         parts.append(tag("div", f"Split {esc(split, 80)} "
                          + tag("span", f"{fmt_num(rows)} rows in {len(files)} file(s)", NOTE),

@@ -16,6 +16,7 @@ import secrets
 import sys
 from typing import Any, Iterable
 
+from toolkit import storage
 from toolkit._markup import (BAD, GOOD, GRID, HEADING, MUTED, NOTE, PALETTE, ROW, SHADE, TABLE,
                              TABLE_ATTRS, TD, TH, TH_LEFT, TH_RIGHT, WARN, badge, esc, escape,
                              fmt_bytes, fmt_num, fmt_pct, plain, swatch, table, tag, truncate)
@@ -91,8 +92,7 @@ class View:
                 f"<title>{escape(self.title or 'view')}</title></head>"
                 '<body style="font-family:system-ui,sans-serif;margin:16px">'
                 f"{self.html}</body></html>")
-        with open(path, "w", encoding="utf-8") as fh:
-            fh.write(page)
+        storage.write_text(path, page)
         return path
 
 

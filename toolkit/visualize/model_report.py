@@ -9,9 +9,9 @@ so it reads the same in an untrusted notebook.
 """
 from __future__ import annotations
 
-import os
 from typing import Any
 
+from toolkit import storage
 from toolkit.model_report import read_report, render_body, summary_lines, title
 from toolkit.visualize.html import NOTE, View, esc, new_uid, plain, root, tag
 
@@ -29,7 +29,7 @@ def pushed_model_view(artifact: Any) -> View:
     if int(props.get("pushed", 0) or 0) != 1 or not version:
         reason = props.get("reason") or "not pushed"
         return View(tag("div", esc(reason, 1000), NOTE), plain(reason, 1000))
-    folder = os.path.join(str(props.get("pushed_destination") or ""), version)
+    folder = storage.join(str(props.get("pushed_destination") or ""), version)
     report = read_report(folder)
     if report is None:
         message = f"version {version} ({folder}) has no report"

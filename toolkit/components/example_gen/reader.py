@@ -4,7 +4,6 @@ notebook's process (whole, or block by block for large CSV input).
 from __future__ import annotations
 
 import fnmatch
-import glob
 import json
 import os
 
@@ -42,8 +41,8 @@ def data_files(base: str, pattern: str, kind: str) -> list[str]:
     naming ``base`` and the pattern when there are none."""
     if not storage.is_dir(base):
         raise InputDataError(f"input_base {base} does not exist or is not a folder")
-    files = sorted(p for p in glob.glob(os.path.join(base, pattern), recursive=True)
-                   if storage.is_file(p) and not os.path.basename(p).startswith("."))
+    files = [p for p in storage.glob_under(base, pattern, as_uris=True)
+             if storage.is_file(p) and not os.path.basename(p).startswith(".")]
     if not files:
         raise InputDataError(f"input_base {base} has no {kind} files matching {pattern!r}")
     return files

@@ -10,10 +10,10 @@ TFMA and TensorFlow are imported only to read a folder that TFMA wrote.
 from __future__ import annotations
 
 import math
-import os
 import re
 from typing import Any, Mapping, Sequence
 
+from toolkit import storage
 from toolkit.errors import ToolkitError
 from toolkit.visualize.evaluation.model import (DEFAULT_LABELS, DashboardData, Failure, Series,
                                                 build_series, spec_of, threshold_key, to_float)
@@ -213,15 +213,16 @@ def load_evaluation(source: Any) -> Any:
 
     artifact = toolkit_artifact(source, "ModelEvaluation")
     uri = artifact.uri
-    if any(os.path.isfile(os.path.join(uri, name)) for name in (RESULT_FILE, LEGACY_FILE)):
+    if any(storage.is_file(storage.join(uri, name)) for name in (RESULT_FILE, LEGACY_FILE)):
         return artifact.load()
     import tensorflow_model_analysis as tfma
 
+    local = storage.local_path(uri)  # TFMA's loaders read local files
     try:
-        validation = tfma.load_validation_result(uri)
+        validation = tfma.load_validation_result(local)
     except Exception:  # a folder written without validations still has metrics
         validation = None
-    return LoadedEvaluation(tfma.load_eval_result(uri), validation)
+    return LoadedEvaluation(tfma.load_eval_result(local), validation)
 
 
 def _metric_thresholds(config: Any) -> dict[str, tuple[float, ...]]:

@@ -7,6 +7,7 @@ import os
 import sys
 from typing import Any, Mapping
 
+from toolkit import storage
 from toolkit.artifacts import STATS_FILE, files_by_split, read_statistics
 from toolkit.errors import ToolkitError
 from toolkit.visualize.reading import splits_with, toolkit_artifact
@@ -14,8 +15,8 @@ from toolkit.visualize.statistics.model import Dataset, DatasetList
 
 
 def _stats_from_folder(folder: str) -> dict[str, DatasetList]:
-    direct = os.path.join(folder, STATS_FILE)
-    if os.path.isfile(direct):
+    direct = storage.join(folder, STATS_FILE)
+    if storage.is_file(direct):
         return {"": read_statistics(direct)}
     found = files_by_split(folder, STATS_FILE)
     if not found:
@@ -68,9 +69,9 @@ def load_statistics(source: Any) -> dict[str, DatasetList]:
         return {"": tfdv.generate_statistics_from_dataframe(frame)}
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
-        if os.path.isdir(path):
+        if storage.is_dir(path):
             return _stats_from_folder(path)
-        if os.path.isfile(path):
+        if storage.is_file(path):
             return {"": read_statistics(path)}
         raise ToolkitError(f"statistics path {path!r} does not exist")
     if _is_statistics_artifact(source):
