@@ -14,6 +14,10 @@ MODE = "TOOLKIT_MODE"
 VERBOSE = "TOOLKIT_VERBOSE"
 #: replaces the host identity recorded with each execution (host name, boot, PID namespace)
 HOST_ID = "TOOLKIT_HOST_ID"
+#: live progress lines of running components: ``0`` turns them off, ``text`` writes them to
+#: standard error even in a notebook kernel (``toolkit run`` sets it for its kernel); unset:
+#: a display in a notebook, text elsewhere
+PROGRESS = "TOOLKIT_PROGRESS"
 #: the default lease length, in seconds, of running executions and push copies
 LEASE_SECONDS = "TOOLKIT_LEASE_SECONDS"
 #: run policies to install beyond the standard ones: registered names or ``module:factory``

@@ -40,6 +40,7 @@ from toolkit._scoped import temporarily
 from toolkit._text import first_line, one_line, shorten, show_controls
 from toolkit.errors import RunError
 from toolkit.exporter.inspection import notebook_stem, run_values, source_directory
+from toolkit.progress import is_text_line
 
 RUN_LOG_ENV = _env.RUN_LOG
 MODE_ENV = _env.MODE
@@ -199,8 +200,11 @@ def _execute(
 
     hooks = _CellProgress(progress) if progress is not None else None
     hook_kwargs = {"on_cell_start": hooks.start, "on_cell_executed": hooks.executed} if hooks else {}
+    if progress is not None:  # the components' stage lines, from the kernel's stderr
+        hook_kwargs["stderr_file"] = StageRelay(progress)
     try:
-        with kernel_environment(run_log), _papermill_errors_only(), kernel_config() as config:
+        with kernel_environment(run_log, stages=progress is not None), _papermill_errors_only(), \
+                kernel_config() as config:
             papermill.execute_notebook(
                 _literal_path(notebook),
                 _literal_path(output),
@@ -268,8 +272,12 @@ def _reason(ename: str, evalue: str) -> str:
 
 
 @contextmanager
-def kernel_environment(run_log: Path) -> Iterator[None]:
-    """Kernel sees production mode, the run log path and the same toolkit as this process."""
+def kernel_environment(run_log: Path, stages: bool = False) -> Iterator[None]:
+    """Kernel sees production mode, the run log path and the same toolkit as this process.
+
+    Its components' live progress (:mod:`toolkit.progress`) is text on the kernel's stderr
+    when ``stages`` (for :class:`StageRelay` to print), else off, so the executed notebook
+    holds no progress lines nobody reads; a ``TOOLKIT_PROGRESS`` the user set wins."""
     package_root = str(Path(toolkit.__file__).resolve().parent.parent)
     path = os.environ.get("PYTHONPATH", "")
     entries = [entry for entry in path.split(os.pathsep) if entry]
@@ -278,6 +286,8 @@ def kernel_environment(run_log: Path) -> Iterator[None]:
         MODE_ENV: "production",
         "PYTHONPATH": os.pathsep.join([package_root] + [e for e in entries if e != package_root]),
     }
+    if _env.PROGRESS not in os.environ:
+        updates[_env.PROGRESS] = "text" if stages else "0"
     with temporarily(os.environ, updates):
         yield
 
@@ -313,6 +323,30 @@ class _CellProgress:
         status = ((execute_reply or {}).get("content") or {}).get("status", "ok")
         mark = "" if status == "ok" else "  FAILED"
         self.emit(f"cell {cell_index + 1:>3}  {elapsed:7.2f}s  {_cell_line(cell.get('source'), 70)}{mark}")
+
+
+class StageRelay:
+    """papermill's ``stderr_file``: the kernel's standard error arrives here in pieces; each
+    whole line that is a component's progress line (:func:`toolkit.progress.is_text_line`)
+    goes to ``emit``, indented, before the line of the cell that runs the component. A
+    kernel sends its stream output only as a notebook's stream messages, which papermill
+    hands to this file as they come; the rest of stderr (warnings, library logs) stays in
+    the executed notebook only."""
+
+    def __init__(self, emit: Progress):
+        self.emit = emit
+        self.pending = ""
+
+    def write(self, text: str) -> int:
+        self.pending += text
+        *lines, self.pending = self.pending.split("\n")
+        for line in lines:
+            if is_text_line(line):
+                self.emit("  " + line)
+        return len(text)
+
+    def flush(self) -> None:
+        """Lines are relayed whole as they complete; a partial one waits for its end."""
 
 
 def read_run_log(path: Path) -> tuple[list[dict[str, Any]], int]:

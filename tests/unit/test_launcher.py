@@ -212,12 +212,12 @@ def test_hooks_see_each_phase_in_order_around_a_compute_a_reuse_and_a_failure(la
 
 
 def test_built_in_hooks_come_after_the_policies(tmp_path):
-    from toolkit.launcher.hooks import Ownership, ProductionGate, RunLog
+    from toolkit.launcher.hooks import LiveProgress, Ownership, ProductionGate, RunLog
 
     recorder = Recorder()
     launcher = Launcher("unit", str(tmp_path), policies=[recorder])
-    assert [type(h) for h in launcher.hooks.hooks] == [Recorder, Ownership, RunLog,
-                                                       ProductionGate]
+    assert [type(h) for h in launcher.hooks.hooks] == [Recorder, Ownership, LiveProgress,
+                                                       RunLog, ProductionGate]
 
 
 # -- the policies ---------------------------------------------------------------------------

@@ -5,7 +5,9 @@
 so a module file written for TFX runs unchanged. The model lands where TFX puts it:
 ``<model>/Format-Serving/``; TensorBoard logs go to the ``model_run`` artifact. A Tuner's
 ``best_hyperparameters`` wired in as ``hyperparameters`` reach ``run_fn`` as the KerasTuner
-config TFX's Trainer reads from that artifact.
+config TFX's Trainer reads from that artifact. While ``run_fn`` trains, the live progress
+line (:mod:`toolkit.progress`) says so; it counts epochs only when the module file's ``fit``
+has ``toolkit.progress.keras_callback()`` among its callbacks.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import os
 import time
 from typing import Any, Callable
 
-from toolkit import storage
+from toolkit import progress, storage
 from toolkit._quiet import quiet_tensorflow
 from toolkit.artifacts import (Examples, HyperParameters, Model, ModelRun, Schema,
                                TransformGraph)
@@ -24,6 +26,7 @@ from toolkit.components._model_io import SERVING_DIR, has_saved_model
 from toolkit.components._module import call_user_function, resolve_function, tfx_names
 from toolkit.components.fn_args import args_dict, common_fn_args
 from toolkit.errors import UserCodeError, WiringError
+from toolkit.publishing import final_dir
 
 
 class Trainer(BaseComponent):
@@ -97,12 +100,18 @@ class Trainer(BaseComponent):
 
         quiet_tensorflow()
         keras = _keras_flavour(tf)
+        # the staging folder run_fn writes to is renamed when the run succeeds: name the
+        # folder the logs will be in, which is the one left to point TensorBoard at
+        logs = final_dir(os.path.dirname(model_run.uri), ctx.execution_id)
         ctx.log(f"{label}: train_steps={fn_args.train_steps}, eval_steps={fn_args.eval_steps}, "
-                f"tf.keras is {keras}; TensorBoard logs in {model_run.uri}")
+                f"tf.keras is {keras}; TensorBoard logs in {logs}")
         late = _keras_bound_too_early(tf)
         if late:
             ctx.log(late)
         started = time.perf_counter()
+        # epochs show only where run_fn's fit has toolkit.progress.keras_callback(): the
+        # module file calls fit itself, so the Trainer cannot add a callback to it
+        progress.report(f"running {label}", train_steps=fn_args.train_steps)
         try:
             with tfx_names():
                 call_user_function(fn, label, fn_args)
@@ -118,6 +127,7 @@ class Trainer(BaseComponent):
                 + (". With Keras 3 use model.export(fn_args.serving_model_dir) or "
                    "tf.saved_model.save" if any(f.endswith(".keras") for f in found.split(", "))
                    else ""))
+        progress.report("reading the SavedModel's signatures")
         signatures = _signatures(serving_dir)
         model.properties["signatures"] = json.dumps(signatures)
         ctx.log(f"trained in {time.perf_counter() - started:.1f} s; SavedModel signatures: "

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Callable
 
-from toolkit import storage
+from toolkit import progress, storage
 from toolkit._quiet import quiet_tensorflow
 from toolkit.artifacts import Examples, Schema, TransformGraph
 from toolkit.base_component import BaseComponent, ExecutorContext, InputSpec, ExecutionParameter
@@ -41,6 +41,9 @@ class Transform(BaseComponent):
         splits_config: ``{"analyze": ["train"], "transform": ["train", "eval"]}``;
             by default analyze ``train`` and transform every split.
         custom_config: passed to a two-argument ``preprocessing_fn``.
+        materialize: ``False`` writes only the transform graph, as TFX's
+            ``materialize=False`` does (a Trainer then transforms the raw examples with
+            the graph); ``transformed_examples`` is left with no splits.
 
     Outputs ``transform_graph`` and ``transformed_examples``, in the payload format of
     the input, as TFX does: Parquet (one column per transformed feature; features of one
@@ -58,15 +61,21 @@ class Transform(BaseComponent):
     PARAMETERS = {"module_file": ExecutionParameter(str, fingerprint="file"),
                   "preprocessing_fn": ExecutionParameter(object),
                   "splits_config": ExecutionParameter(dict),
-                  "custom_config": ExecutionParameter(dict)}
+                  "custom_config": ExecutionParameter(dict),
+                  "materialize": ExecutionParameter(bool)}
 
     def __init__(self, examples, schema, module_file: str | None = None,
                  preprocessing_fn: Callable | str | None = None,
-                 splits_config: dict | None = None, custom_config: dict | None = None):
+                 splits_config: dict | None = None, custom_config: dict | None = None,
+                 materialize: bool = True):
         super().__init__(examples=examples, schema=schema,
                          module_file=None if module_file is None else os.fspath(module_file),
                          preprocessing_fn=preprocessing_fn, splits_config=splits_config,
                          custom_config=custom_config)
+        if not materialize:  # recorded only then, so earlier cache keys still match
+            self.exec_properties["materialize"] = False
+        else:
+            self.exec_properties.pop("materialize", None)
 
     def Do(self, input_dict, output_dict, exec_properties, ctx: ExecutorContext) -> None:
         beam_args = ctx.beam_pipeline_args or DEFAULT_BEAM_ARGS
@@ -79,10 +88,13 @@ class Transform(BaseComponent):
                                      function=exec_properties.get("preprocessing_fn"),
                                      name="preprocessing_fn", owner=self.id)
         analyze, transform = _splits(exec_properties.get("splits_config"), examples)
+        if exec_properties.get("materialize") is False:
+            transform = []
         columns = _columns(examples, analyze + transform)
         schema = _restrict(schema, columns)
         user_fn = _guarded(fn, label, exec_properties.get("custom_config"))
-        ctx.log(f"analyzing {', '.join(analyze)}; transforming {', '.join(transform)} "
+        ctx.log(f"analyzing {', '.join(analyze)}; transforming "
+                f"{', '.join(transform) or 'nothing (materialize=False)'} "
                 f"with {label} on Beam ({' '.join(beam_args)})")
         modules = user_modules(fn)
         try:
@@ -111,16 +123,17 @@ def _splits(config: dict | None, examples: Examples) -> tuple[list[str], list[st
 
 
 def _columns(examples: Examples, splits: list[str]) -> list[str]:
-    """Columns present in every split used (Parquet footers, or a TFRecord payload's
-    recorded columns)."""
-    common: list[str] | None = None
+    """Columns present in any split used (Parquet footers, or a TFRecord payload's
+    recorded columns). As in TFX, a schema feature that one split has no value of (a
+    rare column whose only values fell in eval) is kept: that split reads it as missing
+    in every row."""
+    found: dict[str, None] = {}
     for split in dict.fromkeys(splits):
         if not split_files(examples, split):
             raise InputDataError(f"Examples #{examples.id} split {split!r} has no files "
                                  f"under {examples.split_uri(split)}")
-        names = split_columns(examples, split)
-        common = names if common is None else [n for n in common if n in names]
-    return common or []
+        found.update(dict.fromkeys(split_columns(examples, split)))
+    return list(found)
 
 
 def _restrict(schema, columns: list[str]):
@@ -205,11 +218,15 @@ def _run_pipeline(examples: Examples, schema, preprocessing_fn, analyze: list[st
                                                               max_batch_size=2000)
                     | f"Decode[{split}]" >> beam.Map(_decode_lists, serialized_schema, types,
                                                      columns, pattern))
+        present = set(split_columns(examples, split))
         return (pipeline
-                | f"Read[{split}]" >> beam.io.ReadFromParquetBatched(pattern, columns=columns)
-                | f"ToLists[{split}]" >> beam.Map(to_list_batch, types, columns))
+                | f"Read[{split}]" >> beam.io.ReadFromParquetBatched(
+                    pattern, columns=[c for c in columns if c in present])
+                | f"ToLists[{split}]" >> beam.Map(_lists_with_missing, types, columns))
 
     tmp = _temp_dir(PipelineOptions(beam_args), ctx)
+    where = _runner_name(beam_args)
+    progress.report(f"analyzing {', '.join(analyze)} on {where}")
     with beam_pipeline(beam_args, label) as pipeline:
         with tft_beam.Context(temp_dir=tmp):
             if len(analyze) == 1:
@@ -226,6 +243,8 @@ def _run_pipeline(examples: Examples, schema, preprocessing_fn, analyze: list[st
                 (batches, metadata) = (((data, adapter_config), transform_fn)
                                        | f"Transform[{split}]" >> tft_beam.TransformDataset(
                                            output_record_batches=True))
+                batches = batches | f"Progress[{split}]" >> beam.Map(
+                    _reporting, f"transforming {split} on {where}")
                 if tfrecord:
                     _ = (batches
                          | f"Encode[{split}]" >> beam.FlatMap(_encode_examples)
@@ -239,11 +258,29 @@ def _run_pipeline(examples: Examples, schema, preprocessing_fn, analyze: list[st
                      | f"Write[{split}]" >> beam.ParDo(
                          _parquet_writer(storage.local_path(transformed.split_uri(split)),
                                          scalars)))
+    progress.report("writing the metadata, counting rows")
     metadata_io.write_metadata(dataset_metadata.DatasetMetadata(schema),
                                os.path.join(graph_dir, "metadata"))
     if tfrecord:
         return {split: count_records(split_files(transformed, split)) for split in transform}
     return {split: _row_count(transformed.split_uri(split)) for split in transform}
+
+
+def _reporting(element, stage: str):
+    """Passes ``element`` on, reporting that a split's transformed batches flow (where the
+    runner works in this process; a report elsewhere is a no-op)."""
+    progress.report(stage)
+    return element
+
+
+def _runner_name(beam_args: list[str]) -> str:
+    """``Beam (DirectRunner)``: the runner the arguments name, for the progress line."""
+    for index, arg in enumerate(beam_args):
+        if arg.startswith("--runner="):
+            return f"Beam ({arg.split('=', 1)[1]})"
+        if arg == "--runner" and index + 1 < len(beam_args):
+            return f"Beam ({beam_args[index + 1]})"
+    return "Beam"
 
 
 #: TFX's file prefix of transformed examples (``transformed_examples-00000-of-00001.gz``)
@@ -265,6 +302,17 @@ def _decode_lists(records, serialized_schema: bytes, types: dict, columns: list[
         raise InputDataError(f"{where}: the tf.Examples do not match the schema "
                              f"({first_line(str(exc))})") from None
     return to_list_batch(batch, types, columns)
+
+
+def _lists_with_missing(table, types: dict, columns: list[str]):
+    """A Parquet batch as list columns; a column this split's files lack is a feature
+    missing from every row, as a tf.Example without it decodes."""
+    import pyarrow as pa
+
+    for name in columns:
+        if name not in table.schema.names:
+            table = table.append_column(name, pa.nulls(table.num_rows, types[name]))
+    return to_list_batch(table, types, columns)
 
 
 def _encode_examples(element):
@@ -317,6 +365,7 @@ def _make_writer():
             self._tables.append(_flatten(batch, self._scalars))
 
         def finish_bundle(self):
+            import hashlib
             import uuid
 
             import pyarrow as pa
@@ -328,9 +377,16 @@ def _make_writer():
 
             storage.makedirs(self._folder)
             table = pa.Table.from_batches(self._tables)
-            name = f"part-{uuid.uuid4().hex[:12]}.parquet"
-            pq.write_table(table, storage.local_path(storage.join(self._folder, name)),
-                           compression="snappy")
+            # named by its content, so the same rows give the same file names, and a
+            # trainer reading the files in name order sees them in the same order
+            # every run (random names made two runs on the same data train differently)
+            partial = storage.join(self._folder, f".writing-{uuid.uuid4().hex}.parquet")
+            pq.write_table(table, storage.local_path(partial), compression="snappy")
+            digest = hashlib.sha256(storage.read_bytes(partial)).hexdigest()[:16]
+            final = storage.join(self._folder, f"part-{digest}.parquet")
+            if storage.exists(final):  # two bundles of the very same rows: keep both
+                final = storage.join(self._folder, f"part-{digest}-{uuid.uuid4().hex[:8]}.parquet")
+            storage.move(partial, final)
             self._tables = []
 
     return WriteParquet

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import pickle
 import tempfile
+import threading
 import uuid
 import warnings
 from typing import Any, Callable, Sequence
@@ -29,6 +30,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from toolkit import progress
 from toolkit.evaluation import config as config_mod
 from toolkit.evaluation import engine as engine_mod
 from toolkit.evaluation import metrics as metrics_mod
@@ -251,7 +253,20 @@ def _combine_fn():
     return AddStatistics()
 
 
-def _statistics_dofn(plan: BeamPlan, prepare: Any):
+#: rows evaluated so far per pipeline (its token), counted by the workers of this process
+_ROWS: dict[str, int] = {}
+_ROWS_LOCK = threading.Lock()
+
+
+def _count_rows(token: str, rows: int, total: int | None) -> None:
+    """Add one batch's rows to the live progress line (``rows 120,000/405,000``). Workers in
+    other processes (a portable or remote runner) report nothing: no one listens there."""
+    with _ROWS_LOCK:
+        done = _ROWS[token] = _ROWS.get(token, 0) + rows
+    progress.report("evaluated rows", done, total)
+
+
+def _statistics_dofn(plan: BeamPlan, prepare: Any, token: str = "", total: int | None = None):
     import apache_beam as beam
 
     class Statistics(beam.DoFn):
@@ -260,6 +275,7 @@ def _statistics_dofn(plan: BeamPlan, prepare: Any):
         def __init__(self, plan, prepare):
             self._plan = plan
             self._prepare = prepare
+            self._token, self._total = token, total
 
         def setup(self):
             if self._prepare is not None and hasattr(self._prepare, "setup"):
@@ -269,6 +285,7 @@ def _statistics_dofn(plan: BeamPlan, prepare: Any):
             frame = self._prepare(batch) if self._prepare is not None else batch
             if len(frame):
                 yield from batch_statistics(frame, self._plan)
+            _count_rows(self._token, len(frame), self._total)
 
     return Statistics(plan, prepare)
 
@@ -289,38 +306,55 @@ def _temp_root(options, tmp_dir: str | None) -> str:
 
 def run_statistics(source: pd.DataFrame | Callable, plan: BeamPlan, beam_pipeline_args: Sequence[str],
                    prepare: Any = None, tmp_dir: str | None = None,
-                   label: str = "the evaluation on Beam") -> list[tuple[tuple, dict]]:
+                   label: str = "the evaluation on Beam",
+                   total_rows: int | None = None) -> list[tuple[tuple, dict]]:
     """Run the pipeline; the combined ``(key, accumulator)`` pairs, read back in the driver.
 
     ``source`` is a DataFrame (split into batches) or ``read(pipeline) -> PCollection`` of
     batches that ``prepare(batch) -> DataFrame`` turns into evaluated frames in the workers.
     The pipeline runs through the components' one Beam entry point, so a runner failure is
-    one line naming the runner and its flags (``label`` names the work).
+    one line naming the runner and its flags (``label`` names the work). ``total_rows``
+    (known for a DataFrame) is the total of the live progress line's row count.
     """
-    import apache_beam as beam
     from apache_beam.io.filesystems import FileSystems
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from toolkit.components._beam import beam_pipeline
 
     options = PipelineOptions(list(beam_pipeline_args))
-    path = FileSystems.join(_temp_root(options, tmp_dir), f"toolkit-beam-eval-{uuid.uuid4().hex}.pickle")
-    with beam_pipeline(beam_pipeline_args, label) as pipeline:
-        if isinstance(source, pd.DataFrame):
-            frames = [source.iloc[i:i + FRAME_BATCH_ROWS] for i in range(0, len(source), FRAME_BATCH_ROWS)]
-            batches = pipeline | "Batches" >> beam.Create(frames or [source])
-        else:
-            batches = source(pipeline)
-        _ = (batches
-             | "SliceStatistics" >> beam.ParDo(_statistics_dofn(plan, prepare))
-             | "AddPerSlice" >> beam.CombinePerKey(_combine_fn())
-             | "Gather" >> beam.combiners.ToList()
-             | "Write" >> beam.Map(_write, path))
+    token = uuid.uuid4().hex
+    path = FileSystems.join(_temp_root(options, tmp_dir), f"toolkit-beam-eval-{token}.pickle")
+    if isinstance(source, pd.DataFrame):
+        total_rows = len(source)
+    progress.report("evaluating on Beam", 0, total_rows)
+    try:
+        with beam_pipeline(beam_pipeline_args, label) as pipeline:
+            _statistics_pipeline(pipeline, source, plan, prepare, token, total_rows, path)
+    finally:
+        with _ROWS_LOCK:
+            _ROWS.pop(token, None)
     try:
         with FileSystems.open(path) as handle:
             return pickle.loads(handle.read())
     finally:
         FileSystems.delete([path])
+
+
+def _statistics_pipeline(pipeline, source, plan: BeamPlan, prepare: Any, token: str,
+                         total_rows: int | None, path: str) -> None:
+    """The batches, their per-slice statistics added up, written to ``path``."""
+    import apache_beam as beam
+
+    if isinstance(source, pd.DataFrame):
+        frames = [source.iloc[i:i + FRAME_BATCH_ROWS] for i in range(0, len(source), FRAME_BATCH_ROWS)]
+        batches = pipeline | "Batches" >> beam.Create(frames or [source])
+    else:
+        batches = source(pipeline)
+    _ = (batches
+         | "SliceStatistics" >> beam.ParDo(_statistics_dofn(plan, prepare, token, total_rows))
+         | "AddPerSlice" >> beam.CombinePerKey(_combine_fn())
+         | "Gather" >> beam.combiners.ToList()
+         | "Write" >> beam.Map(_write, path))
 
 
 # ---------------------------------------------------------------- driver side
@@ -446,7 +480,8 @@ def _warn_outside(outside: dict, plan: BeamPlan) -> None:
 def evaluate_on_beam(source: pd.DataFrame | Callable, eval_config: Any, beam_pipeline_args: Sequence[str], *,
                      prepare: Any = None, baseline: str | None = None, baseline_slice: Any = None,
                      rubber_stamp: bool = False, random_seed: int | None = None,
-                     tmp_dir: str | None = None, label: str = "the evaluation on Beam"):
+                     tmp_dir: str | None = None, label: str = "the evaluation on Beam",
+                     total_rows: int | None = None):
     """:func:`toolkit.evaluate` on a Beam runner, with the same numbers.
 
     Args:
@@ -460,6 +495,8 @@ def evaluate_on_beam(source: pd.DataFrame | Callable, eval_config: Any, beam_pip
       tmp_dir: where the combined statistics are handed back when the options give no
         ``--temp_location``; must be shared with the workers.
       label: names the work in a runner failure's message.
+      total_rows: with a ``read`` source, how many rows it holds, if known: the total of the
+        live progress line's row count (a DataFrame's is its length).
 
     Metrics the engine lacks (computed by TFMA in process) and class-score predictions are
     refused with one line; run them without ``beam_pipeline_args`` or with ``engine='tfma'``.
@@ -475,5 +512,5 @@ def evaluate_on_beam(source: pd.DataFrame | Callable, eval_config: Any, beam_pip
         engine_mod.check_model_columns(source, config)
     plan = BeamPlan(config, random_seed)
     records = run_statistics(source, plan, beam_pipeline_args, prepare=prepare, tmp_dir=tmp_dir,
-                             label=label)
+                             label=label, total_rows=total_rows)
     return finish(records, plan, baseline_slice=baseline_slice, rubber_stamp=rubber_stamp)

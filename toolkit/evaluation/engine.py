@@ -23,6 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from toolkit import progress
 from toolkit.evaluation import config as config_mod
 from toolkit.evaluation import metrics as metrics_mod
 from toolkit.evaluation import multiclass, resampling
@@ -119,6 +120,7 @@ def evaluate(
               for spec in config.model_specs if spec.name in multiclass_models
               and any(item.model.name == spec.name for item in planned)}
     _warn_label_shapes(planned, inputs)
+    progress.report("slicing rows", len(data))
     slice_set = build_slices(data, config.all_slicing_specs())
     slices = _compute(data, config, planned, slice_set, random_seed, inputs)
     engine_used = "toolkit"
@@ -130,6 +132,7 @@ def evaluate(
         warnings.warn(message, stacklevel=2)
         logger.warning(message)
         sizes = {s.key: s.size for s in slice_set.slices}
+        progress.report(f"computing {describe_unsupported(unsupported)} with TFMA")
         extra = tfma_adapter.run(data, config, [(s, m) for s, m, _ in unsupported], sizes)
         _merge(slices, extra)
         engine_used = "toolkit+tfma"
@@ -373,7 +376,9 @@ def _compute(data: pd.DataFrame, config: EvalConfig, planned: Sequence[_Planned]
     for item in planned:
         by_model.setdefault((item.model.name, item.weighted, item.sub_key), []).append(item)
     specs = {m.name: m for m in config.model_specs}
-    for (model_name, weighted, sub_key), items in by_model.items():
+    for done, ((model_name, weighted, sub_key), items) in enumerate(by_model.items()):
+        progress.report("computing metrics, group", done + 1, len(by_model), rows=len(data),
+                        slices=len(groups))
         model = specs[model_name]
         weights = (numeric_column(data, model.example_weight_key, "example weight")
                    if weighted and model.example_weight_key else np.ones(len(data)))

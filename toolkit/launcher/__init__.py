@@ -33,7 +33,7 @@ import time
 import traceback
 from typing import Any
 
-from toolkit import _env
+from toolkit import _env, progress, storage
 from toolkit._mode import get_mode
 from toolkit._process import Owner, host_identity, lease_seconds
 from toolkit._text import error_line, show_controls
@@ -44,6 +44,7 @@ from toolkit.errors import ComponentError, ToolkitError, UpstreamNotRunError
 from toolkit.launcher.decision import Awaited, Decision, Hit, Role, Ruling, Run
 from toolkit.launcher.hooks import (
     Hooks,
+    LiveProgress,
     Ownership,
     ProductionGate,
     RunHook,
@@ -92,13 +93,19 @@ class Launcher:
         if metadata_connection_config is None:
             metadata_connection_config = Hooks(policies).store_config()
         if metadata_connection_config is None:
+            if storage.scheme_of(pipeline_root) != "file":
+                raise ToolkitError(
+                    f"pipeline_root {pipeline_root} is in an object store, where the metadata "
+                    "store cannot live: pass metadata_connection_config, a MySQL store "
+                    f"(toolkit.metadata_config.mysql_config, or set {_env.MYSQL_HOST}) or a "
+                    "local SQLite file (sqlite_metadata_connection_config('metadata.sqlite'))")
             metadata_connection_config = sqlite_config(
                 os.path.join(pipeline_root, "metadata.sqlite"))
         self.metadata_connection_config = metadata_connection_config
         self.beam_pipeline_args = list(beam_pipeline_args or [])
         self.lease_seconds = _lease_seconds(lease_seconds)
         self.hooks = Hooks([*policies, Ownership(metadata_connection_config, self.lease_seconds),
-                            RunLog(), ProductionGate()])
+                            LiveProgress(), RunLog(), ProductionGate()])
         #: component id -> why it was skipped, for views of its (empty) channels
         self.skipped: dict[str, SkippedRun] = {}
         self._store: MetadataStore | None = None
@@ -423,4 +430,5 @@ def _failure_reason(exc: BaseException) -> str:
 def _logger(component_id: str):
     def log(message: str) -> None:
         print(show_controls(f"[{component_id}] {message}"), flush=True)
+        progress.note(message)  # the latest log line is the stage a notebook shows
     return log

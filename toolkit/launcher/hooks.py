@@ -21,9 +21,10 @@ And once, when a context is created, ``store_config()``: a policy may name the m
 store when the user did not.
 
 Hooks run in the order installed: the policies from the environment first (see
-:mod:`toolkit.launcher.policies`), then the built-in :class:`Ownership`, :class:`RunLog`
-and :class:`ProductionGate`. A hook never calls back into the launcher: all it needs is
-on the ``run`` and the ``decision``.
+:mod:`toolkit.launcher.policies`), then the built-in :class:`Ownership`, :class:`LiveProgress`,
+:class:`RunLog` and :class:`ProductionGate`. A hook never calls back into the launcher: all it needs is
+on the ``run`` and the ``decision``. :class:`LiveProgress` shows a computed run's stage
+while its executor works (:mod:`toolkit.progress`).
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ import json
 import os
 from typing import Any, Iterable
 
-from toolkit import _env
+from toolkit import _env, progress
 from toolkit._mode import get_mode
 from toolkit._process import (
     DEFAULT_LEASE_SECONDS,
@@ -187,6 +188,31 @@ def _number(text: Any, default: float) -> float:
         return float(text)
     except (TypeError, ValueError):
         return default
+
+
+class LiveProgress(RunHook):
+    """A live line while an executor runs: the component, the stage its executor reports
+    (:func:`toolkit.progress.report`) and the elapsed time; started before the executor,
+    stopped after it or on its failure. It never fails a run."""
+
+    def __init__(self):
+        self._reporters: dict[int, progress.Reporter] = {}
+
+    def before_execute(self, run: Run, decision: Decision) -> None:
+        reporter = progress.start(run.component.id)
+        if reporter is not None:
+            self._reporters[run.execution_id] = reporter
+
+    def after_execute(self, run: Run, decision: Decision, outputs) -> None:
+        self._stop(run, ok=True)
+
+    def on_failure(self, run: Run, decision: Decision, error: BaseException) -> None:
+        self._stop(run, ok=False)
+
+    def _stop(self, run: Run, ok: bool) -> None:
+        reporter = self._reporters.pop(run.execution_id, None)
+        if reporter is not None:
+            reporter.stop(ok)
 
 
 class RunLog(RunHook):

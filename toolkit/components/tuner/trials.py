@@ -12,6 +12,8 @@ import threading
 import time
 from typing import Any, Callable
 
+from toolkit import progress
+
 
 class TrialClock:
     """The tuner's oracle, timing each trial and noting which tuner ran it.
@@ -46,6 +48,7 @@ class TrialClock:
             if run is None or run["ended"] is not None:  # a new trial, or a retry
                 self.runs[trial.trial_id] = {"tuner_id": tuner_id, "started": time.time(),
                                              "ended": None}
+            self._report()
         return trial
 
     def end_trial(self, trial: Any) -> None:
@@ -59,6 +62,7 @@ class TrialClock:
                 self.pending.put(self._line(trial.trial_id))
             else:
                 self._log(self._line(trial.trial_id))
+            self._report()
 
     def update_trial(self, trial_id: str, metrics: dict, step: int = 0) -> Any:
         return self._synchronized(self._oracle.update_trial, trial_id, metrics, step=step)
@@ -104,6 +108,18 @@ class TrialClock:
             if trial is not None and str(trial.status) != "COMPLETED" and trial.message:
                 return error_of(trial.message)
         return None
+
+    def _report(self) -> None:
+        """The live progress line: ``trial 4/6, best 0.93`` (trials started so far of the
+        oracle's limit, the best score yet). Never fails the search."""
+        try:
+            best = None
+            if any(str(t.status) == "COMPLETED" for t in list(self._oracle.trials.values())):
+                best = self._oracle.get_best_trials(1)[0].score
+            progress.report("trial", len(self.runs), self._oracle.max_trials or None,
+                            best=None if best is None else float(best))
+        except Exception:
+            pass
 
     def _line(self, trial_id: str) -> str:
         trial = self._oracle.trials.get(trial_id)
