@@ -214,6 +214,25 @@ def test_sweep_json_records_each_point_with_its_evaluation(taxi_sweep):
     assert "best auc" in page and "<script" not in page
 
 
+@pytest.mark.slow
+def test_the_sweep_compares_its_points_by_their_own_trainer(taxi_sweep):
+    """Each point's Evaluator also reads the latest blessed model (another point's) as its
+    baseline; the parameters that differ are still each point's own Trainer's, and the
+    sweep's compare.html is the comparison view."""
+    import toolkit
+
+    _, _, _, out = taxi_sweep
+    comparison = toolkit.compare(out)
+    assert comparison.names == [f"train_steps={s}" for s in STEPS]
+    differing = comparison.parameters()
+    rows = {(c, p): list(values) for c, p, *values in differing.itertuples(index=False)}
+    assert [v["num_steps"] for v in rows[("Trainer", "train_args")]] == list(STEPS)
+    assert {c for c, _ in rows} == {"Trainer"}
+    page = (out / "compare.html").read_text(encoding="utf-8")
+    assert f"Comparison of {len(STEPS)} candidates" in page and "train_args" in page
+    assert "<script" not in page
+
+
 # -- a point killed mid-run, then the sweep run again ---------------------------------------
 RECOVERY = FIXTURES / "sweep_recovery.ipynb"
 

@@ -30,6 +30,8 @@ _LAZY = {
     "evaluate": "toolkit.evaluation",
     "export_notebook": "toolkit.exporter",
     "sweep": "toolkit.sweeps",
+    "compare": "toolkit.comparison",
+    "show_versions": "toolkit.visualize.versions",
     "set_mode": "toolkit._mode",
     "get_mode": "toolkit._mode",
 }

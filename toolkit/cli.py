@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"toolkit {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for register in (_add_export, _add_run, _add_models):
+    for register in (_add_export, _add_run, _add_models, _add_compare):
         register(commands)
     return parser
 
@@ -93,7 +93,7 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
         "current directory)",
     )
     cmd.add_argument("--timeout", type=float, metavar="SECONDS", help="fail a cell running longer than this")
-    cmd.add_argument("-q", "--quiet", action="store_true", help="no per-cell progress lines")
+    cmd.add_argument("-q", "--quiet", action="store_true", help="no per-cell progress lines, nor the components' stage lines")
     cmd.add_argument(
         "--help-notebook", action="store_true",
         help="list the notebook's parameters (name, type, default, help) and exit",
@@ -122,10 +122,15 @@ def _add_models(commands: argparse._SubParsersAction) -> None:
         "deleting nothing, and records it in the metadata store (reason rollback) when one is found. "
         "`toolkit models verify SERVING_DIR [VERSION]` hashes every file of VERSION (default: every "
         "version) against what its push recorded and exits 1 naming each file that differs.",
-        usage="toolkit models [rollback | show | verify] SERVING_DIR [VERSION] [--to VERSION] "
-        "[--pipeline-root DIR]",
+        usage="toolkit models [rollback | show | verify | compare] SERVING_DIR [VERSION ...] "
+        "[--to VERSION] [--pipeline-root DIR]",
+        epilog="`toolkit models compare SERVING_DIR V1 V2` prints the two versions' blessing "
+        "evaluations side by side (V1 the reference) and writes "
+        "SERVING_DIR/toolkit-compare-V1-V2.html, plus SERVING_DIR/toolkit-versions.html: every "
+        "version's metric per slice (a server loads only the numbered folders).",
     )
-    cmd.add_argument("words", nargs="+", metavar="[rollback | show | verify] SERVING_DIR [VERSION]")
+    cmd.add_argument("words", nargs="+",
+                     metavar="[rollback | show | verify | compare] SERVING_DIR [VERSION ...]")
     cmd.add_argument("--to", metavar="VERSION", help="with rollback: the version to serve again")
     cmd.add_argument(
         "--pipeline-root", metavar="DIR",
@@ -137,6 +142,8 @@ def _add_models(commands: argparse._SubParsersAction) -> None:
 
 def _models(args: argparse.Namespace) -> int:
     words = list(args.words)
+    if words[0] == "compare" and len(words) > 1:
+        return _models_compare(words[1:], args)
     rolling_back = len(words) == 2 and words[0] == "rollback"
     showing = words[0] == "show" and len(words) > 1
     verifying = words[0] == "verify" and len(words) in (2, 3)
@@ -172,6 +179,59 @@ def _models(args: argparse.Namespace) -> int:
     print(done.version)
     print(f"version {done.from_version} re-published as version {done.version}; "
           f"{squeeze(done.note)}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _add_compare(commands: argparse._SubParsersAction) -> None:
+    cmd = commands.add_parser(
+        "compare",
+        help="compare a sweep's points (or evaluation folders) side by side",
+        description="`toolkit compare SWEEP_DIR` writes SWEEP_DIR/compare.html (metrics per slice "
+        "with their differences to the first point, blessings, the parameters that differ, "
+        "curves) and prints the overall metrics as a table. Evaluation folders (ModelEvaluation "
+        "outputs) may be given instead, the first one the reference; their page goes to -o.",
+    )
+    cmd.add_argument("paths", nargs="+", metavar="SWEEP_DIR | EVALUATION_DIR")
+    cmd.add_argument("-o", "--output", metavar="HTML",
+                     help="where to write the page (default: SWEEP_DIR/compare.html, or "
+                     "compare.html here for evaluation folders)")
+    cmd.set_defaults(handler=_compare)
+
+
+def _compare(args: argparse.Namespace) -> int:
+    import os
+
+    from toolkit.comparison import SWEEP_FILE, compare
+
+    comparison = compare(*args.paths)
+    sweep_dir = args.paths[0] if len(args.paths) == 1 and os.path.isfile(
+        os.path.join(args.paths[0], SWEEP_FILE)) else None
+    output = args.output or (os.path.join(sweep_dir, "compare.html") if sweep_dir
+                             else "compare.html")
+    print(comparison.text())
+    print(f"compare: {comparison.write(output)}")
+    return EXIT_OK
+
+
+def _models_compare(words: list[str], args: argparse.Namespace) -> int:
+    import os
+
+    from toolkit.comparison import compare, write_versions_page
+    from toolkit.metadata import sqlite_config
+    from toolkit.metadata_config import mysql_config_from_env
+
+    if len(words) != 3:
+        raise ToolkitError("compare needs SERVING_DIR and two versions: `toolkit models compare "
+                           "SERVING_DIR V1 V2` (see `toolkit models SERVING_DIR` for the versions)")
+    serving, first, second = words
+    config = mysql_config_from_env()
+    if config is None and args.pipeline_root is not None:
+        config = sqlite_config(os.path.join(os.path.abspath(args.pipeline_root), "metadata.sqlite"))
+    comparison = compare((serving, first), (serving, second), metadata_connection_config=config)
+    print(comparison.text())
+    page = os.path.join(serving, f"toolkit-compare-{first}-{second}.html")
+    print(f"compare: {comparison.write(page, title=f'Versions {first} and {second} of {serving}')}")
+    print(f"versions: {write_versions_page(serving, metadata_connection_config=config)}")
     return EXIT_OK
 
 

@@ -329,8 +329,9 @@ def _best(points: Sequence[SweepPoint], name: str | None) -> int | None:
 
 
 def compare_page(result: SweepResult) -> str:
-    """``compare.html``: one table row per point, self-contained (no script, nothing
-    loaded from anywhere), every value escaped."""
+    """``compare.html``: one table row per point, then the points' evaluations compared
+    (:func:`toolkit.comparison.compare` of the sweep folder: metrics per slice, parameters
+    that differ, curves); self-contained (no script, nothing fetched), every value escaped."""
     from toolkit._markup import BAD, GOOD, HEADING, NOTE, badge, esc, fmt_num, table, tag
 
     points = result.points
@@ -363,10 +364,16 @@ def compare_page(result: SweepResult) -> str:
     note = (f"{len(points)} points, {failed} failed, {result.duration_s:.0f} s; "
             + (f"best by {result.best_by} is marked" if result.best is not None
                else "no point has a metric to rank by"))
-    body = (tag("div", esc(title), HEADING) + tag("div", esc(note), NOTE)
-            + table(headers, rows, numeric=numeric)
+    body = (tag("div", esc(note), NOTE) + table(headers, rows, numeric=numeric)
             + tag("div", esc(f"Each point's run folder (executed notebook, summary.json) is "
                              f"linked from its number; the record is {SWEEP_NAME}."), NOTE))
+    from toolkit.comparison import compare  # the points' evaluations side by side
+    from toolkit.errors import ToolkitError
+
+    try:
+        return compare(result.output_dir).page(title, before=body)
+    except ToolkitError as exc:  # no point has an evaluation to compare: the table alone
+        body = tag("div", esc(title), HEADING) + body + tag("div", esc(str(exc)), NOTE)
     return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
             f"<title>{esc(title)}</title></head>"
             f"<body style=\"font-family:sans-serif\">{body}</body></html>\n")
