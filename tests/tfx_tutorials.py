@@ -4,8 +4,10 @@ The notebooks in ``tests/fixtures/tfx_tutorials/`` are TFX's files byte for byte
 changes that let them run here are made by :func:`prepare`, at run time, and are only
 these (``tests/fixtures/tfx_tutorials/README.md`` lists them with their reasons):
 
-1. ``from tfx import v1 as tfx`` becomes ``from toolkit import v1 as tfx`` (not inside a
-   ``%%writefile`` cell: the module files a notebook writes stay as published);
+1. ``from tfx import v1 as tfx`` becomes ``from toolkit import v1 as tfx``, and the
+   interactive notebooks' ``InteractiveContext`` import and ``%load_ext`` line become the
+   toolkit's (:data:`IMPORT_LINES`; not inside a ``%%writefile`` cell: the module files a
+   notebook writes stay as published);
 2. a cell that runs ``pip install`` becomes a comment;
 3. a URL of TFX's data becomes the local copy of that file (:data:`LOCAL_COPIES`);
 4. the non-public "just for showcase" cells are replaced by the cells of
@@ -23,15 +25,23 @@ import os
 import re
 from pathlib import Path
 
-from datapaths import REPO
+from datapaths import REPO, TAXI_CSV
 
 FOLDER = Path(REPO) / "tests" / "fixtures" / "tfx_tutorials"
 PENGUIN_CSV = Path(REPO) / "tests" / "fixtures" / "tfx_penguin" / "data" / "penguins_processed.csv"
+PENGUIN_SIZE_CSV = FOLDER / "data" / "penguins_size.csv"
+PENGUIN_RAW_SCHEMA = FOLDER / "data" / "schema.pbtxt"
 
 #: TFX's data URLs -> the local copies (with their provenance beside them)
 LOCAL_COPIES = {
     "https://raw.githubusercontent.com/tensorflow/tfx/master/tfx/examples/penguin/data/"
     "labelled/penguins_processed.csv": PENGUIN_CSV,
+    "https://storage.googleapis.com/download.tensorflow.org/data/palmer_penguins/"
+    "penguins_size.csv": PENGUIN_SIZE_CSV,
+    "https://raw.githubusercontent.com/tensorflow/tfx/master/tfx/examples/penguin/schema/"
+    "raw/schema.pbtxt": PENGUIN_RAW_SCHEMA,
+    "https://raw.githubusercontent.com/tensorflow/tfx/master/tfx/examples/"
+    "chicago_taxi_pipeline/data/simple/data.csv": Path(TAXI_CSV),
 }
 
 #: the tutorials that run, one line each: name -> pipeline name(s) the notebook uses
@@ -39,10 +49,20 @@ TUTORIALS = {
     "penguin_simple": ["penguin-simple"],
     "penguin_tfdv": ["penguin-tfdv-schema", "penguin-tfdv"],
     "penguin_tfma": ["penguin-tfma"],
+    "penguin_tft": ["penguin-transform"],
+    "components_keras": [],  # InteractiveContext: a temporary pipeline root and store
 }
 
 TFX_IMPORT = "from tfx import v1 as tfx"
 TOOLKIT_IMPORT = "from toolkit import v1 as tfx"
+#: TFX's interactive-notebook import lines -> the toolkit's (docs/coming-from-tfx.md)
+IMPORT_LINES = {
+    TFX_IMPORT: TOOLKIT_IMPORT,
+    "from tfx.orchestration.experimental.interactive.interactive_context import "
+    "InteractiveContext": "from toolkit import InteractiveContext",
+    "%load_ext tfx.orchestration.experimental.interactive.notebook_extensions.skip":
+        "%load_ext toolkit",
+}
 PIP_NOTE = ("# pip install: not needed here; the toolkit's environment provides the "
             "libraries (tests/fixtures/tfx_tutorials/README.md)")
 
@@ -90,8 +110,9 @@ def prepare(name: str) -> tuple[dict, list[tuple[str, str]]]:
             text = PIP_NOTE
             changes.append((cell_id, "pip install"))
         else:
-            if TFX_IMPORT in text:
-                text = text.replace(TFX_IMPORT, TOOLKIT_IMPORT)
+            if any(line in text for line in IMPORT_LINES):
+                for line, replacement in IMPORT_LINES.items():
+                    text = text.replace(line, replacement)
                 changes.append((cell_id, "import line"))
             for url, path in LOCAL_COPIES.items():
                 if url in text:

@@ -191,37 +191,44 @@ class LocalDagRunner:
     """
 
     def run(self, pipeline: Pipeline) -> PipelineRun:
-        from toolkit.context import InteractiveContext
+        return run_pipeline(pipeline)
 
-        if not isinstance(pipeline, Pipeline):
-            raise ToolkitError(f"LocalDagRunner.run expects a Pipeline, got "
-                               f"{type(pipeline).__name__}")
-        if not pipeline.pipeline_root:
-            raise ToolkitError(f"pipeline {pipeline.pipeline_name!r} has no pipeline_root: pass "
-                               "Pipeline(..., pipeline_root='pipelines/<name>')")
-        context = InteractiveContext(
-            pipeline_name=pipeline.pipeline_name, pipeline_root=pipeline.pipeline_root,
-            metadata_connection_config=pipeline.metadata_connection_config,
-            beam_pipeline_args=pipeline.beam_pipeline_args)
-        run_id = datetime.datetime.now(datetime.timezone.utc).isoformat()
-        store = context.store
-        store.run_id = run_id
-        results: dict[str, Any] = {}
-        components = pipeline.components
-        try:
-            for index, component in enumerate(components):
-                try:
-                    result = context.run(component, enable_cache=pipeline.enable_cache)
-                except BaseException:
-                    later = [c.id for c in components[index + 1:]]
-                    print(f"pipeline {pipeline.pipeline_name}: stopped at {component.id}"
-                          + (f"; not started: {', '.join(later)}" if later else ""), flush=True)
-                    raise
-                results[component.id] = result
-                print(repr(result).splitlines()[0], flush=True)
-        finally:
-            store.run_id = None
-        return PipelineRun(pipeline.pipeline_name, run_id, results)
+
+def run_pipeline(pipeline: Pipeline, run_id: str | None = None) -> PipelineRun:
+    """:meth:`LocalDagRunner.run`; ``run_id`` names the ``pipeline_run`` its executions join
+    (default: the time now). A Kubeflow task passes its pipeline job's id, so the
+    executions of one Kubeflow run, each in its own task, join one ``pipeline_run``."""
+    from toolkit.context import InteractiveContext
+
+    if not isinstance(pipeline, Pipeline):
+        raise ToolkitError(f"LocalDagRunner.run expects a Pipeline, got "
+                           f"{type(pipeline).__name__}")
+    if not pipeline.pipeline_root:
+        raise ToolkitError(f"pipeline {pipeline.pipeline_name!r} has no pipeline_root: pass "
+                           "Pipeline(..., pipeline_root='pipelines/<name>')")
+    context = InteractiveContext(
+        pipeline_name=pipeline.pipeline_name, pipeline_root=pipeline.pipeline_root,
+        metadata_connection_config=pipeline.metadata_connection_config,
+        beam_pipeline_args=pipeline.beam_pipeline_args)
+    run_id = run_id or datetime.datetime.now(datetime.timezone.utc).isoformat()
+    store = context.store
+    store.run_id = run_id
+    results: dict[str, Any] = {}
+    components = pipeline.components
+    try:
+        for index, component in enumerate(components):
+            try:
+                result = context.run(component, enable_cache=pipeline.enable_cache)
+            except BaseException:
+                later = [c.id for c in components[index + 1:]]
+                print(f"pipeline {pipeline.pipeline_name}: stopped at {component.id}"
+                      + (f"; not started: {', '.join(later)}" if later else ""), flush=True)
+                raise
+            results[component.id] = result
+            print(repr(result).splitlines()[0], flush=True)
+    finally:
+        store.run_id = None
+    return PipelineRun(pipeline.pipeline_name, run_id, results)
 
 
 def latest_artifacts(metadata_connection_config: Any, pipeline_name: str,

@@ -313,6 +313,7 @@ def from_dict(raw: dict[str, Any]) -> EvalConfig:
     slicing_specs = [parse_slicing_spec(d) for d in raw.get("slicing_specs", [])]
     cross_specs = [parse_cross_slicing_spec(d) for d in raw.get("cross_slicing_specs", [])]
     metrics_specs = [_metrics_spec(d) for d in raw.get("metrics_specs", [])]
+    add_threshold_metrics(metrics_specs)
     options = _options(raw.get("options", {}))
     return EvalConfig(model_specs, slicing_specs, cross_specs, metrics_specs, options, raw=raw)
 
@@ -381,6 +382,70 @@ def _metrics_spec(d: Mapping[str, Any]) -> MetricsSpec:
         raw=dict(d),
         sub_keys=binarize_sub_keys(d.get("binarize")),
     )
+
+
+#: The Keras metrics a MetricsSpec's threshold maps may name without listing them in
+#: ``metrics``: TFMA name -> (class name, config). TFMA computes such a metric "in graph",
+#: from the Keras model's compiled metrics; the engine reads predictions, not the graph,
+#: so it computes the metric of that name from them, with Keras's defaults (AUC: 200
+#: thresholds; the others: a 0.5 cut).
+THRESHOLD_ONLY_METRICS: dict[str, tuple[str, dict[str, Any]]] = {
+    "sparse_categorical_accuracy": ("SparseCategoricalAccuracy", {}),
+    "categorical_accuracy": ("CategoricalAccuracy", {}),
+    "binary_accuracy": ("BinaryAccuracy", {}),
+    "precision": ("Precision", {}),
+    "recall": ("Recall", {}),
+    "true_positives": ("TruePositives", {}),
+    "true_negatives": ("TrueNegatives", {}),
+    "false_positives": ("FalsePositives", {}),
+    "false_negatives": ("FalseNegatives", {}),
+    "auc": ("AUC", {"num_thresholds": 200}),
+    "mean_squared_error": ("MeanSquaredError", {}),
+    "mean_absolute_error": ("MeanAbsoluteError", {}),
+    "root_mean_squared_error": ("RootMeanSquaredError", {}),
+}
+_THRESHOLD_MAPS = ("thresholds", "per_slice_thresholds", "cross_slice_thresholds")
+
+
+def _reported_name(metric: MetricConfig) -> str:
+    """The name a metric of :data:`THRESHOLD_ONLY_METRICS`'s classes reports under (its
+    configured ``name``, else its default); another class's name never collides with one."""
+    if "name" in metric.config:
+        return str(metric.config["name"])
+    return next((name for name, (cls, _) in THRESHOLD_ONLY_METRICS.items()
+                 if cls == metric.class_name), metric.class_name)
+
+
+def add_threshold_metrics(specs: list["MetricsSpec"]) -> None:
+    """Compute the metrics that only the threshold maps of a MetricsSpec name.
+
+    TFMA takes ``thresholds``, ``per_slice_thresholds`` and ``cross_slice_thresholds``
+    keyed by a metric name (value or change thresholds alike) as naming a metric to
+    compute: for a Keras model it evaluates the model's compiled metrics, and the
+    tutorials' configs rely on it (a ``sparse_categorical_accuracy`` bound with an empty
+    ``metrics`` list). So each such name of :data:`THRESHOLD_ONLY_METRICS` joins its spec's
+    metrics, computed for the spec's models, weightings and sub keys, unless a spec with
+    the same models, weightings and sub keys computes it already. Any other name is left
+    as it is: its threshold fails with "Metric not found.", as TFMA's does when the model
+    has no such metric.
+    """
+    computed: set[tuple] = set()
+    for spec in specs:
+        scope = (spec.model_names, spec.weighted_options, spec.sub_keys)
+        computed.update((scope, _reported_name(m)) for m in spec.metrics)
+    for spec in specs:
+        scope = (spec.model_names, spec.weighted_options, spec.sub_keys)
+        for field_name in _THRESHOLD_MAPS:
+            named = spec.raw.get(field_name) or {}
+            for name in named if isinstance(named, Mapping) else ():
+                if name not in THRESHOLD_ONLY_METRICS or (scope, name) in computed:
+                    continue
+                class_name, options = THRESHOLD_ONLY_METRICS[name]
+                raw: dict[str, Any] = {"class_name": class_name}
+                if options:
+                    raw["config"] = json.dumps(options)
+                spec.metrics.append(MetricConfig(class_name, config=dict(options), raw=raw))
+                computed.add((scope, name))
 
 
 #: TFMA's sub-key fields of BinarizationOptions, in the order TFMA creates sub keys.

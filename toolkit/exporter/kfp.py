@@ -48,8 +48,10 @@ TAG_PREFIX = "kfp:"
 TASK_INPUT = "toolkit_task"
 OUTPUTS = ("executed_notebook", "run_summary")
 TASK_FORMAT = 1
+#: the task input that carries KFP's pipeline job id, for tasks that ask for it
+JOB_INPUT = "toolkit_job"
 #: names the task's code uses besides the parameters
-_RESERVED = frozenset({TASK_INPUT, *OUTPUTS, "dict", "run_task", "Output", "Artifact"})
+_RESERVED = frozenset({TASK_INPUT, JOB_INPUT, *OUTPUTS, "dict", "run_task", "Output", "Artifact"})
 #: KFP passes numbers as doubles: integers beyond this lose digits
 _EXACT_INT = 2**53
 _KFP_TYPES = {"str": str, "int": int, "float": float, "bool": bool, "list": list, "dict": dict}
@@ -57,6 +59,22 @@ _KFP_TYPES = {"str": str, "int": int, "float": float, "bool": bool, "list": list
 _QUANTITY = {"cpu": (r"([0-9]*[.])?[0-9]+m?", "a CPU amount such as 4, 0.5 or 500m"),
              "memory": (r"[0-9]+(E|Ei|P|Pi|T|Ti|G|Gi|M|Mi|K|Ki)?", "a memory amount such as 16G or 512Mi")}
 _SETTING_KEYS = ("cpu", "memory", "accelerator", "accelerator_count", "retries", "timeout", "cache")
+
+
+@dataclass(frozen=True)
+class TaskEntry:
+    """The function every task calls, ``module.function(task, values[, job id], *paths)``:
+    the task constant, the pipeline parameters' values, KFP's pipeline job id when
+    ``job_id``, and the local paths of the task's ``outputs`` (KFP artifacts)."""
+
+    module: str
+    function: str
+    outputs: tuple[str, ...]
+    job_id: bool = False
+
+
+#: what a task of an exported notebook runs (:func:`toolkit.exporter.kfp_task.run_task`)
+NOTEBOOK_TASK = TaskEntry("toolkit.exporter.kfp_task", "run_task", OUTPUTS)
 
 
 @dataclass(frozen=True)
@@ -267,7 +285,7 @@ def compile_pipeline(notebook_text: str, notebook_path: str, name: str,
         }
         for node in graph.nodes
     }
-    text = _compile(name, source, parameters, graph, settings, tasks, image)
+    text = compile_tasks(name, source, parameters, graph, settings, tasks, image)
     return text, graph, settings
 
 
@@ -327,18 +345,23 @@ def compiler_only_kfp() -> Iterator[None]:
             del sys.modules[name]
 
 
-def _task_function(name: str, parameters: Sequence[NotebookParameter], pipeline: str):
+def _task_function(name: str, parameters: Sequence[NotebookParameter], pipeline: str,
+                   entry: TaskEntry = NOTEBOOK_TASK):
     """The task's Python function, generated from identifiers and type names only, and
     registered with :mod:`linecache` so that KFP can read its source."""
     dsl, _ = _kfp_sdk()
 
+    for identifier in (*entry.module.split("."), entry.function, *entry.outputs):
+        if not identifier.isidentifier() or keyword.iskeyword(identifier):
+            raise ExportError(f"{identifier!r} in a task's entry point is not an identifier")
     args = [f"{TASK_INPUT}: dict"] + [f"{p.name}: {p.type}" for p in parameters]
-    args += [f"{output}: Output[Artifact]" for output in OUTPUTS]
+    args += [f"{JOB_INPUT}: str"] if entry.job_id else []
+    args += [f"{output}: Output[Artifact]" for output in entry.outputs]
     values = ", ".join(f"{p.name}={p.name}" for p in parameters)
-    outputs = ", ".join(f"{output}.path" for output in OUTPUTS)
+    outputs = ", ".join([JOB_INPUT] * entry.job_id + [f"{output}.path" for output in entry.outputs])
     source = (f"def {name}({', '.join(args)}):\n"
-              "    from toolkit.exporter.kfp_task import run_task\n"
-              f"    run_task({TASK_INPUT}, dict({values}), {outputs})\n")
+              f"    from {entry.module} import {entry.function}\n"
+              f"    {entry.function}({TASK_INPUT}, dict({values}), {outputs})\n")
     filename = f"<toolkit kfp task {pipeline}.{name}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     namespace = {"Output": dsl.Output, "Artifact": dsl.Artifact}
@@ -346,22 +369,28 @@ def _task_function(name: str, parameters: Sequence[NotebookParameter], pipeline:
     return namespace[name]
 
 
-def _compile(name: str, source: str, parameters: Sequence[NotebookParameter], graph: ComponentGraph,
-             settings: Mapping[str, TaskSettings], tasks: Mapping[str, dict], image: str) -> str:
+def compile_tasks(name: str, source: str, parameters: Sequence[NotebookParameter], graph: ComponentGraph,
+             settings: Mapping[str, TaskSettings], tasks: Mapping[str, dict],
+             image: str | Mapping[str, str], entry: TaskEntry = NOTEBOOK_TASK,
+             description: str | None = None) -> str:
+    """KFP v2 YAML with one task per node of ``graph``, each calling ``entry`` with its
+    constant from ``tasks``, in ``image`` (one for all, or one per component id)."""
     dsl, compiler = _kfp_sdk()
     functions = _function_names(graph.ids)
     components = {
-        node.id: dsl.component(_task_function(functions[node.id], parameters, name),
-                               base_image=image, install_kfp_package=False)
+        node.id: dsl.component(_task_function(functions[node.id], parameters, name, entry),
+                               base_image=image if isinstance(image, str) else image[node.id],
+                               install_kfp_package=False)
         for node in graph.nodes
     }
     names = [p.name for p in parameters]
+    job = {JOB_INPUT: dsl.PIPELINE_JOB_ID_PLACEHOLDER} if entry.job_id else {}
 
     def body(*args: Any) -> None:
         values = dict(zip(names, args))
         made: dict[str, Any] = {}
         for node in graph.nodes:
-            task = components[node.id](**{TASK_INPUT: tasks[node.id]}, **values)
+            task = components[node.id](**{TASK_INPUT: tasks[node.id]}, **values, **job)
             task.set_display_name(node.id)
             _apply(task, settings[node.id])
             for upstream in (*node.upstream, *node.after):
@@ -373,7 +402,8 @@ def _compile(name: str, source: str, parameters: Sequence[NotebookParameter], gr
         inspect.Parameter(p.name, kind, annotation=_KFP_TYPES[p.type],
                           default=inspect.Parameter.empty if p.required else p.default)
         for p in parameters])
-    body.__doc__ = (f"Exported from {source} by `toolkit export --target kfp`: one task per component."
+    body.__doc__ = ((description or f"Exported from {source} by `toolkit export --target kfp`: "
+                                    "one task per component.")
                     + ("\n\nArgs:\n" + "".join(f"    {p.name}: {_help(p)}\n" for p in parameters)
                        if parameters else ""))
     body.__name__ = body.__qualname__ = name

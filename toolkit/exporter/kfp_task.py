@@ -17,6 +17,11 @@ The notebook the task finds must be the one the pipeline was compiled from (same
 SHA-256), so an image built from other sources fails at once rather than running
 something else. Paths are relative to the working directory, the project root in the
 image (``TOOLKIT_PROJECT_DIR`` overrides it).
+
+A pipeline compiled from a ``Pipeline`` object (``KubeflowV2DagRunner``) has no notebook:
+its task (:func:`run_pipeline_task`) rebuilds the components from the spec it carries
+(:mod:`toolkit.pipeline_spec`) and runs them with ``toolkit.pipeline.run_pipeline`` under
+the same :class:`StepPolicy`; the module files it names must be the compiled ones.
 """
 from __future__ import annotations
 
@@ -170,3 +175,52 @@ def step_policy(environ: Mapping[str, str]) -> StepPolicy | None:
     """The policy factory the launcher's registry names (``pipeline-step``): a
     :class:`StepPolicy` when ``environ`` says this process runs a task, else None."""
     return StepPolicy.from_env(environ)
+
+
+# -- a task of a pipeline compiled from a Pipeline object (KubeflowV2DagRunner) ---------------
+def run_pipeline_task(task: Mapping[str, Any], values: Mapping[str, Any], job_id: str,
+                      run_summary: str) -> None:
+    """Run one component of a ``Pipeline`` compiled by ``KubeflowV2DagRunner``: rebuild the
+    pipeline from the spec in ``task`` (that component and what it reads), then run it
+    with :func:`toolkit.pipeline.run_pipeline` under :class:`StepPolicy`, so its upstream
+    is read from the store and only it runs. ``job_id`` (KFP's pipeline job id) names the
+    ``pipeline_run`` its execution joins. Writes ``run_summary`` (JSON); on failure prints
+    one line naming the component and exits with status 1."""
+    component = str(task.get("component", "?"))
+    try:
+        summary = _run_pipeline_step(task, job_id)
+    except ToolkitError as exc:
+        _fail(component, str(exc))
+    target = Path(run_summary)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(summary, indent=2, sort_keys=True, default=str),
+                      encoding="utf-8")
+    print(f"{component}: task succeeded", flush=True)
+
+
+def _run_pipeline_step(task: Mapping[str, Any], job_id: str) -> dict[str, Any]:
+    import contextlib
+
+    from toolkit.pipeline import run_pipeline
+    from toolkit.pipeline_spec import check_files, pipeline_from_spec
+
+    component = str(task["component"])
+    project = os.environ.get(PROJECT_ENV)
+    with contextlib.chdir(project) if project else contextlib.nullcontext():
+        spec = task["pipeline"]
+        spec = json.loads(spec) if isinstance(spec, str) else spec
+        check_files(spec.get("files") or {})
+        pipeline = pipeline_from_spec(spec)
+        environment = {StepPolicy.ONLY_ENV: component,
+                       StepPolicy.UPSTREAM_ENV: ",".join(task.get("upstream") or [])}
+        with temporarily(os.environ, environment):
+            run = run_pipeline(pipeline, run_id=job_id or None)
+    result = run.results.get(component)
+    if result is None or not hasattr(result, "execution_id"):
+        raise ToolkitError(f"the pipeline ran without running {component}"
+                           + (f": {result!r}" if result is not None else ""))
+    return {"component_id": component, "pipeline_name": pipeline.pipeline_name,
+            "run_id": run.run_id, "execution_id": result.execution_id, "cached": result.cached,
+            "outcome": result.outcome, "gate_failure": result.gate_failure,
+            "outputs": {key: [{"id": a.id, "type": a.TYPE_NAME, "uri": a.uri} for a in arts]
+                        for key, arts in result.outputs.items()}}
