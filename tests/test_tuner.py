@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import shutil
 import textwrap
 import threading
@@ -528,9 +529,15 @@ def test_an_interrupted_parallel_search_leaves_no_worker_running(penguin, tmp_pa
             return penguin.tuner_fn(fn_args)
         """)
     tuner = _tuner(penguin, hanging, tune_args={"num_parallel_trials": 2})
-    with _WorkerSpy(interrupt_after=2) as spy:
-        with pytest.raises(KeyboardInterrupt):
-            penguin.context.run(tuner.with_id("InterruptedTuner"))
+    # the interrupt arrives as SIGINT does; a process started in the background by a
+    # non-interactive shell ignores SIGINT, which would make the interrupt a no-op here
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with _WorkerSpy(interrupt_after=2) as spy:
+            with pytest.raises(KeyboardInterrupt):
+                penguin.context.run(tuner.with_id("InterruptedTuner"))
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert spy.interrupted and len(spy.pids) == 2
     assert all(_gone(pid) for pid in spy.pids), spy.pids
     assert penguin.context.executions("InterruptedTuner")[-1]["state"] == "FAILED"
