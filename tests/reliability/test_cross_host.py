@@ -35,7 +35,7 @@ from toolkit._process import host_identity
 #: short, so the test waits seconds; long enough that a child started right after the
 #: kill (about 2 s on this machine, so 7x headroom for a slow one) still finds the lease alive
 LEASE = 15.0
-MID_COPY = "shutil:copytree:before@2"
+MID_COPY = "shutil:copy2:before@2"  # the Pusher's copy, file by file: one file copied
 
 
 def _as(host: str, lease: float = LEASE) -> dict[str, str]:

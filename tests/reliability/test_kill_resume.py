@@ -176,7 +176,7 @@ CHAIN = [
     ("Evaluator", "toolkit.components.evaluator:_predictions:after"),    # predicted, nothing written
     ("Evaluator", "toolkit.evaluation.storage:save_result:before"),      # TFMA records written, ours not
     ("Pusher", "shutil:copy2:before@2"),                                 # half copied
-    ("Pusher", "os:rename:before"),                                      # copied, not renamed
+    ("Pusher", "os:replace:before@4"),                                   # copied, not renamed
 ]
 
 
