@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
@@ -23,7 +24,10 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def _serve(command: list[str], ready_url: str):
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # the servers log every request; into a pipe nobody drains, a few hundred requests
+    # fill it and the server stops answering, so the log goes to a file
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -34,8 +38,9 @@ def _serve(command: list[str], ready_url: str):
                 break  # it answers
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
                     raise RuntimeError(f"{command[0]} did not start: "
-                                       + proc.stderr.read().decode(errors="replace")[-500:])
+                                       + log.read().decode(errors="replace")[-500:])
                 time.sleep(0.2)
         yield
     finally:
@@ -44,6 +49,8 @@ def _serve(command: list[str], ready_url: str):
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()
+        log.close()
 
 
 @contextlib.contextmanager

@@ -159,8 +159,11 @@ def test_gate_checks_the_gap_and_the_blessed_model_is_pushed(executed_credit, re
     gate = next(line for line in text.splitlines() if "sex:male vs sex:female" in line)
     assert gate.split()[-1] == "True"
     assert float(gate.split()[-2]) == pytest.approx(men_minus_women, abs=1e-6)
-    blessing = glob.glob(os.path.join(executed_credit.root, "Evaluator", "blessing", "*"))
-    assert [os.path.exists(os.path.join(b, "BLESSED")) for b in blessing] == [True]
+    # the blessing the pushed model came from, as the lineage cell names it
+    lineage = _text(_cell_outputs(executed_credit.notebook, "context.lineage("))
+    [blessing] = [line.split()[-1] for line in lineage.splitlines() if "model_blessing:" in line]
+    assert blessing.startswith(os.path.join(executed_credit.root, "Evaluator", "blessing"))
+    assert os.path.exists(os.path.join(blessing, "BLESSED"))
     pushed = _text(_cell_outputs(executed_credit.notebook, "pusher = Pusher("))
     assert "pushed Model" in pushed
 
@@ -187,3 +190,77 @@ def test_what_the_notebook_says_about_the_gaps_is_true(executed_credit, recomput
     assert 1 / 8 <= housing.loc["25-40", "rent"] <= 1 / 6
     checking = pd.crosstab(data["age_group"], data["checking_account"], normalize="index")
     assert checking.loc["<25", "little"] > checking.loc["25-40", "little"]
+
+
+def _sweep_record(executed_credit) -> dict:
+    import json
+
+    [path] = glob.glob(os.path.join(executed_credit.root, "sweeps", "*", "sweep.json"))
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def test_the_sweep_reuses_the_data_half_and_trains_once_per_new_value(executed_credit):
+    import json
+
+    from toolkit.metadata import MetadataStore, sqlite_config
+
+    record = _sweep_record(executed_credit)
+    assert [(p["grid"], p["status"]) for p in record["points"]] == [
+        ({"train_steps": 200}, "succeeded"), ({"train_steps": 500}, "succeeded")]
+    store = MetadataStore("credit", sqlite_config(
+        os.path.join(executed_credit.root, "metadata.sqlite")))
+    # the notebook's own run computed everything once; its point at the same steps reused
+    # it all, and the new point reused the data half
+    for name in ("CsvExampleGen", "PrepareCredit", "StatisticsGen", "SchemaGen"):
+        states = sorted(r["state"] for r in store.executions(name))
+        assert states == ["CACHED", "CACHED", "COMPLETE"], (name, states)
+    for name in ("Trainer", "Evaluator"):
+        states = sorted(r["state"] for r in store.executions(name))
+        assert states == ["CACHED", "COMPLETE", "COMPLETE"], (name, states)
+    steps = sorted(json.loads(r["parameters"])["train_args"]["num_steps"]
+                   for r in store.executions("Trainer") if r["state"] == "COMPLETE")
+    assert steps == [200, 500]
+    # the points pushed to the sweep's own folder; serving_dir holds the notebook's push only
+    assert len(glob.glob(os.path.join(executed_credit.serving, "*", "saved_model.pb"))) == 1
+
+
+def test_the_sweep_records_each_points_metrics_as_tfma_reads_them(executed_credit):
+    import json
+
+    import tensorflow_model_analysis as tfma
+
+    for point in _sweep_record(executed_credit)["points"]:
+        with open(point["summary"], encoding="utf-8") as handle:
+            summary = json.load(handle)
+        [uri] = [a["uri"] for a in summary["artifacts"] if a["type"] == "ModelEvaluation"]
+        [(_, overall)] = [(k, v) for k, v in tfma.load_eval_result(uri).slicing_metrics if k == ()]
+        theirs = overall[""][""]
+        mine = point["metrics"]["Evaluator"]
+        assert mine["blessed"] is True
+        for name in ("auc", "binary_accuracy", "fpr", "fnr"):
+            assert mine[name] == pytest.approx(theirs[name]["boundedValue"]["value"], abs=1e-12), name
+
+
+def test_the_comparison_names_only_the_steps_and_shows_tfmas_rates(executed_credit):
+    import json
+
+    import tensorflow_model_analysis as tfma
+
+    params = _text(_cell_outputs(executed_credit.notebook, "comparison.parameters()"))
+    [row] = [line for line in params.splitlines() if "Trainer" in line]
+    assert "train_args" in row and "{'num_steps': 200}" in row and "{'num_steps': 500}" in row
+    assert len([line for line in params.splitlines() if line.strip()]) == 2  # header + one row
+    shown = _text(_cell_outputs(executed_credit.notebook, "frame = comparison.to_dataframe()"))
+    numbers = [float(v) for line in shown.splitlines() if "sex:" in line
+               for v in line.split()[-2:]]
+    expected = []
+    for point in _sweep_record(executed_credit)["points"]:
+        with open(point["summary"], encoding="utf-8") as handle:
+            summary = json.load(handle)
+        [uri] = [a["uri"] for a in summary["artifacts"] if a["type"] == "ModelEvaluation"]
+        metrics = dict(tfma.load_eval_result(uri).slicing_metrics)
+        for sex in ("female", "male"):
+            values = metrics[(("sex", sex),)][""][""]
+            expected += [round(values[m]["boundedValue"]["value"], 3) for m in ("fnr", "fpr")]
+    assert numbers == pytest.approx(expected, abs=1e-9)

@@ -249,8 +249,12 @@ def test_a_point_killed_mid_run_is_taken_over_when_the_sweep_runs_again(tmp_path
             "-p", "pipeline_root", str(root)]
     cmd = [os.path.join(os.path.dirname(sys.executable), "toolkit"), *args,
            "-o", str(tmp_path / "first")]
-    first = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, "RECOVERY_HOLD": str(hold)},
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # its output goes to files: a pipe nobody drains while the test polls could fill and
+    # stop the sweep
+    printed = tmp_path / "first.out"
+    with open(printed, "w", encoding="utf-8") as sink:
+        first = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, "RECOVERY_HOLD": str(hold)},
+                                 stdout=sink, stderr=subprocess.STDOUT, text=True)
     try:
         # the kernel computing point b's Slow is killed while it runs
         deadline, victim = time.monotonic() + 300, None
@@ -262,11 +266,11 @@ def test_a_point_killed_mid_run_is_taken_over_when_the_sweep_runs_again(tmp_path
                                and json.loads(r["parameters"])["variant"] == "b"), None)
         assert victim is not None, "point b's Slow never ran"
         os.kill(int(victim["pid"]), signal.SIGKILL)
-        out, err = first.communicate(timeout=600)
+        first.wait(timeout=600)
     finally:
         if first.poll() is None:
             first.kill()
-    assert first.returncode == 1, out + err
+    assert first.returncode == 1, printed.read_text(encoding="utf-8")[-5000:]
     record = json.loads((tmp_path / "first" / "sweep.json").read_text())
     assert [p["status"] for p in record["points"]] == ["succeeded", "failed"]
 
@@ -293,3 +297,76 @@ def test_a_point_killed_mid_run_is_taken_over_when_the_sweep_runs_again(tmp_path
     assert Path(model.uri, "model.txt").read_text() == "b:" + Path(data.uri, "rows.txt").read_text()
     # nothing the killed execution staged is left behind
     assert not [p for p in root.rglob(".staging-*")], list(root.rglob(".staging-*"))
+
+
+def _processes_with(name: str, value: str) -> list[int]:
+    """The processes whose environment holds ``name=value``: a sweep's points, their
+    kernels and anything those started inherit it."""
+    wanted = f"{name}={value}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as handle:
+                if wanted in handle.read().split(b"\0"):
+                    found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
+def test_ctrl_c_stops_the_running_point_starts_no_other_and_keeps_the_record(tmp_path):
+    """SIGINT to the sweep alone (as ``kill -INT`` would send it, not to the terminal's
+    whole process group): the sweep must stop its own running point."""
+    import signal
+    import time
+
+    root, hold, out = tmp_path / "root", tmp_path / "hold", tmp_path / "sweep"
+    hold.write_text("")
+    cmd = [os.path.join(os.path.dirname(sys.executable), "toolkit"), "run", str(RECOVERY),
+           "--grid", "variant=b,a,c", "-p", "pipeline_root", str(root), "-o", str(out)]
+    printed = tmp_path / "sweep.out"
+    with open(printed, "w", encoding="utf-8") as sink:
+        # SIGINT's default disposition, even where this test runs in a background job
+        sweep = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, "RECOVERY_HOLD": str(hold)},
+                                 stdout=sink, stderr=subprocess.STDOUT,
+                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 120
+        while not (root / "Slow").exists():  # point 1 is inside Slow, holding
+            assert time.monotonic() < deadline and sweep.poll() is None, printed.read_text()
+            time.sleep(0.2)
+        sweep.send_signal(signal.SIGINT)
+        clock = time.monotonic()
+        code = sweep.wait(timeout=90)
+        stopped_in = time.monotonic() - clock
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+    text = printed.read_text(encoding="utf-8")
+    assert code == 130, text
+    assert "toolkit run: interrupted" in text and "point 2/3 (variant='a') started" not in text
+    assert stopped_in < 60, stopped_in  # Slow would hold for 300 s
+    record = json.loads((out / "sweep.json").read_text())
+    assert record["status"] == "failed"
+    assert [p["status"] for p in record["points"]] == ["failed"] * 3
+    assert [p["reason"] for p in record["points"][1:]] == [
+        "not run: the sweep was interrupted"] * 2
+    assert not (out / "point-2" / "summary.json").exists()
+    assert (out / "compare.html").is_file()
+    deadline = time.monotonic() + 20
+    while _processes_with("RECOVERY_HOLD", str(hold)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not _processes_with("RECOVERY_HOLD", str(hold))
+
+
+def test_quiet_sweep_prints_no_point_lines(tmp_path):
+    out = tmp_path / "sweep"
+    result = _toolkit("run", str(RECOVERY), "--grid", "variant=a,b", "-q",
+                      "-p", "pipeline_root", str(tmp_path / "root"), "-o", str(out))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "sweep: point" not in result.stdout + result.stderr
+    assert f"sweep: {out / 'sweep.json'}" in result.stdout
+    assert [p["status"] for p in json.loads((out / "sweep.json").read_text())["points"]] == [
+        "succeeded", "succeeded"]

@@ -93,7 +93,7 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
         "current directory)",
     )
     cmd.add_argument("--timeout", type=float, metavar="SECONDS", help="fail a cell running longer than this")
-    cmd.add_argument("-q", "--quiet", action="store_true", help="no per-cell progress lines, nor the components' stage lines")
+    cmd.add_argument("-q", "--quiet", action="store_true", help="no per-cell progress lines, nor the components' stage lines (with --grid: no per-point lines)")
     cmd.add_argument(
         "--help-notebook", action="store_true",
         help="list the notebook's parameters (name, type, default, help) and exit",
@@ -316,6 +316,7 @@ def _sweep(args: argparse.Namespace) -> int:
         output_dir=args.run_dir,
         cwd=args.cwd,
         execution_timeout=args.timeout,
+        progress=_silent if args.quiet else None,
     )
     print(f"sweep: {result.sweep_json}")
     print(f"compare: {result.compare_html}")
@@ -325,6 +326,10 @@ def _sweep(args: argparse.Namespace) -> int:
     best = f", best by {result.best_by}: point {result.best}" if result.best else ""
     print(f"sweep succeeded in {result.duration_s:.1f}s: {len(result.points)} points{best}")
     return EXIT_OK
+
+
+def _silent(line: str) -> None:
+    """``-q``: no per-point lines."""
 
 
 def _describe_success(summary: dict) -> str:

@@ -201,8 +201,30 @@ def sweep(notebook: str | Path, grid: Mapping[str, Sequence[Any]] | None = None,
     emit = _one_at_a_time(progress) if progress is not None else _stderr
     started = time.perf_counter()
     runner = _PointRunner(notebook.resolve(), len(points), cwd, execution_timeout, emit)
-    with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="sweep-point") as pool:
-        list(pool.map(runner.run, points))
+    pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="sweep-point")
+    try:
+        for future in [pool.submit(runner.run, point) for point in points]:
+            future.result()
+    except KeyboardInterrupt:
+        # Ctrl-C: no queued point starts, the running ones are interrupted, and the
+        # record still says what ran (a re-run reuses every completed execution)
+        pool.shutdown(wait=False, cancel_futures=True)
+        runner.interrupt()
+        pool.shutdown(wait=True)
+        for point in points:
+            if point.status == "pending":
+                point.status, point.reason = "failed", "not run: the sweep was interrupted"
+        _record(notebook, out, points, best_by, started)
+        raise
+    finally:
+        pool.shutdown(wait=True)
+    return _record(notebook, out, points, best_by, started)
+
+
+def _record(notebook: Path, out: Path, points: list[SweepPoint], best_by: str | None,
+            started: float) -> SweepResult:
+    """Writes ``sweep.json``, then ``compare.html``; the record comes first, so a page
+    that cannot be built loses nothing."""
     best_by = best_by or _default_metric(points)
     result = SweepResult(notebook, out.resolve(), points, best_by, _best(points, best_by),
                          round(time.perf_counter() - started, 3))
@@ -217,22 +239,37 @@ class _PointRunner:
     its own, so each point's environment (its run log, the kernel it starts) is its own
     and a point that crashes takes nothing else down."""
 
+    #: how long an interrupted point may take to stop (its kernel is interrupted and its
+    #: summary written) before it is terminated
+    STOP_WAIT_S = 30.0
+
     def __init__(self, notebook: Path, total: int, cwd: str | Path | None,
                  timeout: float | None, emit: Progress):
         self.notebook, self.total, self.emit = notebook, total, emit
         self.options = (["--cwd", str(Path(cwd).resolve())] if cwd is not None else []) + (
             ["--timeout", str(timeout)] if timeout is not None else [])
+        self._lock = threading.Lock()
+        self._running: set[subprocess.Popen] = set()
+        self._stopped = False
 
     def run(self, point: SweepPoint) -> None:
         what = f"point {point.index}/{self.total} ({show_controls(point.label())})"
-        self.emit(f"sweep: {what} started")
         command = [sys.executable, "-m", "toolkit.cli", "run", str(self.notebook),
                    "-f", str(point.run_dir / POINT_VALUES), "-o", str(point.run_dir), "-q",
                    *self.options]
         clock = time.perf_counter()
-        with open(point.run_dir / POINT_LOG, "w", encoding="utf-8") as log:
-            code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT,
-                                  env=_point_environment()).returncode
+        with open(point.run_dir / POINT_LOG, "w", encoding="utf-8") as log, self._lock:
+            if self._stopped:
+                return
+            self.emit(f"sweep: {what} started")
+            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                       env=_point_environment())
+            self._running.add(process)
+        try:
+            code = process.wait()
+        finally:
+            with self._lock:
+                self._running.discard(process)
         point.duration_s = round(time.perf_counter() - clock, 3)
         summary = _read_json(point.summary_path)
         if summary is not None:
@@ -247,6 +284,29 @@ class _PointRunner:
         shown = (f": {shorten(show_controls(one_line(point.reason)), 160)}"
                  if not point.ok and point.reason else "")
         self.emit(f"sweep: {what} {point.status} in {point.duration_s:.1f}s{shown}")
+
+    def interrupt(self) -> None:
+        """Stops every running point as Ctrl-C stops ``toolkit run`` (SIGINT: its kernel
+        is interrupted and its summary written), terminating any that outlives
+        :attr:`STOP_WAIT_S`; no point starts afterwards."""
+        import signal
+
+        with self._lock:
+            self._stopped = True
+            running = list(self._running)
+        for process in running:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + self.STOP_WAIT_S
+        for process in running:
+            try:
+                process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.terminate()
+                try:
+                    process.wait(10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
 
 
 def _point_environment() -> dict[str, str]:
@@ -288,7 +348,11 @@ def _overall_metrics(folder: str) -> dict[str, float]:
         return {}
     metrics = {}
     for name, value in sorted(overall.items()):
-        number = value.get("doubleValue") if isinstance(value, dict) else value
+        if isinstance(value, dict) and isinstance(value.get("boundedValue"), dict):
+            value = value["boundedValue"]  # with confidence intervals: the point estimate
+            number = value.get("value")
+        else:
+            number = value.get("doubleValue") if isinstance(value, dict) else value
         if "/" not in name and isinstance(number, (int, float)) and not isinstance(number, bool):
             metrics[name] = float(number)
     return metrics
@@ -374,6 +438,10 @@ def compare_page(result: SweepResult) -> str:
         return compare(result.output_dir).page(title, before=body)
     except ToolkitError as exc:  # no point has an evaluation to compare: the table alone
         body = tag("div", esc(title), HEADING) + body + tag("div", esc(str(exc)), NOTE)
+    except Exception as exc:  # noqa: BLE001 - the page must not cost the sweep its record
+        body = tag("div", esc(title), HEADING) + body + tag(
+            "div", esc(f"the points could not be compared: {type(exc).__name__}: "
+                       f"{one_line(str(exc))}"), NOTE)
     return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
             f"<title>{esc(title)}</title></head>"
             f"<body style=\"font-family:sans-serif\">{body}</body></html>\n")
