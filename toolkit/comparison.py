@@ -9,9 +9,10 @@ intervals), which parameters and inputs of their runs differ (read from the meta
 store's lineage, so nothing has to be remembered), and how did each fare against its
 thresholds. The first candidate is the reference every delta is measured from.
 
-This module gathers; the page is drawn by :mod:`toolkit.visualize.compare`, named here
-by string (as engines and run policies are), because sweeps and the CLI, which sit below
-the views, write the same page.
+This module gathers; the page is drawn by :mod:`toolkit.visualize.compare` (and, in a
+notebook with a live kernel, given controls by :mod:`toolkit.visualize.compare_widget`),
+named here by string (as engines and run policies are), because sweeps and the CLI, which
+sit below the views, write the same page.
 """
 from __future__ import annotations
 
@@ -26,8 +27,10 @@ from toolkit._text import one_line, show_controls
 from toolkit.model_report import recorded_parameters
 from toolkit.errors import ToolkitError
 
-#: the page's renderer, ``module:function`` (imported when a page is drawn)
-VIEW = "toolkit.visualize.compare:comparison_view"
+#: the notebook view's maker, ``module:function`` (imported when a view is drawn)
+VIEW = "toolkit.visualize.compare_widget:comparison_widget"
+#: the module whose ``comparison_page`` draws the static page (sweeps, the CLI, ``write``)
+PAGE = "toolkit.visualize.compare"
 SWEEP_FILE = "sweep.json"
 EVALUATION_FILE = "evaluation.json"
 PUSH_RECORD = "toolkit-push.json"
@@ -131,15 +134,16 @@ class Comparison:
 
     # -- rendering ------------------------------------------------------------------
     def view(self, **options: Any) -> Any:
-        """The comparison's view (:mod:`toolkit.visualize.compare`)."""
+        """The comparison's view (:mod:`toolkit.visualize.compare_widget`): static HTML, with
+        live controls where a kernel runs; ``options`` such as ``metric="auc"`` or
+        ``baseline=NAME`` choose what it shows first."""
         module, _, function = VIEW.partition(":")
         return getattr(importlib.import_module(module), function)(self, **options)
 
     def page(self, title: str | None = None, before: str = "") -> str:
         """The view as one self-contained HTML page (no script, nothing fetched);
         ``before`` is markup (already escaped) put above the comparison."""
-        module, _, _ = VIEW.partition(":")
-        return importlib.import_module(module).comparison_page(self, title=title, before=before)
+        return importlib.import_module(PAGE).comparison_page(self, title=title, before=before)
 
     def write(self, path: str | os.PathLike, title: str | None = None, before: str = "") -> str:
         """Write :meth:`page` to ``path``; returns the path."""
@@ -156,6 +160,11 @@ class Comparison:
 
     def _toolkit_view_(self) -> Any:
         return self.view()
+
+    def _ipython_display_(self) -> None:
+        # In a kernel the view displays its widget and then the static copy; elsewhere the
+        # static copy only (what ``_repr_html_`` returns).
+        self.view()._ipython_display_()
 
     def text(self, metrics: int = 6) -> str:
         """The overall slice's metrics per candidate (with the delta to the first), the

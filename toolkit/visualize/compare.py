@@ -6,7 +6,10 @@ script, nothing fetched, every value escaped), so the same HTML is the notebook 
 a sweep's ``compare.html`` and the page ``toolkit compare`` writes, and it reads in an
 untrusted notebook. The curves are the dashboard's (:mod:`.evaluation.curves`), one line
 per candidate; a page stays bounded however many slices there are (``max_slices`` rows
-per metric, curves of ``curve_slices`` slices), and says what it left out.
+per metric, curves of ``curve_slices`` slices), and says what it left out. In a notebook
+with a live kernel :mod:`.compare_widget` adds controls over the metrics section (metric,
+baseline candidate, a filter on slice names) and measures the deltas from the baseline
+chosen there (:func:`rebase`).
 """
 from __future__ import annotations
 
@@ -24,14 +27,76 @@ MAX_METRICS = 30
 
 def comparison_view(comparison: Any, max_slices: int = MAX_SLICES,
                     curve_slices: int = CURVE_SLICES) -> View:
-    """The view of a comparison (``toolkit.show(comparison)``, its ``_repr_html_``)."""
+    """The static view of a comparison (the page :func:`comparison_page` writes)."""
+    title = f"Comparison of {len(comparison.names)} candidates"
+    return View(static_html(comparison, new_uid(), max_slices, curve_slices), comparison.text(),
+                title)
+
+
+def static_html(comparison: Any, uid: str, max_slices: int = MAX_SLICES,
+                curve_slices: int = CURVE_SLICES, baseline: str | None = None,
+                first: Any = None, frame: Any = None, slice_filter: str = "",
+                curves: str | None = None) -> str:
+    """The whole comparison as static markup, deltas measured from ``baseline`` (default the
+    first candidate), the metric group ``first`` (a key of :func:`metric_groups`) listed
+    before the others, only the slices whose name contains ``slice_filter``.
+
+    The metrics section is classed ``static_class(uid)`` so that a live widget of the same
+    view can hide it (:mod:`.compare_widget`). ``frame`` is ``rebase(comparison.
+    to_dataframe(), names, baseline)`` and ``curves`` the curves section when the caller
+    already has them (neither depends on the other choices)."""
     names = comparison.names
-    frame = comparison.to_dataframe()
-    parts = [_candidates(comparison), _parameters(comparison),
-             _metrics(frame, names, max_slices), _curves(comparison, curve_slices)]
+    baseline = baseline if baseline in names else (names[0] if names else None)
+    if frame is None:
+        frame = rebase(comparison.to_dataframe(), names, baseline)
+    metrics = _metrics(frame, names, max_slices, baseline, first, slice_filter)
+    metrics = f'<div class="{static_class(uid)}">{metrics}</div>'
+    parts = [_candidates(comparison), _parameters(comparison), metrics,
+             curves_section(comparison, curve_slices) if curves is None else curves]
     title = f"Comparison of {len(names)} candidates"
-    subtitle = esc(f"reference: {names[0]}") if names else ""
-    return View(root("".join(parts), new_uid(), title, subtitle), comparison.text(), title)
+    subtitle = esc(f"reference: {baseline}") if names else ""
+    return root("".join(parts), uid, title, subtitle)
+
+
+def static_class(uid: str) -> str:
+    return f"tkc-static-{uid}"
+
+
+def rebase(frame: Any, names: list[str], baseline: str | None) -> Any:
+    """``frame`` (``Comparison.to_dataframe()``) with ``delta`` and ``distinct`` measured
+    from ``baseline`` instead of the first candidate (the frame itself when it is the first)."""
+    if not names or baseline is None or baseline == names[0] or frame.empty:
+        return frame
+    ids = ["slice", "metric", "sub_key", "threshold_key"]
+    keyed = frame.assign(threshold_key=frame["threshold"].fillna(-math.inf))
+    ref = keyed[keyed["candidate"] == baseline].drop_duplicates(ids)[
+        ids + ["value", "lower", "upper"]].rename(
+        columns={"value": "_ref", "lower": "_ref_lower", "upper": "_ref_upper"})
+    merged = keyed.merge(ref, on=ids, how="left")
+    merged["delta"] = merged["value"] - merged["_ref"]
+    apart = (merged["lower"] > merged["_ref_upper"]) | (merged["upper"] < merged["_ref_lower"])
+    merged["distinct"] = apart.fillna(False).astype(bool)
+    return merged[list(frame.columns)].reset_index(drop=True)
+
+
+def metric_groups(frame: Any) -> list[tuple[tuple[str, str, float], Any]]:
+    """The tables of the metrics section: ``((metric, sub_key, threshold), rows)`` in the
+    frame's order, the threshold NaN for metrics without one (``_diff`` metrics left out)."""
+    if frame.empty:
+        return []
+    frame = frame[~frame["metric"].str.endswith("_diff")]
+    keyed = frame.assign(threshold_key=frame["threshold"].fillna(-math.inf))
+    found = []
+    for (metric, sub_key, threshold), group in keyed.groupby(
+            ["metric", "sub_key", "threshold_key"], sort=False):
+        found.append(((metric, sub_key, threshold if math.isfinite(threshold) else math.nan),
+                      group))
+    return found
+
+
+def group_label(key: tuple[str, str, float]) -> str:
+    """A metric table's heading, e.g. ``binary_accuracy at threshold 0.5``."""
+    return _metric_label(*key)
 
 
 def comparison_page(comparison: Any, title: str | None = None, before: str = "") -> str:
@@ -91,30 +156,33 @@ def _metric_label(metric: str, sub_key: str, threshold: float) -> str:
     return label + (f" at threshold {threshold:g}" if not math.isnan(threshold) else "")
 
 
-def _metrics(frame: Any, names: list[str], max_slices: int) -> str:
+def _metrics(frame: Any, names: list[str], max_slices: int, baseline: str | None = None,
+             first: Any = None, slice_filter: str = "") -> str:
     if frame.empty:
         return _section("Metrics per slice") + tag("div", "No metrics.", NOTE)
-    frame = frame[~frame["metric"].str.endswith("_diff")]
-    keyed = frame.assign(threshold_key=frame["threshold"].fillna(-math.inf))
-    groups = list(keyed.groupby(["metric", "sub_key", "threshold_key"], sort=False))
+    baseline = baseline or names[0]
+    groups = metric_groups(frame)
+    chosen = [g for g in groups if _same(g[0], first)]
+    groups = chosen + [g for g in groups if not _same(g[0], first)]
     parts = [_section("Metrics per slice"),
              tag("div", esc(f"Each cell: value [interval] and, after the first candidate, the "
-                            f"difference to {names[0]}; bold where the intervals do not "
-                            "overlap."), NOTE)]
-    for (metric, sub_key, threshold), group in groups[:MAX_METRICS]:
-        slices = list(dict.fromkeys(group["slice"]))
-        cells = {(r.slice, r.candidate): r for r in group.itertuples(index=False)}
-        rows = []
-        for slice_name in slices[:max_slices]:
-            row = [esc(slice_name)]
-            for i, name in enumerate(names):
-                record = cells.get((slice_name, name))
-                row.append(_cell(record, i > 0))
-            rows.append(row)
-        thr = threshold if math.isfinite(threshold) else math.nan
-        parts.append(tag("div", esc(_metric_label(metric, sub_key, thr)),
-                         "font-weight:600;margin:8px 0 0 0"))
-        parts.append(table(["slice", *names], rows, numeric=range(1, len(names) + 1)))
+                            f"difference to {baseline}; bold where the intervals do not "
+                            "overlap.") if baseline == names[0] else
+                 esc(f"Each cell: value [interval] and, for every candidate but {baseline}, "
+                     f"the difference to {baseline}; bold where the intervals do not "
+                     "overlap."), NOTE)]
+    if slice_filter.strip():
+        every = list(dict.fromkeys(frame["slice"]))
+        found = sum(1 for name in every if matches(name, slice_filter))
+        parts.append(tag("div", esc(f"Only the slices whose name contains "
+                                    f"“{slice_filter.strip()}”: {found:,} of {len(every):,}."),
+                         NOTE))
+    for key, group in groups[:MAX_METRICS]:
+        slices = [name for name in dict.fromkeys(group["slice"])
+                  if matches(name, slice_filter)]
+        parts.append(tag("div", esc(group_label(key)), "font-weight:600;margin:8px 0 0 0"))
+        parts.append(metric_table(group, names, baseline, slices[:max_slices]) if slices
+                     else tag("div", "No slice matches.", NOTE))
         if len(slices) > max_slices:
             parts.append(tag("div", esc(f"… {len(slices) - max_slices} more slices: "
                                         "comparison.to_dataframe() has every one"), NOTE))
@@ -122,6 +190,28 @@ def _metrics(frame: Any, names: list[str], max_slices: int) -> str:
         parts.append(tag("div", esc(f"… {len(groups) - MAX_METRICS} more metrics: "
                                     "comparison.to_dataframe() has every one"), NOTE))
     return "".join(parts)
+
+
+def metric_table(group: Any, names: list[str], baseline: str, slices: list[str]) -> str:
+    """One metric's table: a row per slice in ``slices``, a column per candidate, the
+    difference to ``baseline`` under every other candidate's value."""
+    cells = {(r.slice, r.candidate): r for r in group.itertuples(index=False)}
+    rows = [[esc(name)] + [_cell(cells.get((name, candidate)), candidate != baseline)
+                           for candidate in names] for name in slices]
+    return table(["slice", *names], rows, numeric=range(1, len(names) + 1))
+
+
+def matches(name: str, text: str) -> bool:
+    """Whether slice ``name`` contains ``text`` (case-insensitive; empty text matches all)."""
+    text = text.strip().casefold()
+    return not text or text in str(name).casefold()
+
+
+def _same(key: tuple[str, str, float], other: Any) -> bool:
+    if other is None:
+        return False
+    return key[:2] == tuple(other[:2]) and (key[2] == other[2] or (
+        math.isnan(key[2]) and math.isnan(other[2])))
 
 
 def _cell(record: Any, with_delta: bool) -> str:
@@ -145,7 +235,7 @@ def _finite(value: Any) -> bool:
         return False
 
 
-def _curves(comparison: Any, curve_slices: int) -> str:
+def curves_section(comparison: Any, curve_slices: int) -> str:
     """ROC, precision-recall and calibration of each slice, one line per candidate."""
     from toolkit.evaluation.slicing import slice_display
     from toolkit.visualize.evaluation.curves import curves_html, from_values
