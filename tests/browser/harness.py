@@ -303,6 +303,35 @@ def launch_browser(playwright: Any) -> Any:
                                       headless=True)
 
 
+def python_notebook(*cells: str, parameters: str | None = None) -> Any:
+    """A Python 3 notebook of these code cells, after a ``parameters``-tagged cell when
+    ``parameters`` is given."""
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                       "language": "python"}
+    notebook.cells = [nbformat.v4.new_code_cell(source) for source in cells]
+    if parameters is not None:
+        cell = nbformat.v4.new_code_cell(parameters)
+        cell.metadata["tags"] = ["parameters"]
+        notebook.cells.insert(0, cell)
+    return notebook
+
+
+def write_and_papermill(server: JupyterServer, notebook: Any, source: str, executed: str) -> Any:
+    """``notebook`` saved as ``source`` in the server's folder and executed by papermill
+    (untrusted output) as ``executed``, from the repository; the executed notebook."""
+    import nbformat
+    import papermill
+
+    root = Path(server.root_dir)
+    nbformat.write(notebook, root / source)
+    papermill.execute_notebook(str(root / source), str(root / executed), kernel_name="python3",
+                               cwd=str(REPO_ROOT), progress_bar=False)
+    return nbformat.read(root / executed, as_version=4)
+
+
 def notebook_url(server: JupyterServer, path: str) -> str:
     """URL opening ``path`` (relative to the server root) in a fresh workspace."""
     return f"{server.url}/lab/tree/{quote(path)}?reset&token={server.token}"

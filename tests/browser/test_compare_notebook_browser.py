@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 
 from datapaths import GERMAN_CSV
-from harness import REPO_ROOT, active_panel, open_notebook, run_all_cells, screenshot
+from harness import (active_panel, open_notebook, python_notebook, run_all_cells, screenshot,
+                     write_and_papermill)
 
 pytestmark = pytest.mark.browser
 
@@ -55,28 +56,16 @@ print(json.dumps({{name: [r.get_metrics_for_slice(key)["auc"]["doubleValue"]
 
 
 def _notebook() -> nbformat.NotebookNode:
-    notebook = nbformat.v4.new_notebook()
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                       "language": "python"}
-    parameters = nbformat.v4.new_code_cell(f"csv_path = {str(GERMAN_CSV)!r}")
-    parameters.metadata["tags"] = ["parameters"]
-    notebook.cells = [parameters, nbformat.v4.new_code_cell(SETUP),
-                      nbformat.v4.new_code_cell(
-                          f"toolkit.compare(first, second, names=['first', {HOSTILE!r}])"),
-                      nbformat.v4.new_code_cell(AUC_CELL.format(slices=repr(SLICES)))]
-    return notebook
+    return python_notebook(SETUP, f"toolkit.compare(first, second, names=['first', {HOSTILE!r}])",
+                           AUC_CELL.format(slices=repr(SLICES)),
+                           parameters=f"csv_path = {str(GERMAN_CSV)!r}")
 
 
 @pytest.fixture(scope="module")
 def notebooks(jupyter_server) -> dict[str, str]:
     """The comparison notebook, and the same notebook executed by papermill (untrusted)."""
-    import papermill
-
     root = Path(jupyter_server.root_dir)
-    nbformat.write(_notebook(), root / SOURCE)
-    papermill.execute_notebook(str(root / SOURCE), str(root / EXECUTED), kernel_name="python3",
-                               cwd=str(REPO_ROOT), progress_bar=False)
-    outputs = nbformat.read(root / EXECUTED, as_version=4).cells[2].outputs
+    outputs = write_and_papermill(jupyter_server, _notebook(), SOURCE, EXECUTED).cells[2].outputs
     assert [o.output_type for o in outputs] == ["display_data", "display_data"], outputs
     assert "application/vnd.jupyter.widget-view+json" in outputs[0].data
     assert METRICS in outputs[1].data["text/html"]

@@ -19,7 +19,8 @@ import nbformat
 import pytest
 
 from datapaths import GERMAN_CSV
-from harness import REPO_ROOT, active_panel, open_notebook, run_all_cells, screenshot
+from harness import (active_panel, open_notebook, python_notebook, run_all_cells,
+                     screenshot, write_and_papermill)
 
 SOURCE = "dashboard.ipynb"
 EXECUTED = "dashboard_papermill.ipynb"
@@ -52,26 +53,14 @@ pytestmark = pytest.mark.browser
 
 
 def _notebook() -> nbformat.NotebookNode:
-    notebook = nbformat.v4.new_notebook()
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                       "language": "python"}
-    parameters = nbformat.v4.new_code_cell(f"csv_path = {str(GERMAN_CSV)!r}")
-    parameters.metadata["tags"] = ["parameters"]
-    notebook.cells = [parameters, nbformat.v4.new_code_cell(SETUP),
-                      nbformat.v4.new_code_cell("toolkit.show(dashboard(result))")]
-    return notebook
+    return python_notebook(SETUP, "toolkit.show(dashboard(result))",
+                           parameters=f"csv_path = {str(GERMAN_CSV)!r}")
 
 
 @pytest.fixture(scope="module")
 def notebooks(jupyter_server) -> dict[str, str]:
     """The dashboard notebook, and the same notebook executed by papermill (untrusted)."""
-    import papermill
-
-    root = Path(jupyter_server.root_dir)
-    nbformat.write(_notebook(), root / SOURCE)
-    papermill.execute_notebook(str(root / SOURCE), str(root / EXECUTED), kernel_name="python3",
-                               cwd=str(REPO_ROOT), progress_bar=False)
-    executed = nbformat.read(root / EXECUTED, as_version=4)
+    executed = write_and_papermill(jupyter_server, _notebook(), SOURCE, EXECUTED)
     outputs = executed.cells[-1].outputs
     assert [o.output_type for o in outputs] == ["display_data", "display_data"], outputs
     assert "application/vnd.jupyter.widget-view+json" in outputs[0].data
@@ -229,18 +218,9 @@ result = toolkit.evaluate(df, config, random_seed=0)'''
 @pytest.fixture(scope="module")
 def big_notebooks(jupyter_server) -> dict[str, str]:
     """A 1,000-slice dashboard notebook, and the same notebook executed by papermill."""
-    import papermill
-
-    root = Path(jupyter_server.root_dir)
-    notebook = nbformat.v4.new_notebook()
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                       "language": "python"}
-    notebook.cells = [nbformat.v4.new_code_cell(BIG_SETUP),
-                      nbformat.v4.new_code_cell("toolkit.show(result)")]
-    nbformat.write(notebook, root / BIG_SOURCE)
-    papermill.execute_notebook(str(root / BIG_SOURCE), str(root / BIG_EXECUTED),
-                               kernel_name="python3", cwd=str(REPO_ROOT), progress_bar=False)
-    outputs = nbformat.read(root / BIG_EXECUTED, as_version=4).cells[-1].outputs
+    executed = write_and_papermill(jupyter_server, python_notebook(BIG_SETUP, "toolkit.show(result)"),
+                                   BIG_SOURCE, BIG_EXECUTED)
+    outputs = executed.cells[-1].outputs
     static = outputs[-1].data["text/html"]
     assert len(static.encode("utf-8")) < 1_000_000, len(static)
     return {"source": BIG_SOURCE, "executed": BIG_EXECUTED}

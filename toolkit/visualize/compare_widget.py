@@ -24,9 +24,8 @@ from toolkit.errors import ToolkitError
 from toolkit.visualize.compare import (CURVE_SLICES, MAX_SLICES, curves_section, group_label,
                                        matches, metric_groups, metric_table, rebase,
                                        static_class, static_html)
-from toolkit.visualize.html import NOTE, View, esc, escape, is_kernel, new_uid, root, tag
+from toolkit.visualize.html import NOTE, LiveView, esc, new_uid, root, tag
 
-WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 LIVE_NOTE = ("Interactive controls (metric, baseline candidate, a filter on slice names) appear "
              "here when the notebook runs with a live kernel; the static comparison follows.")
 #: the most rows the widget's table draws (the filter reaches the others)
@@ -35,7 +34,7 @@ MAX_ROWS = 500
 DEFAULT_METRIC = "auc"
 
 
-class ComparisonView(View):
+class ComparisonView(LiveView):
     """A comparison's view: static markup everywhere, live controls where a kernel runs.
 
     ``metric`` (a metric name such as ``"auc"`` or a table's heading such as
@@ -44,6 +43,8 @@ class ComparisonView(View):
     measured from. ``html`` and ``text`` are the static comparison for the current
     choices; :meth:`select` changes them (and the widget, once displayed).
     """
+
+    live_note = LIVE_NOTE
 
     def __init__(self, comparison: Any, *, metric: str | None = None,
                  baseline: str | None = None, max_slices: int = MAX_SLICES,
@@ -212,27 +213,8 @@ class ComparisonView(View):
     def _refresh(self) -> None:
         if self._table is not None:
             self._table.value = self._table_value()
-        for handle in self._handles:
-            handle.update({"text/html": self.html, "text/plain": self.text}, raw=True)
+        self._update_static()
 
-    # --- display ----------------------------------------------------------
-    def _publish(self, shell: Any) -> None:
-        from IPython.display import display
-
-        if is_kernel(shell):
-            try:
-                self._ensure_widget()
-            except ImportError:
-                self._widget = None
-            if self._widget is not None:
-                display({WIDGET_MIME: {"version_major": 2, "version_minor": 0,
-                                       "model_id": self._widget.model_id},
-                         "text/plain": LIVE_NOTE,
-                         "text/html": tag("div", escape(LIVE_NOTE), NOTE)}, raw=True)
-        handle = display({"text/html": self.html, "text/plain": self.text}, raw=True,
-                         display_id=True)
-        if handle is not None:
-            self._handles.append(handle)
 
 
 def _live_class(uid: str) -> str:

@@ -27,7 +27,7 @@ __all__ = [
     "TABLE_ATTRS", "TD", "TH", "TH_LEFT", "TH_RIGHT", "WARN", "badge", "esc", "escape",
     "fmt_bytes", "fmt_num", "fmt_pct", "plain", "swatch", "table", "tag", "truncate",
     # the view
-    "View", "display_view", "ipython_shell", "is_kernel", "new_uid", "root", "stack",
+    "View", "LiveView", "WIDGET_MIME", "display_view", "ipython_shell", "is_kernel", "new_uid", "root", "stack",
 ]
 
 
@@ -94,6 +94,49 @@ class View:
                 f"{self.html}</body></html>")
         storage.write_text(path, page)
         return path
+
+
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+
+
+class LiveView(View):
+    """A view that, where a kernel runs, displays an ipywidgets widget and then its
+    static copy under a display id, which :meth:`_update_static` keeps current so a saved
+    notebook shows the last choice. Elsewhere only the static copy. (The evaluation
+    dashboard's module says why two outputs rather than one bundle.)
+
+    Subclasses set ``live_note`` (the widget output's text where widgets cannot render),
+    start with ``self._widget = None`` and ``self._handles = []``, and build
+    ``self._widget`` in ``_ensure_widget``, importing ipywidgets there."""
+
+    live_note = ""
+    _widget: Any = None
+    _handles: list[Any]
+
+    def _ensure_widget(self) -> None:
+        raise NotImplementedError
+
+    def _update_static(self) -> None:
+        for handle in self._handles:
+            handle.update({"text/html": self.html, "text/plain": self.text}, raw=True)
+
+    def _publish(self, shell: Any) -> None:
+        from IPython.display import display
+
+        if is_kernel(shell):
+            try:
+                self._ensure_widget()
+            except ImportError:
+                self._widget = None
+            if self._widget is not None:
+                display({WIDGET_MIME: {"version_major": 2, "version_minor": 0,
+                                       "model_id": self._widget.model_id},
+                         "text/plain": self.live_note,
+                         "text/html": tag("div", escape(self.live_note), NOTE)}, raw=True)
+        handle = display({"text/html": self.html, "text/plain": self.text}, raw=True,
+                         display_id=True)
+        if handle is not None:
+            self._handles.append(handle)
 
 
 def ipython_shell() -> Any:

@@ -43,15 +43,14 @@ from toolkit.visualize.evaluation.model import (ALL_SLICES, DEFAULT_TOP, SORTS, 
 from toolkit.visualize.evaluation.static import (Chart, chart_html, live_chart_html, live_class,
                                                  live_rules, metrics_section, static_html)
 from toolkit.visualize.evaluation.text import plain_text
-from toolkit.visualize.html import NOTE, View, escape, is_kernel, new_uid, root, tag
+from toolkit.visualize.html import LiveView, new_uid, root
 
-WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 LIVE_NOTE = ("Interactive controls (metric, threshold, class, baseline, slicing, sort, a filter on "
              "slice names) appear here when the notebook runs with a live kernel; the static "
              "dashboard follows.")
 
 
-class EvaluationDashboard(View):
+class EvaluationDashboard(LiveView):
     """The interactive fairness dashboard (ipywidgets 7) with a static copy that always shows.
 
     Dropdowns pick the metric, threshold, class (for a multi-class evaluation: a
@@ -63,6 +62,8 @@ class EvaluationDashboard(View):
     and why only one is ever seen). As a :class:`View` its ``html`` and ``text`` are the
     static dashboard for the current choices.
     """
+
+    live_note = LIVE_NOTE
 
     def __init__(self, result: Any, compare_to: Any = None, *, metric: str | None = None,
                  threshold: float | None = None, baseline_slice: Any = None, slicing: Any = None,
@@ -283,27 +284,8 @@ class EvaluationDashboard(View):
     def _refresh(self) -> None:
         if self._chart is not None:
             self._chart.value = self._chart_value()
-        for handle in self._handles:
-            handle.update({"text/html": self.html, "text/plain": self.text}, raw=True)
+        self._update_static()
 
-    # --- display ----------------------------------------------------------
-    def _publish(self, shell: Any) -> None:
-        from IPython.display import display
-
-        if is_kernel(shell):
-            try:
-                self._ensure_widget()
-            except ImportError:
-                self._widget = None
-            if self._widget is not None:
-                display({WIDGET_MIME: {"version_major": 2, "version_minor": 0,
-                                       "model_id": self._widget.model_id},
-                         "text/plain": LIVE_NOTE,
-                         "text/html": tag("div", escape(LIVE_NOTE), NOTE)}, raw=True)
-        handle = display({"text/html": self.html, "text/plain": self.text}, raw=True,
-                         display_id=True)
-        if handle is not None:
-            self._handles.append(handle)
 
 
 def _label(text: str, n: int = 60) -> str:
