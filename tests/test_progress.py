@@ -176,20 +176,28 @@ def test_the_evaluation_on_beam_counts_rows_from_its_worker_threads(monkeypatch)
 
 
 def _tiny_run_fn(fn_args):
-    """Three epochs of a one-layer model on the penguins' measurements, epochs reported."""
+    """Three epochs of a one-layer model on the penguins' measurements, with no progress
+    callback of its own (the Trainer counts the epochs), then a pause long enough for the
+    next text line to show the last epoch."""
+    import json
+    import time
+
     import numpy as np
     import pandas as pd
     import tensorflow as tf
 
-    from toolkit import progress
+    from toolkit.progress import TEXT_INTERVAL_SECONDS
 
     frame = pd.read_csv(fn_args.custom_config["csv"]).dropna()
     x = frame[["bill_length_mm", "bill_depth_mm"]].to_numpy(np.float32) / 50.0
     y = (frame["species"] == "Adelie").to_numpy(np.float32)
     model = tf.keras.Sequential([tf.keras.Input(shape=(2,)), tf.keras.layers.Dense(1)])
     model.compile(optimizer="sgd", loss="mse")
-    model.fit(x, y, epochs=3, verbose=0, callbacks=[
-        progress.keras_callback(), tf.keras.callbacks.TensorBoard(fn_args.model_run_dir)])
+    history = model.fit(x, y, epochs=3, verbose=0, callbacks=[
+        tf.keras.callbacks.TensorBoard(fn_args.model_run_dir)])
+    with open(fn_args.custom_config["history"], "w") as handle:
+        json.dump(history.history["loss"], handle)
+    time.sleep(TEXT_INTERVAL_SECONDS + 1.5)
     model.save(fn_args.serving_model_dir, save_format="tf")
 
 
@@ -210,14 +218,15 @@ def trained(tmp_path_factory):
         example_gen = CsvExampleGen(input_base=PENGUINS)
         context.run(example_gen)
         trainer = Trainer(run_fn=_tiny_run_fn, examples=example_gen.outputs["examples"],
-                          custom_config={"csv": os.path.join(PENGUINS, "penguins.csv")})
+                          custom_config={"csv": os.path.join(PENGUINS, "penguins.csv"),
+                                         "history": str(root / "history.json")})
         result = context.run(trainer)
-    return result, trainer, (out.getvalue(), err.getvalue())
+    return result, trainer, (out.getvalue(), err.getvalue()), root / "history.json"
 
 
 @pytest.mark.slow  # the Trainer's TensorFlow makes it long
 def test_a_real_trainer_run_writes_stage_lines_with_elapsed_time(trained):
-    result, trainer, (stdout, stderr) = trained
+    result, trainer, (stdout, stderr), _ = trained
     lines = [line for line in stderr.splitlines() if line.startswith(f"{trainer.id}: ")]
     assert lines, stderr[-2000:]
     assert all(ELAPSED.search(line) for line in lines)
@@ -232,7 +241,7 @@ def test_a_real_trainer_run_writes_stage_lines_with_elapsed_time(trained):
 
 @pytest.mark.slow  # the Trainer's TensorFlow makes it long
 def test_the_trainer_names_the_published_tensorboard_folder(trained):
-    result, trainer, (stdout, stderr) = trained
+    result, trainer, (stdout, stderr), _ = trained
     said = re.search(r"TensorBoard logs in (\S+)", stdout)
     assert said, stdout[-2000:]
     model_run = result.outputs["model_run"][0].uri
@@ -240,6 +249,17 @@ def test_the_trainer_names_the_published_tensorboard_folder(trained):
     assert ".staging-" not in said.group(1)
     assert any(name.startswith("events.out.tfevents")
                for _, _, names in os.walk(model_run) for name in names)
+
+
+@pytest.mark.slow  # the Trainer's TensorFlow makes it long
+def test_the_trainer_counts_the_epochs_of_the_run_fns_own_fit(trained):
+    import json
+
+    result, trainer, (stdout, stderr), history = trained
+    losses = json.loads(history.read_text())
+    last = progress.describe("epoch", 3, 3, {"loss": losses[-1]})
+    assert any(line.startswith(f"{trainer.id}: {last} (") for line in stderr.splitlines()), \
+        stderr[-2000:]
 
 
 @pytest.mark.slow  # the Trainer's TensorFlow makes it long
@@ -349,3 +369,70 @@ def test_toolkit_run_prints_the_stage_lines_of_its_kernel(tmp_path, monkeypatch)
     executed = nbformat.read(quiet.notebook, as_version=4)
     streams = "".join(o.get("text", "") for cell in executed.cells for o in cell.outputs)
     assert "elapsed)" not in streams
+
+
+# -- epochs of a run_fn's own fit -------------------------------------------------------------
+class _Stages:
+    """Every stage reported while it is installed (the reporter's own, unthrottled)."""
+
+    def __init__(self):
+        self.seen: list[str] = []
+        self.reporter = Reporter("Trainer", progress.TextSink(Lines()))
+        original = self.reporter.report
+
+        def report(stage, done=None, total=None, figures=None):
+            self.seen.append(progress.describe(stage, done, total, figures or {}))
+            return original(stage, done, total, figures)
+        self.reporter.report = report
+
+    def __enter__(self):
+        self.reporter.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.reporter.stop()
+
+
+def _fit(keras_module, epochs: int, **kwargs):
+    import numpy as np
+
+    model = keras_module.Sequential([keras_module.Input(shape=(1,)), keras_module.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.arange(8, dtype=np.float32).reshape(-1, 1)
+    return model.fit(x, 2 * x, epochs=epochs, verbose=0, **kwargs).history["loss"]
+
+
+@pytest.mark.parametrize("name", ["tf_keras", "keras"])
+def test_a_run_fns_own_fit_reports_each_epoch_and_fit_is_put_back(name):
+    import importlib
+
+    keras_module = importlib.import_module(name)
+    original = keras_module.Model.__dict__.get("fit")
+    with _Stages() as stages, progress.counting_epochs():
+        losses = _fit(keras_module, 3)
+        # a fit that has the callback already gets no second one
+        again = _fit(keras_module, 2, callbacks=[progress.keras_callback()]
+                     if name == "tf_keras" else [])
+    expected = [progress.describe("epoch", k + 1, 3, {"loss": loss}) for k, loss in enumerate(losses)]
+    expected += [progress.describe("epoch", k + 1, 2, {"loss": loss}) for k, loss in enumerate(again)]
+    assert [s for s in stages.seen if s.startswith("epoch")] == expected
+    assert keras_module.Model.__dict__.get("fit") is original  # put back as it was
+    with _Stages() as stages:  # outside a run_fn: fit is Keras's own
+        _fit(keras_module, 2)
+    assert stages.seen == []
+
+
+def test_an_untested_keras_release_is_left_alone(monkeypatch):
+    import tf_keras
+
+    original = tf_keras.Model.fit
+    monkeypatch.setattr(progress, "FIT_TESTED", {"tf_keras": ("9.",), "keras": ("9.",)})
+    with _Stages() as stages, progress.counting_epochs():
+        assert tf_keras.Model.fit is original
+        _fit(tf_keras, 2)
+    assert stages.seen == []
+    monkeypatch.undo()
+    with _Stages() as stages, progress.counting_epochs():  # the tested path, for contrast
+        assert tf_keras.Model.fit is not original
+        _fit(tf_keras, 1)
+    assert [s.split(",")[0] for s in stages.seen] == ["epoch 1/1"]

@@ -339,16 +339,75 @@ def start(component_id: str) -> Reporter | None:
         return None
 
 
+#: the Keras releases whose ``Model.fit`` :func:`counting_epochs` wraps (module name ->
+#: version prefixes); with any other release the Trainer's line stays "running run_fn"
+FIT_TESTED = {"tf_keras": ("2.16.",), "keras": ("3.",)}
+
+
 def keras_callback():
-    """A Keras callback that reports ``epoch k/N`` and the epoch's loss: add it to
-    ``model.fit(callbacks=[...])`` in a ``run_fn`` to see epochs live (the Trainer cannot
-    reach into a module file's own ``fit``). Outside a run it does nothing."""
+    """A Keras callback that reports ``epoch k/N`` and the epoch's loss. The Trainer adds
+    one to every ``fit`` of its ``run_fn`` by itself (:func:`counting_epochs`); add it
+    to ``model.fit(callbacks=[...])`` where that cannot reach (a Keras release other
+    than :data:`FIT_TESTED`'s, callbacks given positionally). Outside a run it does
+    nothing."""
     import tensorflow as tf
 
-    class _EpochProgress(tf.keras.callbacks.Callback):
+    return _epoch_callback(tf.keras.callbacks.Callback)
+
+
+def _epoch_callback(base: type) -> Any:
+    class _EpochProgress(base):
+        toolkit_epochs = True  # how a wrapped fit sees that the call already has one
+
         def on_epoch_end(self, epoch, logs=None):
             epochs = (getattr(self, "params", None) or {}).get("epochs")
             loss = (logs or {}).get("loss")
             report("epoch", epoch + 1, epochs, loss=None if loss is None else float(loss))
 
     return _EpochProgress()
+
+
+class counting_epochs:
+    """While a ``run_fn`` runs, every ``Model.fit`` of a Keras in :data:`FIT_TESTED`
+    that is already imported also reports its epochs (:func:`keras_callback` added to its
+    callbacks unless it has one), and ``Model.fit`` is put back on exit.
+
+    Why a patch: the module file calls ``fit`` itself, and Keras has no global
+    callbacks, so there is no public place to add one. The patch is limited to the call
+    of ``run_fn``, to the releases tested, and to keyword callbacks; anything else is
+    left exactly as it was."""
+
+    def __enter__(self) -> "counting_epochs":
+        self._saved: list[tuple[type, bool, Any]] = []
+        for name, prefixes in FIT_TESTED.items():
+            module = sys.modules.get(name)
+            if module is None or not str(getattr(module, "__version__", "")).startswith(prefixes):
+                continue
+            model = getattr(module, "Model", None)
+            base = getattr(getattr(module, "callbacks", None), "Callback", None)
+            if model is None or base is None or not callable(getattr(model, "fit", None)):
+                continue
+            self._saved.append((model, "fit" in vars(model), model.fit))
+            model.fit = _counted(model.fit, base)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for model, own, original in reversed(self._saved):
+            if own:
+                model.fit = original
+            else:
+                del model.fit
+
+
+def _counted(fit: Callable, base: type) -> Callable:
+    import functools
+
+    @functools.wraps(fit)
+    def counted_fit(self, *args, **kwargs):
+        given = kwargs.get("callbacks")
+        if len(args) < 6 and (given is None or isinstance(given, (list, tuple))):
+            if not any(getattr(c, "toolkit_epochs", False) for c in given or ()):
+                kwargs["callbacks"] = [*(given or ()), _epoch_callback(base)]
+        return fit(self, *args, **kwargs)
+
+    return counted_fit

@@ -6,8 +6,8 @@ so a module file written for TFX runs unchanged. The model lands where TFX puts 
 ``<model>/Format-Serving/``; TensorBoard logs go to the ``model_run`` artifact. A Tuner's
 ``best_hyperparameters`` wired in as ``hyperparameters`` reach ``run_fn`` as the KerasTuner
 config TFX's Trainer reads from that artifact. While ``run_fn`` trains, the live progress
-line (:mod:`toolkit.progress`) says so; it counts epochs only when the module file's ``fit``
-has ``toolkit.progress.keras_callback()`` among its callbacks.
+line (:mod:`toolkit.progress`) says so, and counts the epochs of every ``fit`` it calls
+(:class:`toolkit.progress.counting_epochs`).
 """
 from __future__ import annotations
 
@@ -109,11 +109,10 @@ class Trainer(BaseComponent):
         if late:
             ctx.log(late)
         started = time.perf_counter()
-        # epochs show only where run_fn's fit has toolkit.progress.keras_callback(): the
-        # module file calls fit itself, so the Trainer cannot add a callback to it
+        # the module file calls fit itself: while it runs, fit reports its epochs
         progress.report(f"running {label}", train_steps=fn_args.train_steps)
         try:
-            with tfx_names():
+            with tfx_names(), progress.counting_epochs():
                 call_user_function(fn, label, fn_args)
         except UserCodeError as exc:
             if late:  # the likely cause of a Keras 2 module file failing
