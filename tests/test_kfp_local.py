@@ -52,7 +52,27 @@ def _executions(root: Path, name: str) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def kfp_run(tmp_path_factory):
+def toolkit_started(tmp_path_factory):
+    """``toolkit run`` of the papermill export with the same parameters, on its own root,
+    started before kfp.local's run so that the two share the machine rather than follow
+    each other (kfp.local runs one task at a time)."""
+    root = tmp_path_factory.mktemp("toolkit_run")
+    args = [os.path.join(os.path.dirname(sys.executable), "toolkit"), "run", str(EXPORT), "-q",
+            "-o", str(root / "run")]
+    values = dict(VALUES, pipeline_root=str(root / "toolkit"), serving_dir=str(root / "serving"))
+    for name, value in values.items():
+        args += ["-p", name, str(value)]
+    with open(root / "toolkit-run.log", "w", encoding="utf-8") as log:
+        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, text=True,
+                                   cwd=REPO, env={**os.environ, "TOOLKIT_PUSH_ROOT": str(root)})
+    yield root, process
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture(scope="module")
+def kfp_run(tmp_path_factory, toolkit_started):
     """The compiled pipeline run once by kfp.local on a fresh root."""
     from kfp import components, local
 
@@ -75,17 +95,11 @@ def kfp_run(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def toolkit_run(tmp_path_factory):
-    """``toolkit run`` of the papermill export with the same parameters, on its own root."""
-    root = tmp_path_factory.mktemp("toolkit_run")
-    args = [os.path.join(os.path.dirname(sys.executable), "toolkit"), "run", str(EXPORT), "-q",
-            "-o", str(root / "run")]
-    values = dict(VALUES, pipeline_root=str(root / "toolkit"), serving_dir=str(root / "serving"))
-    for name, value in values.items():
-        args += ["-p", name, str(value)]
-    done = subprocess.run(args, capture_output=True, text=True, cwd=REPO, timeout=900,
-                          env={**os.environ, "TOOLKIT_PUSH_ROOT": str(root)})
-    assert done.returncode == 0, done.stdout + done.stderr
+def toolkit_run(toolkit_started):
+    """The ``toolkit run`` started beside kfp.local's, finished."""
+    root, process = toolkit_started
+    code = process.wait(timeout=900)
+    assert code == 0, (root / "toolkit-run.log").read_text(encoding="utf-8")[-5000:]
     return {"root": root, "summary": json.loads((root / "run" / "summary.json").read_text())}
 
 

@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -95,14 +96,15 @@ def _pipeline(root: str, data: str, serving: str, metadata: str, work: str) -> l
     return results
 
 
-def _run_apart(*args: str) -> list[dict]:
+def _run_apart(*args: str, env: dict | None = None) -> list[dict]:
     """:func:`_pipeline` in a fresh Python, as two runs on two machines would be (in one
     process, Keras numbers the second model's layers after the first's)."""
     code = ("import json, sys; sys.path.insert(0, sys.argv[1]); "
             "import test_object_store_pipeline as t; "
             "print('RESULTS' + json.dumps(t._pipeline(*sys.argv[2:]), default=str))")
     done = subprocess.run([sys.executable, "-c", code, os.path.dirname(__file__), *args],
-                          capture_output=True, text=True, timeout=1200)
+                          capture_output=True, text=True, timeout=1200,
+                          env={**os.environ, **(env or {})})
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     [line] = [x for x in done.stdout.splitlines() if x.startswith("RESULTS")]
     return json.loads(line[len("RESULTS"):]), done.stdout + done.stderr
@@ -131,11 +133,14 @@ def runs(tmp_path_factory):
         storage.write_bytes("s3://bucket/data/data.csv", (base / "data" / "data.csv").read_bytes())
         on_bucket = ("s3://bucket/root", "s3://bucket/data", "s3://bucket/serving",
                      str(base / "remote.sqlite"), str(work))
-        remote, printed = _run_apart(*on_bucket)
-        again, printed_again = _run_apart(*on_bucket)
-        mp.setenv("TOOLKIT_PUSH_ROOT", str(base))
-        local, _ = _run_apart(str(base / "root"), str(base / "data"), str(base / "serving"),
-                              str(base / "local.sqlite"), str(work))
+        # the local run, in a process of its own, meanwhile: nothing is shared but the code
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            on_disk = pool.submit(_run_apart, str(base / "root"), str(base / "data"),
+                                  str(base / "serving"), str(base / "local.sqlite"), str(work),
+                                  env={"TOOLKIT_PUSH_ROOT": str(base)})
+            remote, printed = _run_apart(*on_bucket)
+            again, printed_again = _run_apart(*on_bucket)
+            local, _ = on_disk.result()
         # toolkit models on the bucket, and every object in it, while the server runs
         from toolkit import models
 

@@ -13,7 +13,10 @@ import glob
 import hashlib
 import os
 import re
+import subprocess
+import sys
 import types
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -64,11 +67,61 @@ def test_the_fixtures_are_tfxs_files_and_only_the_listed_changes_are_made(name):
     assert replaced == set(tfx_tutorials.replaced_cells(name))
 
 
-# -- penguin_simple, run once ----------------------------------------------------------------
+# -- the tutorials, each run once, two at a time ---------------------------------------------
+#: longest first, so that the other runs share the machine with it rather than follow it
+ORDER = ("components_keras", "penguin_tfma", "penguin_tft", "penguin_simple", "penguin_tfdv")
+RUN_ONE = ("import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); "
+           "import tfx_tutorials; tfx_tutorials.run(sys.argv[2], Path(sys.argv[3]))")
+
+
+def _wanted(items) -> list[str]:
+    """The tutorials the selected tests of this module read."""
+    wanted = set()
+    for item in items:
+        if item.module is not sys.modules[__name__]:
+            continue
+        if "simple" in item.fixturenames:
+            wanted.add("penguin_simple")
+        if "taxi" in item.fixturenames:
+            wanted.add("components_keras")
+        if "executed" in item.fixturenames:
+            named = getattr(getattr(item, "callspec", None), "params", {}).get("name")
+            wanted |= {named} if named else {n for n in ORDER if n in item.name}
+    return [name for name in ORDER if name in wanted]
+
+
 @pytest.fixture(scope="module")
-def simple(tmp_path_factory):
-    work = tmp_path_factory.mktemp("penguin_simple")
-    notebook = tfx_tutorials.run("penguin_simple", work)
+def runs(request, tmp_path_factory):
+    """``runs(name)`` -> (folder, executed notebook). Every tutorial the selected tests
+    need starts at once, two at a time, each in a Python of its own (it starts its own
+    kernel): on two cores that takes about two thirds of running them one after another."""
+    import nbformat
+
+    base = tmp_path_factory.mktemp("tutorials")
+
+    def run(name: str):
+        folder = base / name
+        return folder, subprocess.run(
+            [sys.executable, "-c", RUN_ONE, os.path.dirname(__file__), name, str(folder)],
+            capture_output=True, text=True, timeout=2400)
+
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="tutorial")
+    futures = {name: pool.submit(run, name) for name in _wanted(request.session.items)}
+
+    def get(name: str):
+        if name not in futures:
+            futures[name] = pool.submit(run, name)
+        folder, done = futures[name].result()
+        assert done.returncode == 0, f"{name} stopped:\n{done.stderr[-5000:]}"
+        return folder, nbformat.read(str(folder / f"{name}.executed.ipynb"), as_version=4)
+    yield get
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
+# -- penguin_simple ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def simple(runs):
+    work, notebook = runs("penguin_simple")
     return types.SimpleNamespace(work=work, notebook=notebook,
                                  store=str(work / "metadata" / "penguin-simple" / "metadata.db"),
                                  serving=work / "serving_model" / "penguin-simple")
@@ -174,17 +227,10 @@ def _tutorial(name: str):
 
 
 @pytest.fixture(scope="module")
-def executed(tmp_path_factory):
-    """Each tutorial run once for this module: ``executed(name)`` -> (folder, notebook),
-    shared by the general test below and a tutorial's own checks."""
-    runs: dict = {}
-
-    def get(name: str):
-        if name not in runs:
-            folder = tmp_path_factory.mktemp(name)
-            runs[name] = (folder, tfx_tutorials.run(name, folder))
-        return runs[name]
-    return get
+def executed(runs):
+    """``executed(name)`` -> (folder, notebook), shared by the general test below and a
+    tutorial's own checks."""
+    return runs
 
 
 @pytest.mark.slow

@@ -273,11 +273,41 @@ def _size_child(tmp_path: Path, *args: str, timeout: float = 900) -> dict:
     return report
 
 
+#: the three size cases, each in a child of its own: (arguments, timeout)
+SIZE_CASES = {
+    "wide": (("wide",), 900),
+    "distinct": (("distinct",), 900),
+    "big": (("big", "--gigabytes", "2", "--upto", "CsvExampleGen"), 1200),
+}
+
+
+@pytest.fixture(scope="module")
+def size_reports(tmp_path_factory):
+    """The three size cases run at once, each in a child process (its peak memory is its
+    own ``ru_maxrss``, so running them together changes no bound; each is mostly one
+    core's work, so together they take about the time of the longest)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(name: str) -> dict:
+        args, timeout = SIZE_CASES[name]
+        folder = tmp_path_factory.mktemp(name)
+        try:
+            return _size_child(folder, *args[:1], str(folder), *args[1:], timeout=timeout)
+        finally:
+            if name == "big":  # 2 GB of input and its copy: gone as soon as measured
+                shutil.rmtree(folder / "data", ignore_errors=True)
+                shutil.rmtree(folder / "root", ignore_errors=True)
+
+    with ThreadPoolExecutor(max_workers=len(SIZE_CASES)) as pool:
+        futures = {name: pool.submit(one, name) for name in SIZE_CASES}
+        return {name: future for name, future in futures.items()}
+
+
 @pytest.mark.slow
-def test_ten_thousand_columns(tmp_path):
+def test_ten_thousand_columns(size_reports):
     """Handled end to end. Peak RSS about 1.5 GB; TFDV's in-memory statistics (~2 min) and
     validate_statistics (~3 min, super-linear in the number of features) dominate."""
-    report = _size_child(tmp_path, "wide", str(tmp_path))
+    report = size_reports["wide"].result()
     assert "error" not in report, report["error"]
     assert sum(report["row_counts"].values()) == 200
     assert max(report["peak_mb"].values()) < 2500, report["peak_mb"]
@@ -288,9 +318,9 @@ def test_ten_thousand_columns(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_million_distinct_categorical_values(tmp_path):
+def test_a_million_distinct_categorical_values(size_reports):
     """Handled end to end; peak RSS under 1.5 GB; the views list top values, not all."""
-    report = _size_child(tmp_path, "distinct", str(tmp_path))
+    report = size_reports["distinct"].result()
     assert "error" not in report, report["error"]
     assert sum(report["row_counts"].values()) == 1_000_000
     assert max(report["peak_mb"].values()) < 1500, report["peak_mb"]
@@ -298,15 +328,10 @@ def test_a_million_distinct_categorical_values(tmp_path):
 
 
 @pytest.mark.slow
-def test_two_gigabyte_csv_in_bounded_memory(tmp_path):
+def test_two_gigabyte_csv_in_bounded_memory(size_reports):
     """CsvExampleGen streams the 2 GB file: peak RSS under 1.5 GB (about 1 GB measured,
     the same as for 0.5 GB), every row lands in exactly one split."""
-    try:
-        report = _size_child(tmp_path, "big", str(tmp_path), "--gigabytes", "2",
-                             "--upto", "CsvExampleGen", timeout=1200)
-    finally:
-        shutil.rmtree(tmp_path / "data", ignore_errors=True)
-        shutil.rmtree(tmp_path / "root", ignore_errors=True)
+    report = size_reports["big"].result()
     assert "error" not in report, report["error"]
     body_rows = len(TAXI_CSV.read_text().splitlines()) - 1
     assert report["input_bytes"] >= 2 * 2**30

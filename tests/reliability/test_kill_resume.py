@@ -185,21 +185,27 @@ def test_model_components_killed_at_each_point_then_completed(tmp_path):
     """One pipeline root; each child process is SIGKILLed at the next point of the chain
     (re-running, from cache, what completed before); a last process completes the
     pipeline. Results are compared with an undisturbed run in another root."""
+    from concurrent.futures import ThreadPoolExecutor
+
     data = copy_taxi(tmp_path / "data")
     ref_root, ref_serving = tmp_path / "ref", tmp_path / "ref_push" / "serving"
-    reference = run_child(child_args(ref_root, data, "taxi", serving=ref_serving,
-                                     report=tmp_path / "ref.json"), tmp_path / "ref.log")
-
     root, serving = tmp_path / "root", tmp_path / "push" / "serving"
     args = child_args(root, data, "taxi", serving=serving)
     killed: dict[str, list[dict]] = {}
-    for component, spec in CHAIN:
-        pid = kill_at(args, component, spec, tmp_path)
-        for earlier in killed.get(component, []):
-            assert_abandoned(root, component, earlier)
-        killed.setdefault(component, []).append(assert_killed(root, component, pid))
-        assert [v for v in serving.glob("[0-9]*")] == [], "a killed push left a version"
-    report = run_child(args + ["--report", str(tmp_path / "final.json")], tmp_path / "final.log")
+    # the undisturbed run, in another root, meanwhile
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        undisturbed = pool.submit(run_child, child_args(
+            ref_root, data, "taxi", serving=ref_serving, report=tmp_path / "ref.json"),
+            tmp_path / "ref.log")
+        for component, spec in CHAIN:
+            pid = kill_at(args, component, spec, tmp_path)
+            for earlier in killed.get(component, []):
+                assert_abandoned(root, component, earlier)
+            killed.setdefault(component, []).append(assert_killed(root, component, pid))
+            assert [v for v in serving.glob("[0-9]*")] == [], "a killed push left a version"
+        report = run_child(args + ["--report", str(tmp_path / "final.json")],
+                           tmp_path / "final.log")
+        reference = undisturbed.result()
 
     for component, rows in killed.items():
         for row in rows:
