@@ -495,7 +495,6 @@ def _lineage_parameters(candidate: Candidate) -> dict[tuple[str, str], Any]:
 
 # -- the long frame ------------------------------------------------------------------
 def _long_frame(candidates: Sequence[Candidate]) -> Any:
-    import numpy as np
     import pandas as pd
 
     parts = []
@@ -518,16 +517,25 @@ def _long_frame(candidates: Sequence[Candidate]) -> Any:
         return pd.DataFrame(columns=COLUMNS)
     frame = pd.concat(parts, ignore_index=True)
     frame["class_id"] = frame["class_id"].astype("Int64")
+    return measured_from(frame, candidates[0].name, COLUMNS)
+
+
+def measured_from(frame: Any, baseline: str, columns: Sequence[str]) -> Any:
+    """``frame`` (long form) with ``delta``, the value minus ``baseline``'s for the same
+    slice, metric, class and threshold, and ``distinct``, True where both intervals exist
+    and do not overlap; ``columns`` of the result, in that order."""
+    import numpy as np
+
     ids = ["slice", "metric", "sub_key", "threshold_key"]
-    frame["threshold_key"] = frame["threshold"].fillna(-np.inf)
-    first = frame[frame["candidate"] == candidates[0].name].drop_duplicates(ids)
-    first = first[ids + ["value", "lower", "upper"]].rename(
+    keyed = frame.assign(threshold_key=frame["threshold"].fillna(-np.inf))
+    ref = keyed[keyed["candidate"] == baseline].drop_duplicates(ids)
+    ref = ref[ids + ["value", "lower", "upper"]].rename(
         columns={"value": "_ref", "lower": "_ref_lower", "upper": "_ref_upper"})
-    merged = frame.merge(first, on=ids, how="left")
+    merged = keyed.merge(ref, on=ids, how="left")
     merged["delta"] = merged["value"] - merged["_ref"]
     apart = (merged["lower"] > merged["_ref_upper"]) | (merged["upper"] < merged["_ref_lower"])
     merged["distinct"] = apart.fillna(False).astype(bool)
-    return merged[COLUMNS].reset_index(drop=True)
+    return merged[list(columns)].reset_index(drop=True)
 
 
 # -- small helpers -------------------------------------------------------------------

@@ -65,18 +65,11 @@ def static_class(uid: str) -> str:
 def rebase(frame: Any, names: list[str], baseline: str | None) -> Any:
     """``frame`` (``Comparison.to_dataframe()``) with ``delta`` and ``distinct`` measured
     from ``baseline`` instead of the first candidate (the frame itself when it is the first)."""
+    from toolkit.comparison import measured_from
+
     if not names or baseline is None or baseline == names[0] or frame.empty:
         return frame
-    ids = ["slice", "metric", "sub_key", "threshold_key"]
-    keyed = frame.assign(threshold_key=frame["threshold"].fillna(-math.inf))
-    ref = keyed[keyed["candidate"] == baseline].drop_duplicates(ids)[
-        ids + ["value", "lower", "upper"]].rename(
-        columns={"value": "_ref", "lower": "_ref_lower", "upper": "_ref_upper"})
-    merged = keyed.merge(ref, on=ids, how="left")
-    merged["delta"] = merged["value"] - merged["_ref"]
-    apart = (merged["lower"] > merged["_ref_upper"]) | (merged["upper"] < merged["_ref_lower"])
-    merged["distinct"] = apart.fillna(False).astype(bool)
-    return merged[list(frame.columns)].reset_index(drop=True)
+    return measured_from(frame, baseline, frame.columns)
 
 
 def metric_groups(frame: Any) -> list[tuple[tuple[str, str, float], Any]]:
