@@ -2,16 +2,15 @@
 #
 #   docker build -t toolkit:latest .            (toolkit:latest is the export's default --image)
 #
-# It installs exactly requirements.lock (the versions the tests run), then the project
-# itself without dependencies, so nothing outside the lock enters. The project folder is
-# the working directory: a task finds its exported notebook at export/<name>.ipynb and the
-# notebook's module files and data under notebooks/.
+# It installs exactly requirements.lock (the versions the tests run), then the toolkit
+# itself without dependencies, so nothing outside the lock enters. It holds nothing of a
+# project: a compiled pipeline carries its notebook and module files, so this one image
+# serves every export (a project's own packages: `toolkit export --requirements`).
 FROM python:3.11-slim
 
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1 \
-    TOOLKIT_PROJECT_DIR=/app
+    PYTHONUNBUFFERED=1
 
 WORKDIR /app
 
@@ -24,5 +23,3 @@ COPY toolkit ./toolkit
 RUN python -m uv pip install --system --no-cache --no-deps . \
  && python -c "import toolkit, kfp, papermill, ipykernel"
 
-COPY notebooks ./notebooks
-COPY export ./export

@@ -26,8 +26,10 @@ pytestmark = pytest.mark.slow
 
 PIPELINE = Path(REPO) / "export" / "taxi.kfp.yaml"
 EXPORT = Path(REPO) / "export" / "taxi.ipynb"
-#: the smallest training the taxi notebook offers that still blesses its model
-VALUES = {"pipeline_name": "taxi_kfp", "train_steps": 200}
+#: the smallest training the taxi notebook offers that still blesses its model; the data
+#: by its absolute path, since the pipeline's tasks run where no project folder is
+VALUES = {"pipeline_name": "taxi_kfp", "train_steps": 200,
+          "data_root": str(Path(REPO) / "notebooks" / "data" / "chicago_taxi")}
 OUTPUTS = ("executed_notebook", "run_summary")
 
 
@@ -73,13 +75,16 @@ def toolkit_started(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def kfp_run(tmp_path_factory, toolkit_started):
-    """The compiled pipeline run once by kfp.local on a fresh root."""
+    """The compiled pipeline run once by kfp.local on a fresh root, from an empty working
+    directory, as in a pod of the generic image: the tasks run the sources the pipeline
+    carries (the exported notebook and its module files are nowhere else there)."""
     from kfp import components, local
 
     root = tmp_path_factory.mktemp("kfp_local")
+    empty = tmp_path_factory.mktemp("kfp_local_cwd")
     values = dict(VALUES, pipeline_root=str(root / "toolkit"), serving_dir=str(root / "serving"))
     with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(REPO)
+        patch.chdir(empty)
         patch.setenv("TOOLKIT_PUSH_ROOT", str(root))
         local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root / "kfp"))
         pipeline = components.load_component_from_file(str(PIPELINE))
@@ -91,7 +96,7 @@ def kfp_run(tmp_path_factory, toolkit_started):
     for task_dir in run_dir.iterdir():
         summary = json.loads((task_dir / "run_summary").read_text())
         summaries[summary["executions"][-1]["component_id"]] = (summary, task_dir)
-    return {"root": root, "values": values, "wall": wall, "summaries": summaries}
+    return {"root": root, "values": values, "wall": wall, "summaries": summaries, "cwd": empty}
 
 
 @pytest.fixture(scope="module")
@@ -143,6 +148,14 @@ def test_same_components_parameters_blessing_and_push_as_toolkit_run(kfp_run, to
     assert [a.uri for a in context.store.inputs_of(int(pusher_row["id"]))["model"]] == [model_uri]
     served = sorted(p.name for p in Path(kfp_run["values"]["serving_dir"]).iterdir() if not p.name.startswith("."))
     assert served == [str(pusher["pushed_version"])]
+
+
+def test_tasks_ran_the_carried_sources_and_left_their_working_directory_empty(kfp_run):
+    assert os.listdir(kfp_run["cwd"]) == []
+    for component, (_, task_dir) in kfp_run["summaries"].items():
+        executed = (task_dir / "executed_notebook").read_text()
+        # the module files the carried notebook names were found: Transform and Trainer ran
+        assert '"ename"' not in executed, component
 
 
 def test_one_execution_per_component_wired_as_the_dag(kfp_run):

@@ -33,6 +33,8 @@ PROJECT_DIR = "TOOLKIT_PROJECT_DIR"
 ONLY_COMPONENT = "TOOLKIT_ONLY_COMPONENT"
 #: the components (comma-separated ids) a pipeline step reads from the store
 UPSTREAM_COMPONENTS = "TOOLKIT_UPSTREAM_COMPONENTS"
+#: the temporary folder a pipeline step runs carried sources in (nothing may be kept there)
+TASK_SCRATCH = "TOOLKIT_TASK_SCRATCH"
 #: the start of the shared MySQL store's settings, the five names below
 MYSQL_PREFIX = "TOOLKIT_MYSQL_"
 #: the MySQL server's name or IP address (unset: the SQLite file under pipeline_root)

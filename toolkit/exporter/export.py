@@ -115,16 +115,21 @@ def export_notebook(
 def export_kfp(
     path: str | Path, output_dir: str | Path = "export", params: Iterable[str] = (),
     resources: Iterable[str] = (), image: str | None = None,
+    secrets: Iterable[str] = (), volumes: Iterable[str] = (),
 ) -> "KfpExportResult":
     """Export ``path`` (see :func:`export_notebook`) and compile ``<name>.kfp.yaml`` beside it:
     a Kubeflow Pipelines pipeline with one task per component (:mod:`toolkit.exporter.kfp`).
 
     ``resources`` are ``COMPONENT=key:value,...`` strings (cpu, memory, accelerator,
-    accelerator_count, retries, timeout, cache); ``image`` the image the tasks run in.
+    accelerator_count, retries, timeout, cache); ``image`` the image the tasks run in;
+    ``secrets`` (``NAME=KEY[:VARIABLE],...``) and ``volumes`` (``CLAIM:/path``) what every
+    task gets from Kubernetes.
     """
     from toolkit.exporter.kfp import DEFAULT_IMAGE, write_kfp
+    from toolkit.exporter.kfp_platform import Platform
 
-    return write_kfp(export_notebook(path, output_dir, params), resources, image or DEFAULT_IMAGE)
+    return write_kfp(export_notebook(path, output_dir, params), resources, image or DEFAULT_IMAGE,
+                     Platform.parse(secrets, volumes))
 
 
 def check_export(

@@ -39,6 +39,8 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 from toolkit.errors import CellError, ExportError
 from toolkit.exporter.analysis import PARAMETERS_TAG
 from toolkit.exporter.graph import ComponentGraph, component_graph
+from toolkit.exporter.kfp_platform import Platform
+from toolkit.exporter.kfp_sources import carried_sources
 from toolkit.exporter.notebook import cell_source, cell_tags, display_path, project_root, write_atomic
 from toolkit.exporter.parameters import NotebookParameter
 
@@ -245,14 +247,18 @@ def compile_pipeline(notebook_text: str, notebook_path: str, name: str,
                      parameters: Sequence[NotebookParameter], source: str,
                      resources: Mapping[str, Mapping[str, str]] | None = None,
                      image: str = DEFAULT_IMAGE, source_cells: Sequence[int | None] = (),
-                     parameters_cell: int | None = None
+                     parameters_cell: int | None = None, directory: Path | None = None,
+                     platform: Platform | None = None
                      ) -> tuple[str, ComponentGraph, dict[str, TaskSettings]]:
     """Compile the exported notebook ``notebook_text`` to KFP v2 YAML text.
 
     ``notebook_path`` is where the tasks find the notebook (relative to their working
     directory, the project root in the image); ``source`` names the source notebook in
-    errors, and ``source_cells`` maps each exported cell to its number there. Raises
-    :class:`ExportError` naming the (source) cell and the reason.
+    errors, and ``source_cells`` maps each exported cell to its number there. The tasks
+    carry the notebook and the files it names, read from ``directory`` (the notebook's
+    working directory; :mod:`toolkit.exporter.kfp_sources`). ``platform`` adds
+    Kubernetes secrets and volumes to every task. Raises :class:`ExportError` naming
+    the (source) cell and the reason.
     """
     import hashlib
 
@@ -273,6 +279,11 @@ def compile_pipeline(notebook_text: str, notebook_path: str, name: str,
         raise ExportError(exc.reason, path=source, cell=source_cell(exc.cell)) from None
     settings = task_settings(graph, resources or {}, source, source_cell)
     digest = hashlib.sha256(notebook_text.encode("utf-8")).hexdigest()
+    codes = [cell_source(c) if c.get("cell_type") == "code" else "" for c in nb.get("cells", [])]
+    try:
+        sources = carried_sources(notebook_text, codes, directory)
+    except CellError as exc:
+        raise ExportError(exc.reason, path=source, cell=source_cell(exc.cell)) from None
     tasks = {
         node.id: {
             "format": TASK_FORMAT,
@@ -282,10 +293,11 @@ def compile_pipeline(notebook_text: str, notebook_path: str, name: str,
             "cell": node.cell,
             "upstream": graph.ancestors(node.id),
             "settings": settings[node.id].to_dict(),
+            "sources": sources,
         }
         for node in graph.nodes
     }
-    text = compile_tasks(name, source, parameters, graph, settings, tasks, image)
+    text = compile_tasks(name, source, parameters, graph, settings, tasks, image, platform=platform)
     return text, graph, settings
 
 
@@ -372,7 +384,7 @@ def _task_function(name: str, parameters: Sequence[NotebookParameter], pipeline:
 def compile_tasks(name: str, source: str, parameters: Sequence[NotebookParameter], graph: ComponentGraph,
              settings: Mapping[str, TaskSettings], tasks: Mapping[str, dict],
              image: str | Mapping[str, str], entry: TaskEntry = NOTEBOOK_TASK,
-             description: str | None = None) -> str:
+             description: str | None = None, platform: Platform | None = None) -> str:
     """KFP v2 YAML with one task per node of ``graph``, each calling ``entry`` with its
     constant from ``tasks``, in ``image`` (one for all, or one per component id)."""
     dsl, compiler = _kfp_sdk()
@@ -393,6 +405,8 @@ def compile_tasks(name: str, source: str, parameters: Sequence[NotebookParameter
             task = components[node.id](**{TASK_INPUT: tasks[node.id]}, **values, **job)
             task.set_display_name(node.id)
             _apply(task, settings[node.id])
+            if platform:
+                platform.apply(task)
             for upstream in (*node.upstream, *node.after):
                 task.after(made[upstream])
             made[node.id] = task
@@ -431,38 +445,46 @@ def _apply(task: Any, settings: TaskSettings) -> None:
         task.set_retry(num_retries=settings.retries)
 
 
-def write_kfp(exported: Any, resources: Iterable[str] = (), image: str = DEFAULT_IMAGE) -> KfpExportResult:
+def write_kfp(exported: Any, resources: Iterable[str] = (), image: str = DEFAULT_IMAGE,
+              platform: Platform | None = None) -> KfpExportResult:
     """Compile and write the KFP pipeline of an export that
     :func:`toolkit.exporter.export.export_notebook` just wrote.
 
     ``resources`` are ``COMPONENT=key:value,...`` strings (see :func:`parse_resources`);
-    ``image`` is the container image every task runs in. Writing is skipped when the
-    pipeline file is unchanged."""
-    result = build_kfp(exported, parse_resources(resources), image)
+    ``image`` is the container image every task runs in; ``platform`` the Kubernetes
+    secrets and volumes every task gets. Writing is skipped when the pipeline file is
+    unchanged."""
+    result = build_kfp(exported, parse_resources(resources), image, platform)
     result.changed = write_atomic(result.pipeline, result.text)
     return result
 
 
 def build_kfp(exported: Any, resources: Mapping[str, Mapping[str, str]],
-              image: str = DEFAULT_IMAGE) -> KfpExportResult:
+              image: str = DEFAULT_IMAGE, platform: Platform | None = None) -> KfpExportResult:
     """Compile the KFP pipeline of an :class:`~toolkit.exporter.export.ExportResult` in memory."""
-    base = project_root(Path(exported.notebook))
-    notebook_path = display_path(Path(exported.notebook), base)
-    name = Path(exported.notebook).name.removesuffix(".ipynb")
+    from toolkit.exporter.notebook import recorded_metadata
+
+    notebook = Path(exported.notebook)
+    base = project_root(notebook)
+    notebook_path = display_path(notebook, base)
+    name = notebook.name.removesuffix(".ipynb")
+    folder = recorded_metadata(exported.notebook_text).get("working_directory")
+    directory = notebook.parent / folder if isinstance(folder, str) else None
     text, graph, settings = compile_pipeline(exported.notebook_text, notebook_path, name,
                                              exported.parameters, exported.source, resources, image,
-                                             exported.source_cells, exported.parameters_cell)
-    return KfpExportResult(kfp_pipeline_path(Path(exported.notebook)), Path(exported.notebook), graph,
-                           settings, image, text=text)
+                                             exported.source_cells, exported.parameters_cell,
+                                             directory, platform)
+    return KfpExportResult(kfp_pipeline_path(notebook), notebook, graph, settings, image, text=text)
 
 
-def recorded_options(text: str) -> tuple[str, dict[str, dict[str, str]]] | None:
-    """The image and per-task settings an existing pipeline file was compiled with, or None
-    when ``text`` is not a pipeline written by this target."""
+def recorded_options(text: str) -> tuple[str, dict[str, dict[str, str]], Platform] | None:
+    """The image, per-task settings and platform an existing pipeline file was compiled
+    with, or None when ``text`` is not a pipeline written by this target."""
     import yaml
 
     try:
-        spec = yaml.safe_load(text)
+        documents = list(yaml.safe_load_all(text))
+        spec = documents[0]
         executors = spec["deploymentSpec"]["executors"]
         image = next(iter(executors.values()))["container"]["image"]
         resources: dict[str, dict[str, str]] = {}
@@ -470,15 +492,16 @@ def recorded_options(text: str) -> tuple[str, dict[str, dict[str, str]]] | None:
             constant = task["inputs"]["parameters"][TASK_INPUT]["runtimeValue"]["constant"]
             resources[constant["component"]] = {
                 key: _setting_text(value) for key, value in constant.get("settings", {}).items()}
-        return image, resources
-    except (yaml.YAMLError, KeyError, TypeError, AttributeError, StopIteration):
+        platform = Platform.recorded(documents[1] if len(documents) > 1 else None)
+        return image, resources, platform
+    except (yaml.YAMLError, KeyError, TypeError, AttributeError, StopIteration, IndexError):
         return None
 
 
 def refresh_kfp(exported: Any) -> KfpExportResult | None:
-    """Recompile an existing ``<name>.kfp.yaml`` beside a fresh export with the image and
-    settings it was compiled with, so that a plain re-export keeps it current; None when
-    there is none."""
+    """Recompile an existing ``<name>.kfp.yaml`` beside a fresh export with the image,
+    settings and platform it was compiled with, so that a plain re-export keeps it
+    current; None when there is none."""
     pipeline = kfp_pipeline_path(Path(exported.notebook))
     try:
         options = recorded_options(pipeline.read_text(encoding="utf-8"))
@@ -486,8 +509,8 @@ def refresh_kfp(exported: Any) -> KfpExportResult | None:
         return None
     if options is None:
         return None
-    image, resources = options
-    result = build_kfp(exported, resources, image)
+    image, resources, platform = options
+    result = build_kfp(exported, resources, image, platform)
     result.changed = write_atomic(result.pipeline, result.text)
     return result
 
@@ -512,9 +535,9 @@ def check_kfp(exported: Any) -> list[str]:
     options = recorded_options(existing)
     if options is None:
         return [f"{pipeline.name} is not a pipeline written by `toolkit export --target kfp`"]
-    image, resources = options
     try:
-        fresh = build_kfp(exported, resources, image)
+        image, resources, platform = options
+        fresh = build_kfp(exported, resources, image, platform)
     except ExportError as exc:
         return [f"{pipeline.name} cannot be compiled again: {exc}"]
     if fresh.text != existing:

@@ -6,6 +6,8 @@ the compile done by :func:`toolkit.exporter.kfp.compile_tasks`), with another so
 pipeline object, carried to every task as a spec (:mod:`toolkit.pipeline_spec`) in JSON
 text: KFP keeps a task's constant as a protobuf ``Struct``, which has no null and turns
 every integer into a double, and the rebuilt parameters must be exactly the originals.
+The module files travel with it (:mod:`toolkit.exporter.kfp_sources`), so a task that
+does not find them in its working directory runs the carried copies.
 A task rebuilds its component and the components it reads from and runs them through
 :func:`toolkit.exporter.kfp_task.run_pipeline_task`: the same launcher, with the
 ``pipeline-step`` run policy, as a notebook's task.
@@ -28,6 +30,7 @@ def compile_pipeline_object(pipeline: Any, image: str | Mapping[str, str],
                             description: str | None = None) -> str:
     """KFP v2 YAML text for ``pipeline``; ``image`` is every task's container image, or a
     mapping of component id -> image (with ``default`` for the others)."""
+    from toolkit.exporter.kfp_sources import packed_files
     from toolkit.pipeline import upstream_ids
     from toolkit.pipeline_spec import pipeline_to_spec, restrict_spec
 
@@ -36,9 +39,11 @@ def compile_pipeline_object(pipeline: Any, image: str | Mapping[str, str],
     graph = ComponentGraph([ComponentNode(id=c.id, kind=type(c).__name__, variable=c.id, cell=0,
                                           line=0, upstream=tuple(upstream_ids(c)))
                             for c in components])
+    restricted = {c.id: restrict_spec(spec, c.id) for c in components}
     tasks = {c.id: {"format": TASK_FORMAT, "component": c.id,
                     "upstream": graph.ancestors(c.id),
-                    "pipeline": json.dumps(restrict_spec(spec, c.id), sort_keys=True),
+                    "pipeline": json.dumps(restricted[c.id], sort_keys=True),
+                    "sources": {"files": packed_files(restricted[c.id].get("files") or {})},
                     "settings": {}}
              for c in components}
     images = image if isinstance(image, str) else _images(image, graph.ids)

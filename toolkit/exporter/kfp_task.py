@@ -13,10 +13,12 @@ to its own component:
 * the executed notebook (the audit record) and the run's ``summary.json`` are
   written to the task's outputs, also when the run failed.
 
-The notebook the task finds must be the one the pipeline was compiled from (same
-SHA-256), so an image built from other sources fails at once rather than running
-something else. Paths are relative to the working directory, the project root in the
-image (``TOOLKIT_PROJECT_DIR`` overrides it).
+The pipeline carries the exported notebook and the module files it names
+(:mod:`toolkit.exporter.kfp_sources`), so one generic image serves every export. A task
+runs the project's own files when its working directory (or ``TOOLKIT_PROJECT_DIR``)
+holds exactly the compiled ones (same SHA-256: relative data paths then resolve as they
+did at export), and otherwise the carried copies, in a folder of its own, whatever its
+working directory.
 
 A pipeline compiled from a ``Pipeline`` object (``KubeflowV2DagRunner``) has no notebook:
 its task (:func:`run_pipeline_task`) rebuilds the components from the spec it carries
@@ -69,41 +71,72 @@ def _fail(component: str, reason: str) -> None:
 
 
 def _run(task: Mapping[str, Any], values: Mapping[str, Any], executed: Path, summary: Path):
-    from toolkit import runner
-    from toolkit.exporter.inspection import notebook_parameters, source_directory
+    with tempfile.TemporaryDirectory(prefix="toolkit-task-") as folder:
+        notebook, cwd = _sources(task, Path(folder))
+        return _execute(task, values, notebook, cwd, Path(folder), executed, summary)
+
+
+def _sources(task: Mapping[str, Any], folder: Path) -> tuple[Path, Path | None]:
+    """The notebook to run and its working directory: the project's own files when the
+    working directory (or ``TOOLKIT_PROJECT_DIR``) holds exactly the compiled ones, else
+    the copies the pipeline carries, written under ``folder``."""
+    from toolkit.exporter.inspection import source_directory
+    from toolkit.exporter.kfp_sources import materialize, matches
 
     component = str(task["component"])
     project = Path(os.environ.get(PROJECT_ENV) or ".")
     notebook = project / str(task["notebook"])
+    sources = task.get("sources")
     try:
         text = notebook.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ToolkitError(f"{notebook}: cannot read the exported notebook ({exc.strerror}); run the "
-                           f"task in the project root or set {PROJECT_ENV}") from None
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    if digest != task["notebook_sha256"]:
-        raise ToolkitError(f"{notebook} is not the notebook this pipeline was compiled from (sha256 "
-                           f"{digest[:12]}, compiled from {str(task['notebook_sha256'])[:12]}); "
-                           "rebuild the image or re-export")
+        text, why = None, f"cannot read {notebook} ({exc.strerror})"
+    else:
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        why = (f"{notebook} is not the notebook this pipeline was compiled from (sha256 "
+               f"{digest[:12]}, compiled from {str(task['notebook_sha256'])[:12]})")
+        if digest == task["notebook_sha256"]:
+            cwd = source_directory(notebook)
+            if not sources or matches(sources, cwd):
+                return notebook, cwd
+            why = f"the module files beside {notebook} differ from the compiled ones"
+    if not sources:
+        hint = (f"; run the task in the project root or set {PROJECT_ENV}" if text is None
+                else "; rebuild the image or re-export")
+        raise ToolkitError(why + hint)
+    print(f"{component}: running the sources the pipeline carries ({why})", flush=True)
+    notebook, cwd = materialize(sources, folder / "sources", Path(str(task["notebook"])).name)
+    if hashlib.sha256(notebook.read_bytes()).hexdigest() != task["notebook_sha256"]:
+        raise ToolkitError("the notebook carried by the pipeline is damaged (sha256 differs); "
+                           "compile the pipeline again")
+    return notebook, cwd
+
+
+def _execute(task: Mapping[str, Any], values: Mapping[str, Any], notebook: Path, cwd: Path | None,
+             folder: Path, executed: Path, summary: Path):
+    from toolkit import runner
+    from toolkit.exporter.inspection import notebook_parameters
+
+    component = str(task["component"])
+    text = notebook.read_text(encoding="utf-8")
     declared, _ = notebook_parameters(notebook)
     typed = {p.name: _restore_ints(values[p.name], p.default) for p in declared if p.name in values}
-    cwd = source_directory(notebook)
     nb = json.loads(text)
     nb["cells"] = nb["cells"][: int(task["cell"])]
     timeout = (task.get("settings") or {}).get("timeout")
-    with tempfile.TemporaryDirectory(prefix="toolkit-task-") as folder:
-        cut = Path(folder) / notebook.name
-        cut.write_text(json.dumps(nb, ensure_ascii=False), encoding="utf-8")
-        environment = {StepPolicy.ONLY_ENV: component,
-                       StepPolicy.UPSTREAM_ENV: ",".join(task.get("upstream") or [])}
-        with temporarily(os.environ, environment):
-            result = runner.run_notebook(cut, typed, run_dir=Path(folder) / "run", cwd=cwd,
-                                         execution_timeout=float(timeout) if timeout else None,
-                                         progress=runner.print_progress)
-        for source, target in ((result.notebook, executed), (result.summary_path, summary)):
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if source.exists():
-                shutil.copyfile(source, target)
+    cut = folder / notebook.name
+    cut.write_text(json.dumps(nb, ensure_ascii=False), encoding="utf-8")
+    environment = {StepPolicy.ONLY_ENV: component,
+                   StepPolicy.UPSTREAM_ENV: ",".join(task.get("upstream") or []),
+                   StepPolicy.SCRATCH_ENV: str(folder)}
+    with temporarily(os.environ, environment):
+        result = runner.run_notebook(cut, typed, run_dir=folder / "run", cwd=cwd,
+                                     execution_timeout=float(timeout) if timeout else None,
+                                     progress=runner.print_progress)
+    for source, target in ((result.notebook, executed), (result.summary_path, summary)):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.exists():
+            shutil.copyfile(source, target)
     return result
 
 
@@ -133,13 +166,15 @@ class StepPolicy(RunHook):
     #: the variables a task sets (see :func:`_run`)
     ONLY_ENV = _env.ONLY_COMPONENT
     UPSTREAM_ENV = _env.UPSTREAM_COMPONENTS
+    SCRATCH_ENV = _env.TASK_SCRATCH
 
     def __init__(self, only: str, upstream: list[str],
-                 environ: Mapping[str, str] | None = None):
+                 environ: Mapping[str, str] | None = None, scratch: str = ""):
         self.only = only
         self.upstream = set(upstream)
         self.done = False
         self._environ = environ
+        self.scratch = scratch
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "StepPolicy | None":
@@ -148,7 +183,8 @@ class StepPolicy(RunHook):
         if not only:
             return None
         upstream = env.get(cls.UPSTREAM_ENV, "")
-        return cls(only, [name.strip() for name in upstream.split(",") if name.strip()], env)
+        return cls(only, [name.strip() for name in upstream.split(",") if name.strip()], env,
+                   env.get(cls.SCRATCH_ENV, ""))
 
     def store_config(self) -> Any | None:
         from toolkit.metadata_config import mysql_config_from_env
@@ -157,7 +193,16 @@ class StepPolicy(RunHook):
 
     def before_decide(self, run: Run) -> Ruling | None:
         """None for the component itself (the cache decides); READ for its upstream until it
-        ran; SKIP for everything else."""
+        ran; SKIP for everything else. A root inside the folder a task runs carried
+        sources in would be deleted with it, and the next task would find nothing: that
+        stops the task."""
+        if self.scratch and "://" not in run.pipeline_root:
+            root = os.path.realpath(run.pipeline_root)
+            if os.path.commonpath([root, os.path.realpath(self.scratch)]) == os.path.realpath(self.scratch):
+                raise ToolkitError(f"pipeline_root {run.pipeline_root} is inside the task's temporary "
+                                   "folder (it runs the sources the pipeline carries, where relative "
+                                   "paths have no project); give pipeline_root as a URI or an "
+                                   "absolute path every task can reach")
         component_id = run.component.id
         if component_id == self.only and not self.done:
             self.done = True
@@ -206,13 +251,30 @@ def _run_pipeline_step(task: Mapping[str, Any], job_id: str) -> dict[str, Any]:
 
     component = str(task["component"])
     project = os.environ.get(PROJECT_ENV)
-    with contextlib.chdir(project) if project else contextlib.nullcontext():
-        spec = task["pipeline"]
-        spec = json.loads(spec) if isinstance(spec, str) else spec
-        check_files(spec.get("files") or {})
+    spec = task["pipeline"]
+    spec = json.loads(spec) if isinstance(spec, str) else spec
+    with contextlib.ExitStack() as scope:
+        if project:
+            scope.enter_context(contextlib.chdir(project))
+        try:
+            check_files(spec.get("files") or {})
+        except ToolkitError as exc:
+            if not (task.get("sources") or {}).get("files"):
+                raise
+            from toolkit.exporter.kfp_sources import materialize
+
+            print(f"{component}: running the sources the pipeline carries ({exc})", flush=True)
+            folder = Path(scope.enter_context(tempfile.TemporaryDirectory(prefix="toolkit-task-")))
+            _, cwd = materialize(task["sources"], folder)
+            scope.enter_context(contextlib.chdir(cwd))
+            check_files(spec.get("files") or {})
+            scratch = str(folder)
+        else:
+            scratch = ""
         pipeline = pipeline_from_spec(spec)
         environment = {StepPolicy.ONLY_ENV: component,
-                       StepPolicy.UPSTREAM_ENV: ",".join(task.get("upstream") or [])}
+                       StepPolicy.UPSTREAM_ENV: ",".join(task.get("upstream") or []),
+                       StepPolicy.SCRATCH_ENV: scratch}
         with temporarily(os.environ, environment):
             run = run_pipeline(pipeline, run_id=job_id or None)
     result = run.results.get(component)

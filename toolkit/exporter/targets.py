@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from toolkit._registry import Registry
@@ -108,6 +109,19 @@ class KfpTarget(ExportTarget):
                  "Trainer=cpu:4,memory:16G,retries:2,timeout:3600 (keys: cpu, memory, "
                  "accelerator, accelerator_count, retries, timeout, cache; repeatable; wins over "
                  "the cell's kfp: tag)")),
+        TargetOption(("--secret",), dict(
+            action="append", default=[], metavar="NAME=KEY[:VARIABLE],...",
+            help="with --target kfp: give every task these keys of the Kubernetes secret NAME "
+                 "as environment variables, e.g. db=TOOLKIT_MYSQL_USER,TOOLKIT_MYSQL_PASSWORD "
+                 "(needs kfp-kubernetes; repeatable)")),
+        TargetOption(("--volume",), dict(
+            action="append", default=[], metavar="CLAIM:/PATH",
+            help="with --target kfp: mount the PersistentVolumeClaim CLAIM at /PATH in every "
+                 "task (repeatable)")),
+        TargetOption(("--requirements",), dict(
+            default=None, metavar="FILE",
+            help="with --target kfp: also write <name>.Dockerfile, the toolkit's image plus "
+                 "the packages FILE lists, to build and give as --image")),
     )
 
     def prepare(self, scope: contextlib.ExitStack) -> None:
@@ -120,8 +134,19 @@ class KfpTarget(ExportTarget):
     def write(self, exported: ExportResult, args: argparse.Namespace,
               scope: contextlib.ExitStack) -> str | None:
         from toolkit.exporter.kfp import DEFAULT_IMAGE, write_kfp
+        from toolkit.exporter.kfp_platform import Platform, write_dockerfile
+        from toolkit.exporter.notebook import project_root
 
-        return _compiled_line(write_kfp(exported, args.resources, args.image or DEFAULT_IMAGE))
+        platform = Platform.parse(args.secret, args.volume)
+        compiled = write_kfp(exported, args.resources, args.image or DEFAULT_IMAGE, platform)
+        lines = [_compiled_line(compiled)]
+        if args.requirements:
+            project = project_root(Path(exported.notebook))
+            dockerfile = write_dockerfile(compiled.pipeline, args.requirements, project,
+                                          DEFAULT_IMAGE)
+            lines.append(f"wrote {dockerfile} (build it in {project} as its header says, "
+                         "then export again with --image and the image's name)")
+        return "\n".join(lines)
 
     def refresh(self, exported: ExportResult, scope: contextlib.ExitStack) -> str | None:
         from toolkit.exporter.kfp import kfp_pipeline_path, refresh_kfp
@@ -142,13 +167,14 @@ class KfpTarget(ExportTarget):
         words = ["--target", self.name]
         options = recorded_options(text)
         if options is not None:
-            image, resources = options
+            image, resources, platform = options
             if image != DEFAULT_IMAGE:
                 words += ["--image", image]
             for component, settings in resources.items():
                 if settings:
                     words += ["--resources", component + "=" + ",".join(
                         f"{key}:{value}" for key, value in settings.items())]
+            words += platform.options()
         return words
 
     def check(self, exported: ExportResult) -> list[str]:
@@ -193,8 +219,9 @@ class TargetRegistry(Registry[ExportTarget]):
         for target in self:
             given = [o for o in target.options if getattr(args, o.dest, None)]
             if target is not chosen and given:
-                flags = " and ".join(o.flags[0] for o in target.options)
-                raise ToolkitError(f"{flags} go{'es' if len(target.options) == 1 else ''} with "
+                flags = [o.flags[0] for o in target.options]
+                named = flags[0] if len(flags) == 1 else ", ".join(flags[:-1]) + " and " + flags[-1]
+                raise ToolkitError(f"{named} go{'es' if len(flags) == 1 else ''} with "
                                    f"--target {target.name}")
 
     def write(self, chosen: ExportTarget, exported: ExportResult, args: argparse.Namespace,
