@@ -131,8 +131,12 @@ def runs(tmp_path_factory):
         (base / "tmp").mkdir()
         object_servers.make_s3_bucket(endpoint, "bucket")
         storage.write_bytes("s3://bucket/data/data.csv", (base / "data" / "data.csv").read_bytes())
+        # the bucket run's module files are URIs too (the seeded trainer imports the file
+        # beside it)
+        for module in work.iterdir():
+            storage.write_bytes(f"s3://bucket/modules/{module.name}", module.read_bytes())
         on_bucket = ("s3://bucket/root", "s3://bucket/data", "s3://bucket/serving",
-                     str(base / "remote.sqlite"), str(work))
+                     str(base / "remote.sqlite"), "s3://bucket/modules")
         # the local run, in a process of its own, meanwhile: nothing is shared but the code
         with ThreadPoolExecutor(max_workers=1) as pool:
             on_disk = pool.submit(_run_apart, str(base / "root"), str(base / "data"),

@@ -3,9 +3,13 @@ gcp-storage-emulator, both real servers on 127.0.0.1, through the seam's public
 functions, with local disk as the reference for what each answer should be."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import urllib.parse
+import urllib.request
+import uuid
 
 import pytest
 
@@ -157,3 +161,207 @@ def test_a_local_copy_follows_the_objects(store):
                       "sub/z.bin": b"changed, and longer"}
     single = storage.local_path(f"{base}/b.txt")
     assert open(single, "rb").read() == b"bee"
+
+
+# -- access denied, an object deleted mid-read, a prefix that is an object -------------
+def _one_line(caught: pytest.ExceptionInfo, uri: str, *secrets: str) -> str:
+    """The error's text, asserted to be a toolkit error of one line naming ``uri`` and
+    holding none of ``secrets``."""
+    assert isinstance(caught.value, ToolkitError), repr(caught.value)
+    text = str(caught.value)
+    assert "\n" not in text and uri in text, text
+    for secret in secrets:
+        assert secret not in text, text
+    return text
+
+
+def _context(tmp_path, root: str):
+    from toolkit import InteractiveContext
+    from toolkit.metadata import sqlite_config
+
+    return InteractiveContext(pipeline_name="objects", pipeline_root=root,
+                              metadata_connection_config=sqlite_config(
+                                  str(tmp_path / "metadata.sqlite")))
+
+
+def _nothing_complete(context, component: str) -> None:
+    """No execution of ``component`` recorded COMPLETE and no artifact registered."""
+    states = [row["state"] for row in context.executions(component)]
+    assert "COMPLETE" not in states, states
+    assert context.store.artifacts() == []
+
+
+@contextlib.contextmanager
+def _enforced_iam(endpoint: str, denied: list[str]):
+    """An IAM user on the moto server whose policy allows every S3 action but ``denied``,
+    and moto checking every request's signature and policy (its ``reset-auth`` switch) for
+    as long as this lasts; yields the user's ``(key id, secret)``."""
+    import boto3
+
+    iam = boto3.client("iam", endpoint_url=endpoint, region_name="us-east-1")
+    user = f"reader-{uuid.uuid4().hex[:8]}"
+    iam.create_user(UserName=user)
+    iam.put_user_policy(UserName=user, PolicyName="read-nothing", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "s3:*", "Resource": "*"},
+            {"Effect": "Deny", "Action": denied, "Resource": "*"}]}))
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+
+    def switch(count: str) -> None:
+        request = urllib.request.Request(f"{endpoint}/moto-api/reset-auth", method="POST",
+                                         data=count.encode(),
+                                         headers={"Content-Type": "text/plain"})
+        urllib.request.urlopen(request, timeout=10).read()
+
+    switch("0")
+    try:
+        yield key["AccessKeyId"], key["SecretAccessKey"]
+    finally:
+        switch("inf")
+
+
+# S3 only: gcp-storage-emulator keeps IAM policies but enforces none (it never answers 403)
+@pytest.mark.parametrize("store", ["s3"], indirect=True)
+def test_access_denied_is_one_line_naming_the_uri(store, tmp_path, monkeypatch):
+    scheme, settings = store
+    base = "s3://bucket/private"
+    storage.write_text(f"{base}/data.csv", "a,b\n1,2\n3,4\n")
+    context = _context(tmp_path, str(tmp_path / "root"))
+    from toolkit.components import CsvExampleGen
+
+    with _enforced_iam(settings["AWS_ENDPOINT_URL"], ["s3:GetObject"]) as (key_id, secret):
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", key_id)
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+        secrets = (key_id, secret, settings["AWS_SECRET_ACCESS_KEY"])
+        assert storage.listdir(base) == ["data.csv"]  # listing is allowed: the key works
+        for action in (lambda: storage.read_text(f"{base}/data.csv"),
+                       lambda: storage.stat(f"{base}/data.csv"),
+                       lambda: storage.copy(f"{base}/data.csv", str(tmp_path / "copy.csv"))):
+            with pytest.raises(PermissionError) as caught:
+                action()
+            assert "access denied" in _one_line(caught, f"{base}/data.csv", *secrets)
+        with pytest.raises(ToolkitError) as caught:
+            storage.local_path(base)
+        assert "access denied" in _one_line(caught, base, *secrets)
+        with pytest.raises(ToolkitError) as caught:
+            context.run(CsvExampleGen(input_base=base))
+        assert "access denied" in _one_line(caught, base, *secrets)
+        # a key the server does not know is refused as such, naming the settings to check
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAUNKNOWN0000000000")
+        with pytest.raises(ToolkitError) as caught:
+            storage.listdir(base)
+        text = _one_line(caught, base, *secrets)
+        assert "credentials were refused" in text and "AWS_ACCESS_KEY_ID" in text, text
+    assert not (tmp_path / "copy.csv").exists()
+    _nothing_complete(context, "CsvExampleGen")
+    assert list(storage.walk(str(tmp_path / "root" / "CsvExampleGen"))) == []
+
+
+def _delete_directly(scheme: str, settings: dict, key: str) -> None:
+    """Remove the object with the store's own API, not through the toolkit."""
+    if scheme == "s3":
+        import boto3
+
+        boto3.client("s3", endpoint_url=settings["AWS_ENDPOINT_URL"],
+                     region_name="us-east-1").delete_object(Bucket="bucket", Key=key)
+    else:
+        name = urllib.parse.quote(key, safe="")
+        request = urllib.request.Request(
+            f"{settings['STORAGE_EMULATOR_HOST']}/storage/v1/b/bucket/o/{name}", method="DELETE")
+        urllib.request.urlopen(request, timeout=10).read()
+
+
+def test_an_object_deleted_mid_read_is_read_whole_or_fails_naming_it(store, tmp_path):
+    """Whatever the client had buffered when the object went, a reader gets all of its
+    bytes or one line naming it, never a silently shorter file. (A few MB: both clients
+    hold it whole after the first read, and the emulator answers one request at a time.
+    Deleted right after opening: pyarrow's GCS file still gives every byte; s3fs fetches
+    at the first read, so there the read fails naming the object.)"""
+    scheme, settings = store
+    lines = b"".join(b"%07d,%s\n" % (i, hashlib.sha256(b"%d" % i).hexdigest().encode())
+                     for i in range(40_000))  # 2.8 MB, every line different
+    uri = f"{scheme}://bucket/midread/rows.csv"
+
+    def read_binary(handle):
+        first = handle.read(100_000)
+        _delete_directly(scheme, settings, "midread/rows.csv")
+        return first + handle.read()
+
+    def read_after_open(handle):  # opened, nothing read yet
+        _delete_directly(scheme, settings, "midread/rows.csv")
+        return handle.read()
+
+    def read_lines(handle):
+        got = []
+        for index, line in enumerate(handle):
+            if index == 100:
+                _delete_directly(scheme, settings, "midread/rows.csv")
+            got.append(line if isinstance(line, bytes) else line.encode())
+        return b"".join(got)
+
+    failed = []
+    for mode, read in (("rb", read_binary), ("r", read_lines), ("rb", read_lines),
+                       ("rb", read_after_open)):
+        storage.write_bytes(uri, lines)
+        outcome = None
+        try:
+            with storage.open(uri, mode, **({} if "b" in mode else {"newline": ""})) as handle:
+                outcome = read(handle)
+        except OSError as exc:
+            text = str(exc)
+            assert isinstance(exc, ToolkitError) and "\n" not in text and uri in text, repr(exc)
+            failed.append(read.__name__)
+        assert not storage.exists(uri)  # the object did go mid-read
+        if outcome is not None:
+            assert len(outcome) == len(lines) and outcome == lines, (mode, len(outcome))
+    if scheme == "s3":  # s3fs fetches on the first read, so that one found it gone
+        assert "read_after_open" in failed, failed
+
+
+def test_a_prefix_that_is_an_object(store, tmp_path):
+    """An object where a folder is expected answers as a file does on local disk, and
+    each use of it as a folder fails in one line naming it, leaving nothing behind."""
+    scheme, settings = store
+    secrets = tuple(v for k, v in settings.items() if "SECRET" in k)
+    remote, local = f"{scheme}://bucket/isfile/data", str(tmp_path / "data")
+    for uri in (remote, local):
+        storage.write_bytes(uri, b"a,b\n1,2\n")
+    for uri in (remote, local):
+        assert storage.is_file(uri) and not storage.is_dir(uri) and storage.exists(uri)
+        assert list(storage.walk(uri)) == [] and list(storage.folders(uri)) == []
+        assert storage.glob_under(uri, "*.csv") == []
+        for action in (storage.listdir, storage.makedirs,
+                       lambda u: storage.makedirs(storage.join(u, "sub"))):
+            with pytest.raises(OSError) as caught:
+                action(uri)
+            if uri == remote:
+                _one_line(caught, remote, *secrets)
+    # publishing under it: refused before anything is uploaded
+    staged = tmp_path / "staged"
+    staged.mkdir()
+    (staged / "part.bin").write_bytes(b"p")
+    with pytest.raises(NotADirectoryError) as caught:
+        storage.commit(str(staged), f"{remote}/Trainer/model/1")
+    assert "is an object, not a prefix" in _one_line(caught, remote, *secrets)
+    assert list(storage.walk(remote)) == []
+
+    from toolkit.components import CsvExampleGen
+
+    data = tmp_path / "csv"
+    data.mkdir()
+    (data / "rows.csv").write_text("a,b\n" + "".join(f"{i},{i * 2}\n" for i in range(30)))
+    # input_base an object
+    context = _context(tmp_path / "one", str(tmp_path / "one" / "root"))
+    with pytest.raises(ToolkitError) as caught:
+        context.run(CsvExampleGen(input_base=remote))
+    assert "is a file, not a folder" in _one_line(caught, remote, *secrets)
+    _nothing_complete(context, "CsvExampleGen")
+    assert list(storage.walk(str(tmp_path / "one" / "root" / "CsvExampleGen"))) == []
+    # pipeline_root an object
+    (tmp_path / "two").mkdir()
+    context = _context(tmp_path / "two", remote)
+    with pytest.raises(ToolkitError) as caught:
+        context.run(CsvExampleGen(input_base=str(data)))
+    assert "is an object, not a prefix" in _one_line(caught, remote, *secrets)
+    _nothing_complete(context, "CsvExampleGen")
+    assert list(storage.walk(remote)) == [] and storage.read_bytes(remote) == b"a,b\n1,2\n"

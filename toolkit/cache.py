@@ -76,15 +76,24 @@ def unusable_outputs(outputs: dict[str, list[Artifact]]) -> list[Artifact]:
 
 def fingerprint_path(path: str, kind: str) -> str:
     """``file``: sha256 of the content; ``tree``: names, sizes and mtimes of the files, in
-    :func:`toolkit.storage.walk`'s order (part of the key's format: keep it)."""
+    :func:`toolkit.storage.walk`'s order (part of the key's format: keep it).
+
+    In an object store, a file is known by its size and identity (the ETag, or the
+    generation) instead: the store computed it from the bytes, so nothing is read again,
+    and an object uploaded again with the same bytes keeps its key, where its time
+    would not."""
     if not storage.exists(path):
         return "missing"
+    remote = storage.scheme_of(path) != "file"
     if kind == "file" and storage.is_file(path):
+        if remote:
+            st = storage.stat(path)
+            return f"object:{st.size}:{st.identity}"
         return sha256_file(path)
     digest = hashlib.sha256()
     for rel in storage.walk(path):
         st = storage.stat(storage.join(path, rel))
-        digest.update(f"{rel}\0{st.size}\0{st.mtime_ns}\n".encode())
+        digest.update(f"{rel}\0{st.size}\0{st.identity if remote else st.mtime_ns}\n".encode())
     return digest.hexdigest()
 
 

@@ -21,6 +21,7 @@ import traceback
 import types
 from typing import Any, Callable, Iterator
 
+from toolkit import storage
 from toolkit._text import first_line, shorten
 from toolkit.components.fn_args import DataAccessor, FnArgs, TunerFnResult
 from toolkit.errors import ModuleFileError, ToolkitError, UserCodeError
@@ -86,12 +87,15 @@ def load_module_file(path: str) -> types.ModuleType:
     """Execute ``path`` as a fresh module (never a stale copy from an earlier run).
 
     The file's folder is on ``sys.path`` while it runs, so it can import helper
-    modules beside it, as TFX module files often do. The generated module name
+    modules beside it, as TFX module files often do. ``path`` may be a URI
+    (``s3://bucket/modules/trainer.py``): see :func:`_fetched`. The generated module name
     exists only in this process: code that runs in Beam workers is shipped there by
     ``toolkit.components._shipping`` (pickled by value, and packaged for clusters).
     """
     path = os.fspath(path)
     base = os.path.basename(path)
+    if storage.scheme_of(path) != "file":
+        path = _fetched(path)
     if not os.path.isfile(path):
         raise ModuleFileError(f"module_file {path} does not exist "
                               f"(resolved to {os.path.abspath(path)})")
@@ -114,6 +118,36 @@ def load_module_file(path: str) -> types.ModuleType:
         raise ModuleFileError(f"{base}: importing the module raised {type(exc).__name__}: "
                               f"{informative_line(exc)}{_where(exc, path)}") from exc
     return module
+
+
+def _fetched(uri: str) -> str:
+    """A local copy of the module file at ``uri``, in a folder with the Python files beside
+    it (not subfolders), so that its imports of helper modules work as on disk. Each file
+    comes from the storage seam's copy, downloaded again only when the object changed."""
+    import shutil
+    import tempfile
+
+    module = storage.local_path(uri)                     # one line naming the URI if missing
+    parent = uri.rstrip("/").rsplit("/", 1)[0]
+    folder = os.path.join(tempfile.gettempdir(), "toolkit-modules",
+                          hashlib.sha256(parent.encode()).hexdigest()[:16])
+    os.makedirs(folder, exist_ok=True)
+    siblings = [n for n in storage.listdir(parent) if n.endswith(".py")]
+    for name in sorted(set(siblings) | {os.path.basename(uri)}):
+        local = module if name == os.path.basename(uri) else storage.local_path(storage.join(parent, name))
+        target = os.path.join(folder, name)
+        with open(local, "rb") as handle:
+            data = handle.read()
+        try:
+            with open(target, "rb") as handle:
+                if handle.read() == data:
+                    continue
+        except OSError:
+            pass
+        partial = f"{target}.part-{os.getpid()}"
+        shutil.copyfile(local, partial)
+        os.replace(partial, target)
+    return os.path.join(folder, os.path.basename(uri))
 
 
 def call_user_function(fn: Callable[..., Any], label: str, /, *args: Any, **kwargs: Any) -> Any:

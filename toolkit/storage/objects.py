@@ -3,7 +3,9 @@ a few primitives each store's client provides.
 
 An object store has no folders and no rename, and these backends say so honestly:
 
-- a "folder" is a prefix that has objects under it; ``makedirs`` has nothing to do;
+- a "folder" is a prefix that has objects under it; ``makedirs`` has nothing to make,
+  but refuses, as publishing does, a folder at or under an object's key (the store would
+  take it; a reader would see a file);
 - ``commit`` copies the staged prefix to its final one, top-level dot-files (the
   manifest) last, then removes the staged copy. It is not atomic, and it need not be: an
   output counts only once its manifest is there and the metadata store has recorded it
@@ -43,6 +45,10 @@ class ObjectNotFound(StorageError, FileNotFoundError):
 
 class AccessDenied(StorageError, PermissionError):
     """The store refused the credentials or the operation."""
+
+
+class NotAPrefix(StorageError, NotADirectoryError):
+    """An object is where a prefix of objects (a folder) was expected."""
 
 
 def split(uri: str) -> tuple[str, str]:
@@ -124,6 +130,10 @@ class ObjectStore:
             raise StorageError(f"cannot open {uri} with mode {mode!r}: objects are written "
                                "whole; read it, then write it again")
         handle = self.call(uri, what, self._open, bare(uri), "wb" if writing else "rb")
+        if not writing:
+            # the clients' own line reading rescans their whole read-ahead block per line
+            # (s3fs) or has none (pyarrow); a buffer gives lines, iteration and readinto
+            handle = io.BufferedReader(handle, 1 << 20)
         if "b" not in mode:
             handle = io.TextIOWrapper(handle, encoding=kwargs.get("encoding") or "utf-8",
                                       errors=kwargs.get("errors"), newline=kwargs.get("newline"))
@@ -147,7 +157,7 @@ class ObjectStore:
         no empty folders to tell from missing ones)."""
         names = sorted({rel.split("/")[0] for rel in self._files(uri)})
         if not names and self.is_file(uri):
-            raise StorageError(f"{uri}: is an object, not a prefix of objects")
+            raise NotAPrefix(f"{uri}: is an object, not a prefix of objects")
         return names
 
     def _files(self, uri: str) -> list[str]:
@@ -193,7 +203,25 @@ class ObjectStore:
 
     def makedirs(self, uri: str, exist_ok: bool = True) -> None:
         """Nothing to make: a prefix exists once an object is under it. A missing bucket
-        is reported by the first write, naming it."""
+        is reported by the first write, naming it. An object at ``uri`` or above it fails,
+        as a file there does on disk: the store would take keys under it, but no reader
+        that sees the object as a file would find them."""
+        self.refuse_object_above(uri, "make the folder")
+
+    def refuse_object_above(self, uri: str, what: str) -> None:
+        """One line naming the object, if ``uri`` or a prefix above it (in its bucket) is
+        an object rather than a prefix of objects."""
+        bucket, key = split(uri)
+        parts = key.split("/") if key else []
+        for end in range(len(parts), 0, -1):
+            above = f"{self.scheme}://{bucket}/{'/'.join(parts[:end])}"
+            try:
+                found = self.is_file(above)
+            except AccessDenied:  # a write-only credential: the write itself will tell
+                return
+            if found:
+                raise NotAPrefix(f"cannot {what} {uri}: {above} is an object, not a prefix "
+                                 "of objects; give a folder URI that is no object's key")
 
     def remove(self, uri: str) -> None:
         if not self.is_file(uri):
@@ -225,6 +253,7 @@ class ObjectStore:
         files = self._files(staged)
         if not files:
             raise StorageError(f"cannot publish {staged}: nothing is staged there")
+        self.refuse_object_above(final, "publish at")
         # the manifest (a top-level dot-file) last: until it is there, the final prefix
         # is an incomplete output that neither readers nor the cache use
         files.sort(key=lambda rel: ("/" not in rel and rel.startswith("."), rel))
@@ -243,6 +272,7 @@ class ObjectStore:
                 files.append(os.path.relpath(os.path.join(here, name), folder).replace(os.sep, "/"))
         if not files:
             raise StorageError(f"cannot publish {folder} at {final}: nothing is staged there")
+        self.refuse_object_above(final, "publish at")
         files.sort(key=lambda rel: ("/" not in rel and rel.startswith("."), rel))
         for rel in files:
             self.call(final, "publish", self._upload, os.path.join(folder, *rel.split("/")),
@@ -318,7 +348,15 @@ class Guarded:
         return getattr(self._handle, name)
 
     def __iter__(self):
-        return iter(self._handle)
+        # line by line through ``readline``, so a failure mid-way is the same one line
+        while line := self.readline():
+            yield line
+
+    def readlines(self, hint: int = -1) -> list:
+        return self._store.call(self._uri, self._what, self._handle.readlines, hint)
+
+    def readinto(self, buffer) -> int:
+        return self._store.call(self._uri, self._what, self._handle.readinto, buffer)
 
     def read(self, *args):
         return self._store.call(self._uri, self._what, self._handle.read, *args)

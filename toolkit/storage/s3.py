@@ -111,6 +111,10 @@ class S3Backend(ObjectStore):
 
     def _translate(self, exc: BaseException) -> tuple[str, str]:
         name, text = type(exc).__name__, str(exc)
+        # s3fs keeps botocore's error (its code: InvalidAccessKeyId, AccessDenied) as the cause
+        cause = exc.__cause__
+        if cause is not None:
+            text = f"{text} {type(cause).__name__}: {cause}"
         if "NoSuchBucket" in text or "bucket does not exist" in text.lower():
             return "bucket", ""
         if isinstance(exc, FileNotFoundError):

@@ -40,6 +40,9 @@ def data_files(base: str, pattern: str, kind: str) -> list[str]:
     """The files under ``base`` matching ``pattern`` (hidden ones aside), sorted; one line
     naming ``base`` and the pattern when there are none."""
     if not storage.is_dir(base):
+        if storage.is_file(base):
+            raise InputDataError(f"input_base {base} is a file, not a folder; give the "
+                                 "folder that holds the data files")
         raise InputDataError(f"input_base {base} does not exist or is not a folder")
     files = [p for p in storage.glob_under(base, pattern, as_uris=True)
              if storage.is_file(p) and not os.path.basename(p).startswith(".")]

@@ -46,7 +46,8 @@ def worker_request(fn: Callable[..., Any], module_file: str | None, fn_args: FnA
                                "work_dir": work_dir, "sys_path": list(sys.path),
                                "cwd": os.getcwd()}
     if module_file is not None:
-        request["module_file"] = os.path.abspath(module_file)
+        request["module_file"] = (os.path.abspath(module_file) if "://" not in str(module_file)
+                                  else str(module_file))
     else:
         from apache_beam.internal.cloudpickle import cloudpickle
 
