@@ -1,6 +1,7 @@
 """A push to an object store killed mid-upload: S3 has no rename, so a version appears
 object by object; it must not be listed until its ``toolkit-push.json`` (written last)
-is there, and a push in a new process must publish a complete version beside it.
+is there, and a push in a new process removes it (its abandoned copy names it) and
+publishes a complete version.
 
 moto's S3 server runs for the test; the metadata store is SQLite on local disk."""
 from __future__ import annotations
@@ -70,7 +71,8 @@ def test_push_killed_mid_upload_is_never_listed(tmp_path, monkeypatch):
         pushed = report["results"]["Pusher"]["properties"]["pushed_model"][0]
         [version] = versions(SERVING)
         assert pushed["pushed"] == 1 and pushed["pushed_version"] == str(version)
-        assert version != int(started[0])
+        # the half-uploaded version was removed with its abandoned copy
+        assert [n for n in storage.listdir(SERVING) if n.isdigit()] == [str(version)]
         # every file of the model, byte for byte, plus the record and the report
         model = Path(report["results"]["FakeTrainer"]["outputs"]["model"][0]) / "Format-Serving"
         want = {p.relative_to(model).as_posix(): p.read_bytes()

@@ -223,6 +223,8 @@ def resolve_destination(destination: str, allowed_root: str | None) -> str:
 OWNER_FILE = "owner.json"
 #: inside a version folder, beside the SavedModel: what was pushed, by whom (JSON)
 VERSION_RECORD = "toolkit-push.json"
+#: in a hidden push copy on an object store: the version its upload fills
+CLAIM_FILE = "target-version"
 
 
 def push(source: str, destination: str, lease_s: float = DEFAULT_LEASE_SECONDS,
@@ -272,6 +274,10 @@ def push(source: str, destination: str, lease_s: float = DEFAULT_LEASE_SECONDS,
                     else None
                 if marker is not None and atomic:
                     _write_json(storage.join(staging, VERSION_RECORD), marker)
+                if not atomic:
+                    # no rename: the copy into ``target`` can be cut short, so the version
+                    # it fills is named in the hidden copy, for whoever removes it
+                    storage.write_text(storage.join(hidden, CLAIM_FILE), str(version))
                 try:
                     storage.move(staging, target)
                     if marker is not None and not atomic:
@@ -380,9 +386,26 @@ def _remove_abandoned_copies(destination: str, lease_s: float,
             reason = f"no owner recorded for {age:.0f} s" if age > lease_s else None
         if reason is None:
             continue
+        _remove_unfinished_version(destination, path, log)
         storage.remove_tree(path)
         if log is not None:
             log(f"removed the abandoned push copy {path} ({reason})")
+
+
+def _remove_unfinished_version(destination: str, hidden: str,
+                               log: Callable[[str], None] | None) -> None:
+    """The version an abandoned copy was filling when it was cut short (an object store:
+    no rename), when its record is missing: never listed, and its number is free again."""
+    try:
+        claimed = storage.read_text(storage.join(hidden, CLAIM_FILE)).strip()
+    except OSError:
+        return
+    target = storage.join(destination, claimed)
+    if not claimed.isdigit() or storage.is_file(storage.join(target, VERSION_RECORD)):
+        return
+    storage.remove_tree(target)
+    if log is not None:
+        log(f"removed the unfinished version {target} of an abandoned push")
 
 
 def versions(destination: str) -> list[int]:
