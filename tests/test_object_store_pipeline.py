@@ -150,10 +150,30 @@ def runs(tmp_path_factory):
 
         listed = models.list_versions("s3://bucket/serving")
         verified = models.verify("s3://bucket/serving")
+        views = {"remote": _views("s3://bucket/root", str(base / "remote.sqlite")),
+                 "local": _views(str(base / "root"), str(base / "local.sqlite"))}
         bucket = {rel: storage.read_bytes(f"s3://bucket/{rel}") for rel in storage.walk("s3://bucket")}
         yield {"remote": remote, "again": again, "local": local, "bucket": bucket, "base": base,
-               "listed": listed, "verified": verified,
+               "listed": listed, "verified": verified, "views": views,
                "printed": printed + printed_again, "secret": settings["AWS_SECRET_ACCESS_KEY"]}
+
+
+def _views(root: str, metadata: str) -> dict[str, str]:
+    """The HTML view of every output the pipeline computed, read where it was written,
+    with the root's own name taken out."""
+    from toolkit import InteractiveContext, visualize
+    from toolkit.metadata import sqlite_config
+
+    context = InteractiveContext(pipeline_name="taxi-objects", pipeline_root=root,
+                                 metadata_connection_config=sqlite_config(metadata))
+    views = {}
+    for row in context.executions():
+        if row["state"] == "COMPLETE":
+            for key, artifacts in context.store.outputs_of(int(row["id"])).items():
+                for artifact in artifacts:
+                    views[f"{row['component_id']}.{key}"] = \
+                        visualize.view_of(artifact).html.replace(root, "ROOT")
+    return views
 
 
 def _tree(uri: str, bucket: dict[str, bytes] | None = None) -> dict[str, bytes]:
@@ -269,3 +289,44 @@ def test_toolkit_models_lists_and_verifies_the_version_in_the_bucket(runs):
     assert [row.version for row in runs["listed"]] == [int(pushed["pushed_version"])]
     [checked] = runs["verified"]
     assert checked.ok and checked.files >= 4 and checked.version == int(pushed["pushed_version"])
+
+
+def test_the_views_read_from_the_bucket_are_those_read_from_disk(runs):
+    """Outputs whose files are the same bytes render the same view (but the element ids
+    each view makes up); the others (a SavedModel's graph, TensorBoard's file names, the
+    push's version and time) list the same files and sections."""
+    import re
+
+    remote, local = runs["views"]["remote"], runs["views"]["local"]
+    assert sorted(remote) == sorted(local) and len(remote) >= 10, sorted(remote)
+
+    def ids_out(html: str) -> str:
+        return re.sub(r"(tkv|tkd-static|tkd)-[0-9a-f]{6,}", r"\1-ID", html)
+
+    same_bytes = {"CsvExampleGen.examples", "StatisticsGen.statistics", "SchemaGen.schema",
+                  "Transform.transformed_examples", "Evaluator.evaluation", "Evaluator.blessing"}
+    assert same_bytes <= set(remote)
+    # the bucket's views show the data itself, not a note that it could not be read
+    for key in ("CsvExampleGen.examples", "StatisticsGen.statistics", "SchemaGen.schema"):
+        assert "trip_miles" in remote[key], key
+    assert "auc" in remote["Evaluator.evaluation"].lower()
+    for key in same_bytes:
+        assert ids_out(remote[key]) == ids_out(local[key]), \
+            (key, _first_difference(ids_out(remote[key]), ids_out(local[key])))
+
+    def listed(html: str) -> list[str]:  # file names and headings, TensorBoard's names aside
+        names = re.findall(r"<code>([^<]*)</code>|<h[1-3][^>]*>([^<]*)</h", html)
+        return [re.sub(r"\d{9,}", "N", re.sub(r"tfevents\.\d+\.[^.]+\.\d+", "tfevents", a or b))
+                for a, b in names]
+
+    serving = (("s3://bucket/serving", "SERVING"), (str(runs["base"] / "serving"), "SERVING"))
+    for key in set(remote) - same_bytes:
+        ours, theirs = remote[key], local[key]
+        for place, name in serving:
+            ours, theirs = ours.replace(place, name), theirs.replace(place, name)
+        assert listed(ours) == listed(theirs) and listed(ours), key
+
+
+def _first_difference(a: str, b: str) -> str:
+    at = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    return f"{a[max(0, at - 80):at + 80]!r} != {b[max(0, at - 80):at + 80]!r}"
