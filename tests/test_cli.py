@@ -136,6 +136,7 @@ def test_a_registered_export_target_joins_the_command_without_touching_it(
     import argparse
     import contextlib
 
+    from toolkit.errors import ToolkitError
     from toolkit.exporter.targets import TARGETS, ExportTarget, TargetOption, register_target
 
     seen = []
@@ -143,14 +144,14 @@ def test_a_registered_export_target_joins_the_command_without_touching_it(
     class Shout(ExportTarget):
         name = "shout"
         help = "also prints the exported notebook's name"
-        options = (TargetOption(("--volume",), dict(default=None, help="with --target shout: how loud")),)
+        options = (TargetOption(("--loudness",), dict(default=None, help="with --target shout: how loud")),)
 
         def prepare(self, scope: contextlib.ExitStack) -> None:
             seen.append("prepare")
 
         def write(self, exported, args: argparse.Namespace, scope: contextlib.ExitStack) -> str:
             exported.notebook.with_suffix(".shout").write_text(exported.notebook.name.upper())
-            return f"shouted {exported.notebook.name} at {args.volume}"
+            return f"shouted {exported.notebook.name} at {args.loudness}"
 
         def recorded_options(self, exported) -> list[str] | None:
             return ["--target", "shout"] if exported.notebook.with_suffix(".shout").exists() else None
@@ -159,17 +160,22 @@ def test_a_registered_export_target_joins_the_command_without_touching_it(
             current = exported.notebook.with_suffix(".shout").read_text() == exported.notebook.name.upper()
             return [] if current else ["pipeline.shout is not loud enough"]
 
+    clashing = type("Clash", (ExportTarget,), {"name": "clash", "help": "x", "options": (
+        TargetOption(("--volume",), dict(default=None)),)})()
+    with pytest.raises(ToolkitError, match=r"register_target\('clash', \.\.\.\): --volume is already "
+                                           r"an option of --target kfp; give the option another name"):
+        register_target(clashing)
     register_target(Shout())
     try:
         with pytest.raises(SystemExit):
             main(["export", "--help"])
         help_text = " ".join(capsys.readouterr().out.split())
-        assert "{papermill,kfp,shout}" in help_text and "--volume VOLUME" in help_text
+        assert "{papermill,kfp,shout}" in help_text and "--loudness LOUDNESS" in help_text
         assert ("papermill (default): the parameterized notebook; kfp: also <name>.kfp.yaml"
                 in help_text and "shout: also prints the exported notebook's name" in help_text)
         out = str(tmp_path / "export")
         assert main(["export", str(pipeline_notebook), "-o", out, "--target", "shout",
-                     "--volume", "11"]) == 0
+                     "--loudness", "11"]) == 0
         assert capsys.readouterr().out.splitlines()[-1] == "shouted pipeline.ipynb at 11"
         assert seen == ["prepare"]
         assert main(["export", "--check", str(pipeline_notebook), "-o", out]) == 0
@@ -177,8 +183,8 @@ def test_a_registered_export_target_joins_the_command_without_touching_it(
         assert main(["export", "--check", str(pipeline_notebook), "-o", out]) == 1
         err = capsys.readouterr().err
         assert "pipeline.shout is not loud enough" in err and "--target shout`" in err
-        assert main(["export", str(pipeline_notebook), "-o", out, "--volume", "11"]) == 2
-        assert "toolkit export: error: --volume goes with --target shout" in capsys.readouterr().err
+        assert main(["export", str(pipeline_notebook), "-o", out, "--loudness", "11"]) == 2
+        assert "toolkit export: error: --loudness goes with --target shout" in capsys.readouterr().err
     finally:
         TARGETS.unregister("shout")
     assert "shout" not in TARGETS.names()

@@ -201,6 +201,12 @@ class TargetRegistry(Registry[ExportTarget]):
         if not isinstance(entry, ExportTarget) or entry.name != name:
             raise ToolkitError(f"register_target({name!r}, ...) takes an ExportTarget named "
                                f"{name!r}")
+        taken = {flag: other.name for other in self if other.name != name
+                 for option in other.options for flag in option.flags}
+        clash = [flag for option in entry.options for flag in option.flags if flag in taken]
+        if clash:
+            raise ToolkitError(f"register_target({name!r}, ...): {clash[0]} is already an option "
+                               f"of --target {taken[clash[0]]}; give the option another name")
         return super().register(name, entry)
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
