@@ -48,18 +48,6 @@ TAXI_CSV = os.path.join(NOTEBOOKS, "data", "chicago_taxi", "data.csv")
 PARTS = ("taxi", "rows", "cache")
 ROWS_TARGET = 2.0
 CACHE_TARGET = 0.2
-#: the taxi trainer with Keras seeded, as the bucket-versus-disk test trains it
-SEEDED = """
-import tensorflow as tf
-
-import taxi_trainer
-
-
-def run_fn(fn_args):
-    tf.keras.utils.set_random_seed(11)
-    tf.config.experimental.enable_op_determinism()
-    taxi_trainer.run_fn(fn_args)
-"""
 LEAN = ("pyarrow", "s3fs")
 HEAVY = ("tensorflow", "tensorflow_data_validation", "tensorflow_transform",
          "tensorflow_model_analysis", "apache_beam", "pyarrow", "s3fs")
@@ -120,46 +108,16 @@ def _timed(context, components, profile: str | None = None) -> dict:
 
 
 def child_taxi(spec: dict) -> dict:
+    """The taxi pipeline of ``tests/test_object_store_pipeline.py``, each component timed."""
     imports = _import_heavy()
-    import tensorflow_model_analysis as tfma
+    from test_object_store_pipeline import taxi_components
 
     from toolkit import InteractiveContext
-    from toolkit.components import (CsvExampleGen, Evaluator, Pusher, SchemaGen,
-                                    StatisticsGen, Trainer, Transform)
     from toolkit.metadata import sqlite_config
 
-    work = spec["work"]
     context = InteractiveContext(pipeline_name="taxi-bench", pipeline_root=spec["root"],
                                  metadata_connection_config=sqlite_config(spec["metadata"]))
-    example_gen = CsvExampleGen(input_base=spec["data"])
-    statistics = StatisticsGen(examples=example_gen.outputs["examples"])
-    schema = SchemaGen(statistics=statistics.outputs["statistics"])
-    transform = Transform(examples=example_gen.outputs["examples"],
-                          schema=schema.outputs["schema"],
-                          module_file=os.path.join(work, "taxi_transform.py"))
-    trainer = Trainer(module_file=os.path.join(work, "seeded_trainer.py"),
-                      examples=transform.outputs["transformed_examples"],
-                      transform_graph=transform.outputs["transform_graph"],
-                      schema=schema.outputs["schema"],
-                      train_args={"num_steps": 60}, eval_args={"num_steps": 5})
-    config = tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(label_key="big_tipper", prediction_key="prediction")],
-        slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=["payment_type"])],
-        metrics_specs=[tfma.MetricsSpec(
-            metrics=[tfma.MetricConfig(class_name="ExampleCount"),
-                     tfma.MetricConfig(class_name="AUC"),
-                     tfma.MetricConfig(class_name="BinaryAccuracy")],
-            per_slice_thresholds={"auc": tfma.PerSliceMetricThresholds(thresholds=[
-                tfma.PerSliceMetricThreshold(
-                    slicing_specs=[tfma.SlicingSpec()],
-                    threshold=tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(
-                        lower_bound={"value": 0.5})))])})])
-    evaluator = Evaluator(examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
-                          transform_graph=transform.outputs["transform_graph"], eval_config=config)
-    pusher = Pusher(model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
-                    push_destination={"filesystem": {"base_directory": spec["serving"]}})
-    timed = _timed(context, [example_gen, statistics, schema, transform, trainer, evaluator,
-                             pusher])
+    timed = _timed(context, taxi_components(spec["data"], spec["serving"], spec["work"]))
     return {**timed, "imports": imports}
 
 
@@ -184,6 +142,13 @@ def child_data(spec: dict) -> dict:
 
 
 CHILDREN = {"taxi": child_taxi, "data": child_data}
+
+
+def seeded_trainer() -> str:
+    """The seeded taxi trainer the bucket-versus-disk test trains with."""
+    from test_object_store_pipeline import SEEDED
+
+    return SEEDED
 
 
 # -- the driver -------------------------------------------------------------------------
@@ -255,7 +220,7 @@ def part_taxi(bench: Bench) -> None:
     for name in ("taxi_transform.py", "taxi_trainer.py"):
         shutil.copy(os.path.join(NOTEBOOKS, name), os.path.join(work, name))
     with open(os.path.join(work, "seeded_trainer.py"), "w", encoding="utf-8") as handle:
-        handle.write(SEEDED)
+        handle.write(seeded_trainer())
     data = bench.folder("taxi", "data")
     shutil.copy(TAXI_CSV, os.path.join(data, "data.csv"))
     from toolkit import storage

@@ -48,18 +48,15 @@ PLACE_OR_TIME = ("eval_config.json", "toolkit-push.json", "toolkit-report.json",
                  "toolkit-pushed.json", "push.json", "saved_model.pb", "fingerprint.pb")
 
 
-def _pipeline(root: str, data: str, serving: str, metadata: str, work: str) -> list[dict]:
-    """The pipeline, run in this process: per component its id, whether it was a cache
-    hit, and its outputs' URIs and properties."""
+def taxi_components(data: str, serving: str, work: str) -> list:
+    """The taxi pipeline's components, in run order: ``data`` the CSV folder, ``serving``
+    the push destination, ``work`` the folder of the module files (a path or a URI).
+    ``bench/bench_object_store.py`` times the same pipeline."""
     import tensorflow_model_analysis as tfma
 
-    from toolkit import InteractiveContext
     from toolkit.components import (CsvExampleGen, Evaluator, Pusher, SchemaGen,
                                     StatisticsGen, Trainer, Transform)
-    from toolkit.metadata import sqlite_config
 
-    context = InteractiveContext(pipeline_name="taxi-objects", pipeline_root=root,
-                                 metadata_connection_config=sqlite_config(metadata))
     example_gen = CsvExampleGen(input_base=data)
     statistics = StatisticsGen(examples=example_gen.outputs["examples"])
     schema = SchemaGen(statistics=statistics.outputs["statistics"])
@@ -87,8 +84,19 @@ def _pipeline(root: str, data: str, serving: str, metadata: str, work: str) -> l
                           transform_graph=transform.outputs["transform_graph"], eval_config=config)
     pusher = Pusher(model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
                     push_destination={"filesystem": {"base_directory": serving}})
+    return [example_gen, statistics, schema, transform, trainer, evaluator, pusher]
+
+
+def _pipeline(root: str, data: str, serving: str, metadata: str, work: str) -> list[dict]:
+    """The pipeline, run in this process: per component its id, whether it was a cache
+    hit, and its outputs' URIs and properties."""
+    from toolkit import InteractiveContext
+    from toolkit.metadata import sqlite_config
+
+    context = InteractiveContext(pipeline_name="taxi-objects", pipeline_root=root,
+                                 metadata_connection_config=sqlite_config(metadata))
     results = []
-    for component in (example_gen, statistics, schema, transform, trainer, evaluator, pusher):
+    for component in taxi_components(data, serving, work):
         result = context.run(component)
         results.append({"id": component.id, "cached": bool(result.cached), "outputs": {
             key: [{"uri": a.uri, "properties": dict(a.properties)} for a in arts]

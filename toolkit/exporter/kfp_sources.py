@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ast
 import base64
+import functools
 import hashlib
 import os
 import posixpath
@@ -27,22 +28,15 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from toolkit.errors import CellError
 
-_FILE_PARAMETERS_CACHE: frozenset[str] | None = None
-
-
+@functools.cache
 def file_parameters() -> frozenset[str]:
     """Names of component parameters fingerprinted by file content."""
-    global _FILE_PARAMETERS_CACHE
-    if _FILE_PARAMETERS_CACHE is None:
-        import toolkit.components
-        from toolkit.base_component import BaseComponent
+    import toolkit.components
+    from toolkit.base_component import BaseComponent
 
-        names = set()
-        for value in vars(toolkit.components).values():
-            if isinstance(value, type) and issubclass(value, BaseComponent):
-                names.update(key for key, p in value.PARAMETERS.items() if p.fingerprint == "file")
-        _FILE_PARAMETERS_CACHE = frozenset(names)
-    return _FILE_PARAMETERS_CACHE
+    return frozenset(key for value in vars(toolkit.components).values()
+                     if isinstance(value, type) and issubclass(value, BaseComponent)
+                     for key, p in value.PARAMETERS.items() if p.fingerprint == "file")
 
 
 def pack(data: bytes) -> str:
@@ -54,10 +48,15 @@ def unpack(text: str) -> bytes:
     return zlib.decompress(base64.b64decode(text))
 
 
-def named_files(cells: Sequence[str], names: Iterable[str] | None = None) -> list[tuple[int, str]]:
+def _entry(data: bytes) -> dict[str, str]:
+    """One carried file: its SHA-256 and its packed bytes."""
+    return {"sha256": hashlib.sha256(data).hexdigest(), "content": pack(data)}
+
+
+def named_files(cells: Sequence[str]) -> list[tuple[int, str]]:
     """``(cell number, path)`` of each relative path the code cells pass as a file-content
     parameter; raises :class:`CellError` for a value the compiler cannot resolve."""
-    wanted = frozenset(names) if names is not None else file_parameters()
+    wanted = file_parameters()
     bound: dict[str, Any] = {}
     found: list[tuple[int, str]] = []
     for number, source in enumerate(cells, start=1):
@@ -118,31 +117,25 @@ def carried_sources(notebook_text: str, cells: Sequence[str], directory: Path | 
             raise CellError(number, f"{path}: cannot read it to carry in the pipeline "
                                            f"({exc.strerror or exc}); run the export where the "
                                            "notebook's files are") from None
-        files[key] = {"sha256": hashlib.sha256(data).hexdigest(), "content": pack(data)}
+        files[key] = _entry(data)
     return {"notebook": pack(notebook_text.encode("utf-8")), "files": files}
 
 
 def matches(sources: Mapping[str, Any], directory: Path | None) -> bool:
     """Whether ``directory`` holds every carried file, byte for byte."""
-    for path, entry in (sources.get("files") or {}).items():
-        try:
-            data = ((directory or Path(".")) / path).read_bytes()
-        except OSError:
-            return False
-        if hashlib.sha256(data).hexdigest() != entry["sha256"]:
-            return False
-    return True
+    from toolkit.publishing import sha256_file
+
+    try:
+        return all(sha256_file(str((directory or Path(".")) / path)) == entry["sha256"]
+                   for path, entry in (sources.get("files") or {}).items())
+    except OSError:
+        return False
 
 
 def packed_files(paths: Iterable[str]) -> dict[str, dict[str, str]]:
     """The ``files`` entry of carried sources for ``paths`` (relative to the working
     directory); absolute paths and URIs are left to resolve where the task runs."""
-    files = {}
-    for path in paths:
-        if _is_relative(path):
-            data = Path(path).read_bytes()
-            files[path] = {"sha256": hashlib.sha256(data).hexdigest(), "content": pack(data)}
-    return files
+    return {path: _entry(Path(path).read_bytes()) for path in paths if _is_relative(path)}
 
 
 def materialize(sources: Mapping[str, Any], folder: Path, name: str | None = None

@@ -117,19 +117,14 @@ def _execute(task: Mapping[str, Any], values: Mapping[str, Any], notebook: Path,
     from toolkit import runner
     from toolkit.exporter.inspection import notebook_parameters
 
-    component = str(task["component"])
-    text = notebook.read_text(encoding="utf-8")
     declared, _ = notebook_parameters(notebook)
     typed = {p.name: _restore_ints(values[p.name], p.default) for p in declared if p.name in values}
-    nb = json.loads(text)
+    nb = json.loads(notebook.read_text(encoding="utf-8"))
     nb["cells"] = nb["cells"][: int(task["cell"])]
     timeout = (task.get("settings") or {}).get("timeout")
     cut = folder / notebook.name
     cut.write_text(json.dumps(nb, ensure_ascii=False), encoding="utf-8")
-    environment = {StepPolicy.ONLY_ENV: component,
-                   StepPolicy.UPSTREAM_ENV: ",".join(task.get("upstream") or []),
-                   StepPolicy.SCRATCH_ENV: str(folder)}
-    with temporarily(os.environ, environment):
+    with temporarily(os.environ, _step_environment(task, str(folder))):
         result = runner.run_notebook(cut, typed, run_dir=folder / "run", cwd=cwd,
                                      execution_timeout=float(timeout) if timeout else None,
                                      progress=runner.print_progress)
@@ -138,6 +133,13 @@ def _execute(task: Mapping[str, Any], values: Mapping[str, Any], notebook: Path,
         if source.exists():
             shutil.copyfile(source, target)
     return result
+
+
+def _step_environment(task: Mapping[str, Any], scratch: str) -> dict[str, str]:
+    """The variables that restrict a run to the task's component (:class:`StepPolicy`)."""
+    return {StepPolicy.ONLY_ENV: str(task["component"]),
+            StepPolicy.UPSTREAM_ENV: ",".join(task.get("upstream") or []),
+            StepPolicy.SCRATCH_ENV: scratch}
 
 
 def _restore_ints(value: Any, default: Any) -> Any:
@@ -272,10 +274,7 @@ def _run_pipeline_step(task: Mapping[str, Any], job_id: str) -> dict[str, Any]:
         else:
             scratch = ""
         pipeline = pipeline_from_spec(spec)
-        environment = {StepPolicy.ONLY_ENV: component,
-                       StepPolicy.UPSTREAM_ENV: ",".join(task.get("upstream") or []),
-                       StepPolicy.SCRATCH_ENV: scratch}
-        with temporarily(os.environ, environment):
+        with temporarily(os.environ, _step_environment(task, scratch)):
             run = run_pipeline(pipeline, run_id=job_id or None)
     result = run.results.get(component)
     if result is None or not hasattr(result, "execution_id"):
