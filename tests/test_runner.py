@@ -164,6 +164,28 @@ def test_gate_error_fails_the_run_with_its_message(tmp_path: Path) -> None:
     assert result.notebook.exists()
 
 
+def test_the_kernels_own_output_goes_to_its_log_and_is_named_when_it_dies(tmp_path: Path, monkeypatch,
+                                                                          capfd) -> None:
+    """What the kernel process prints outside any cell (here Python's import timing, which only
+    it prints, at its start) lands in the run's kernel.log, never on this process's stderr; a
+    kernel that dies mid-run fails the run with a reason naming that log."""
+    monkeypatch.setenv("PYTHONPROFILEIMPORTTIME", "1")  # read by the kernel's interpreter only
+    result = runner.run_notebook(
+        RUNNABLE,
+        {"fail_with": "die", "output_file": str(tmp_path / "received.json")},
+        run_dir=tmp_path / "run",
+    )
+    kernel_log = tmp_path / "run" / "kernel.log"
+    assert "ipykernel.kernelapp" in kernel_log.read_text()
+    assert "ipykernel.kernelapp" not in capfd.readouterr().err
+    assert not result.ok
+    assert result.reason.endswith(f"(the kernel's own output is in {kernel_log})"), result.reason
+    assert "DeadKernelError" in result.reason
+    summary = json.loads(result.summary_path.read_text())
+    assert summary["kernel_log"] == str(kernel_log)
+    assert summary["failing_cell"] == {"cell": 6, "source": "if fail_with == \"gate\":", "error": "DeadKernelError"}
+
+
 def test_exported_params_file_is_used_and_matches_the_cell(pipeline_notebook: Path,
                                                      tmp_path: Path) -> None:
     from toolkit.exporter import export_notebook

@@ -4,8 +4,12 @@ Parameter values are checked against the declared types before a kernel starts
 (papermill itself guesses types from strings), then handed to papermill, whose
 translator writes them into the injected cell as Python literals, so a value can
 never become code. Each run gets a folder (default ``runs/<name>/<UTC time>/``)
-holding the executed notebook, ``summary.json`` and the component log the
-toolkit writes while it runs (``executions.jsonl``, named by ``TOOLKIT_RUN_LOG``).
+holding the executed notebook, ``summary.json``, the component log the
+toolkit writes while it runs (``executions.jsonl``, named by ``TOOLKIT_RUN_LOG``)
+and ``kernel.log``: what the kernel process itself prints outside any cell (at
+start-up and shut-down, where ipykernel can log races of its own threads), kept
+off the terminal so a clean run prints only its own lines, and named when the
+kernel dies.
 
 The kernel runs in the source notebook's folder (``cwd``), so a notebook's own
 relative paths mean what they meant in Jupyter. A relative path given as a
@@ -24,6 +28,7 @@ What a notebook declares, and whether the supplied values fit it, is answered by
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -46,6 +51,7 @@ RUN_LOG_ENV = _env.RUN_LOG
 MODE_ENV = _env.MODE
 SUMMARY_NAME = "summary.json"
 RUN_LOG_NAME = "executions.jsonl"
+KERNEL_LOG_NAME = "kernel.log"
 KERNEL_NAME = "python3"
 
 PATH_SUFFIXES = ("_root", "_dir", "_path", "_file", "_base")
@@ -109,7 +115,9 @@ def run_notebook(
     run_log.touch()
     started = datetime.now(timezone.utc)
     clock = time.perf_counter()
-    failure = _execute(notebook.resolve(), output, overrides, run_log, cwd, execution_timeout, progress)
+    kernel_log = folder / KERNEL_LOG_NAME
+    failure = _execute(notebook.resolve(), output, overrides, run_log, kernel_log, cwd, execution_timeout,
+                       progress)
     duration = round(time.perf_counter() - clock, 3)
     summary = build_summary(
         notebook=notebook,
@@ -120,6 +128,7 @@ def run_notebook(
         duration=duration,
         failure=failure,
     )
+    summary["kernel_log"] = str(kernel_log)
     summary["working_directory"] = str(working_directory)
     summary["resolved_paths"] = paths
     summary_path = folder / SUMMARY_NAME
@@ -191,6 +200,7 @@ def _execute(
     output: Path,
     overrides: dict[str, Any],
     run_log: Path,
+    kernel_log: Path,
     cwd: str | Path | None,
     execution_timeout: float | None,
     progress: Progress | None,
@@ -198,13 +208,13 @@ def _execute(
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    hooks = _CellProgress(progress) if progress is not None else None
-    hook_kwargs = {"on_cell_start": hooks.start, "on_cell_executed": hooks.executed} if hooks else {}
+    hooks = _CellProgress(progress)  # also names the cell a dying kernel was running
+    hook_kwargs: dict[str, Any] = {"on_cell_start": hooks.start, "on_cell_executed": hooks.executed}
     if progress is not None:  # the components' stage lines, from the kernel's stderr
         hook_kwargs["stderr_file"] = StageRelay(progress)
     try:
         with kernel_environment(run_log, stages=progress is not None), _papermill_errors_only(), \
-                kernel_config() as config:
+                kernel_config(kernel_log) as config:
             papermill.execute_notebook(
                 _literal_path(notebook),
                 _literal_path(output),
@@ -227,14 +237,23 @@ def _execute(
     except KeyboardInterrupt:
         return _Failure(reason="interrupted")
     except Exception as exc:  # kernel died, timed out or could not start
-        return _Failure(reason=_reason(type(exc).__name__, str(exc)), error=type(exc).__name__,
-                        cell=hooks.current if hooks else None)
+        reason = _reason(type(exc).__name__, str(exc))
+        if kernel_log.exists() and kernel_log.stat().st_size:
+            reason += f" (the kernel's own output is in {show_controls(str(kernel_log))})"
+        return _Failure(reason=reason, error=type(exc).__name__, cell=hooks.current,
+                        source=hooks.source if hooks.current else None)
     return None
 
 
 @contextmanager
-def kernel_config() -> Iterator[Any]:
+def kernel_config(kernel_log: Path | None = None) -> Iterator[Any]:
     """Kernel manager settings that keep the kernel's traffic private and its log quiet.
+
+    With ``kernel_log``, the kernel process's own standard output and error go to that
+    file rather than this process's terminal. Cells' output never does: ipykernel sends
+    it over the channels. What is left is the kernel's start-up and shut-down; ipykernel
+    7.4 can log a traceback there when its control thread answers the shutdown request
+    while the IOPub thread closes, after the notebook's work is done.
 
     Where pyzmq has CurveZMQ and the kernelspec declares it (ipykernel's does), the
     kernel listens on TCP with keys the manager provisions, so its traffic is encrypted
@@ -249,14 +268,37 @@ def kernel_config() -> Iterator[Any]:
     import zmq
     from traitlets.config import Config
 
+    logged = ({"NotebookClient": {"kernel_manager_class": _logged_kernel_manager()},
+               "LoggedKernelManager": {"output_file": str(kernel_log)}} if kernel_log is not None else {})
     if zmq.has("curve") or os.name != "posix":
-        yield Config({"KernelManager": {"transport_encryption": "auto"}} if zmq.has("curve") else {})
+        yield Config({"KernelManager": {"transport_encryption": "auto"}, **logged} if zmq.has("curve")
+                     else logged)
         return
     folder = tempfile.mkdtemp(prefix="toolkit-kernel-")
     try:
-        yield Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(folder, "kernel")}})
+        yield Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(folder, "kernel")}, **logged})
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@functools.cache
+def _logged_kernel_manager() -> type:
+    """nbclient's kernel manager, launching the kernel with its output sent to ``output_file``
+    (``start_kernel``'s keywords go to the kernel's ``Popen``). Built on first use, so
+    importing this module does not import jupyter_client."""
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import Unicode
+
+    class LoggedKernelManager(AsyncKernelManager):
+        output_file = Unicode("", help="file for the kernel process's own stdout and stderr").tag(config=True)
+
+        async def start_kernel(self, **kw: Any) -> None:
+            if not self.output_file or "stderr" in kw:
+                return await super().start_kernel(**kw)
+            with open(self.output_file, "ab") as sink:  # the kernel holds its own copy
+                return await super().start_kernel(stdout=sink, stderr=sink, **kw)
+
+    return LoggedKernelManager
 
 
 def _literal_path(path: Path) -> str:
@@ -307,18 +349,23 @@ def _papermill_errors_only() -> Iterator[None]:
 
 
 class _CellProgress:
-    """nbclient hooks: one line per code cell with its number, first line and elapsed time."""
+    """nbclient hooks: the cell running now, and with ``emit`` one line per code cell with its
+    number, first line and elapsed time."""
 
-    def __init__(self, emit: Progress):
+    def __init__(self, emit: Progress | None):
         self.emit = emit
         self.started: float | None = None
         self.current: int | None = None
+        self.source: str | None = None
 
     def start(self, cell: Any, cell_index: int, **_: Any) -> None:
         self.current = cell_index + 1
+        self.source = _cell_line(cell.get("source"))
         self.started = time.perf_counter()
 
     def executed(self, cell: Any, cell_index: int, execute_reply: Any = None, **_: Any) -> None:
+        if self.emit is None:
+            return
         elapsed = time.perf_counter() - (self.started or time.perf_counter())
         status = ((execute_reply or {}).get("content") or {}).get("status", "ok")
         mark = "" if status == "ok" else "  FAILED"
