@@ -67,7 +67,8 @@ def bare(uri: str) -> str:
 class ObjectStore:
     """The Backend protocol over a store's primitives. A subclass sets ``scheme`` and
     implements ``_open``, ``_find``, ``_info``, ``_copy``, ``_delete``, ``_download`` and
-    ``_translate`` (a client's exception as ``(kind, words)``)."""
+    ``_translate`` (a client's exception as ``(kind, words)``), and ``_names`` where the
+    store lists one level faster than everything under a prefix."""
 
     scheme = ""
     #: a commit is a copy then a removal
@@ -76,6 +77,14 @@ class ObjectStore:
     # -- primitives -------------------------------------------------------------------
     def _open(self, key: str, mode: str) -> IO: ...
     def _find(self, prefix: str) -> list[str]: ...
+
+    def _names(self, prefix: str) -> list[str]:
+        """The names one level under ``prefix``, from every object under it. (The GCS
+        emulator answers a delimited listing without its prefixes, so GCS keeps this.)"""
+        start = len(prefix) + 1
+        return [f[start:].split("/")[0] for f in self._find(prefix)
+                if f.startswith(prefix + "/") and len(f) > start]
+
     def _info(self, key: str) -> dict[str, Any] | None: ...
     def _copy(self, source: str, target: str) -> None: ...
     def _delete(self, keys: list[str]) -> None: ...
@@ -144,7 +153,7 @@ class ObjectStore:
         return self.is_file(uri) or self.is_dir(uri)
 
     def is_dir(self, uri: str, follow_links: bool = True) -> bool:
-        return bool(self._files(uri))
+        return bool(self._level(uri))
 
     def is_file(self, uri: str) -> bool:
         if not split(uri)[1]:
@@ -155,10 +164,15 @@ class ObjectStore:
     def listdir(self, uri: str) -> list[str]:
         """The names under the prefix; none for a prefix with nothing under it (there are
         no empty folders to tell from missing ones)."""
-        names = sorted({rel.split("/")[0] for rel in self._files(uri)})
+        names = sorted(set(self._level(uri)))
         if not names and self.is_file(uri):
             raise NotAPrefix(f"{uri}: is an object, not a prefix of objects")
         return names
+
+    def _level(self, uri: str) -> list[str]:
+        """The names one level under ``uri``: one delimited listing, whatever lies deeper
+        (a pipeline root's check for published folders would otherwise list every file)."""
+        return self.call(uri, "list", self._names, bare(uri))
 
     def _files(self, uri: str) -> list[str]:
         """Every object under ``uri``, relative to it (nothing for a missing prefix)."""

@@ -72,6 +72,19 @@ class S3Backend(ObjectStore):
         fs.invalidate_cache(prefix)
         return fs.find(prefix)
 
+    def _names(self, prefix: str) -> list[str]:
+        fs = self.filesystem()
+        fs.invalidate_cache(prefix)
+        try:
+            found = fs.ls(prefix, detail=False)  # a listing with the "/" delimiter
+        except FileNotFoundError as exc:  # nothing under the prefix, or no bucket
+            if self._translate(exc)[0] == "bucket":
+                raise
+            return []
+        start = len(prefix) + 1  # an object at the prefix itself lists as itself: not a name
+        return [path[start:].rstrip("/") for path in found
+                if path.startswith(prefix + "/") and path[start:].strip("/")]
+
     def _identities(self, prefix: str) -> dict[str, Any]:
         fs = self.filesystem()
         fs.invalidate_cache(prefix)
