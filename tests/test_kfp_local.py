@@ -1,13 +1,17 @@
 """The compiled taxi pipeline (``export/taxi.kfp.yaml``) runs without a cluster, through
 ``kfp.local`` with its ``SubprocessRunner(use_venv=False)`` (the project's environment),
-on a fresh root, and gives what ``toolkit run`` of the papermill export gives.
+as a cluster runs it: ``pipeline_root`` and the serving folder in an S3 bucket (moto's
+server on 127.0.0.1), metadata in a MySQL database (a throwaway MariaDB server), each task
+in an empty working directory with the sources the pipeline carries, credentials only in
+the environment. It gives what ``toolkit run`` of the papermill export gives on local disk.
 
 One pipeline run and one ``toolkit run`` (module fixtures) serve every assertion; the
-resume and gate cases run single tasks by the exact command the YAML gives them, on
-the pipeline run's root, as a KFP retry would.
+resume and gate cases run single tasks by the exact command the YAML gives them, on a
+copy of the local run's root, as a KFP retry would.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -19,8 +23,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+import object_servers
 from datapaths import REPO
 from test_kfp_export import TAXI_GATE_WAITS, TAXI_WIRING
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "mysql"))
+from mariadb_server import MariaDBServer, require_server  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -31,6 +39,9 @@ EXPORT = Path(REPO) / "export" / "taxi.ipynb"
 VALUES = {"pipeline_name": "taxi_kfp", "train_steps": 200,
           "data_root": str(Path(REPO) / "notebooks" / "data" / "chicago_taxi")}
 OUTPUTS = ("executed_notebook", "run_summary")
+BUCKET = "kfp-local"
+#: settings a user's shell may hold that would point the tasks elsewhere
+FOREIGN = ("AWS_PROFILE", "AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN", "AWS_REGION")
 
 
 def _spec() -> dict:
@@ -51,6 +62,27 @@ def _executions(root: Path, name: str) -> list[dict]:
     from toolkit import InteractiveContext
 
     return list(InteractiveContext(pipeline_name=name, pipeline_root=str(root)).executions())
+
+
+@contextlib.contextmanager
+def _on_the_cluster(kfp_run):
+    """The settings the pipeline's tasks had (the bucket's endpoint and keys, the MySQL
+    database), for reading what they wrote; an ``InteractiveContext`` on their store."""
+    from toolkit import InteractiveContext
+    from toolkit.metadata_config import mysql_config_from_env
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name in FOREIGN:
+            patch.delenv(name, raising=False)
+        for name, value in kfp_run["env"].items():
+            patch.setenv(name, value)
+        yield InteractiveContext(pipeline_name=VALUES["pipeline_name"], pipeline_root=kfp_run["pipeline_root"],
+                                 metadata_connection_config=mysql_config_from_env())
+
+
+def _under(uri: str, root: str) -> str:
+    assert uri.startswith(root + "/"), (uri, root)
+    return uri[len(root) + 1:]
 
 
 @pytest.fixture(scope="module")
@@ -74,18 +106,50 @@ def toolkit_started(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def kfp_run(tmp_path_factory, toolkit_started):
-    """The compiled pipeline run once by kfp.local on a fresh root, from an empty working
-    directory, as in a pod of the generic image: the tasks run the sources the pipeline
-    carries (the exported notebook and its module files are nowhere else there)."""
+def cluster():
+    """What a cluster gives its pods, on this machine: an S3 API server with a fresh bucket
+    and a MySQL server with a fresh database, named to the tasks only by the environment."""
+    from toolkit.metadata_config import mysql_env
+
+    require_server()
+    with object_servers.moto_server() as endpoint:
+        settings = object_servers.aws_settings(endpoint)
+        object_servers.make_s3_bucket(endpoint, BUCKET)
+        server = MariaDBServer().start()
+        try:
+            database = server.new_database("kfp_local")
+
+            def dump() -> str:
+                """Every row of every table of the database, as its client prints them."""
+                name = database.mysql.database
+                tables = server.admin_sql("SELECT table_name FROM information_schema.tables "
+                                          f"WHERE table_schema = '{name}'").split()
+                return "\n".join(server.admin_sql(f"SELECT * FROM `{name}`.`{table}`") for table in tables)
+
+            yield {"env": {**settings, **mysql_env(database)}, "dump": dump, "secrets": [
+                settings["AWS_SECRET_ACCESS_KEY"], mysql_env(database)["TOOLKIT_MYSQL_PASSWORD"]]}
+        finally:
+            server.stop()
+
+
+@pytest.fixture(scope="module")
+def kfp_run(tmp_path_factory, toolkit_started, cluster):
+    """The compiled pipeline run once by kfp.local on a fresh bucket and database, from an
+    empty working directory, as in a pod of the generic image: the tasks run the sources the
+    pipeline carries (the exported notebook and its module files are nowhere else there)."""
     from kfp import components, local
 
-    root = tmp_path_factory.mktemp("kfp_local")
+    root = tmp_path_factory.mktemp("kfp_local")  # kfp.local's own outputs (executed notebooks)
     empty = tmp_path_factory.mktemp("kfp_local_cwd")
-    values = dict(VALUES, pipeline_root=str(root / "toolkit"), serving_dir=str(root / "serving"))
+    bucket = f"s3://{BUCKET}"
+    values = dict(VALUES, pipeline_root=f"{bucket}/toolkit", serving_dir=f"{bucket}/serving")
+    env = {**cluster["env"], "TOOLKIT_PUSH_ROOT": bucket}
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(empty)
-        patch.setenv("TOOLKIT_PUSH_ROOT", str(root))
+        for name in FOREIGN:
+            patch.delenv(name, raising=False)
+        for name, value in env.items():
+            patch.setenv(name, value)
         local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root / "kfp"))
         pipeline = components.load_component_from_file(str(PIPELINE))
         started = time.perf_counter()
@@ -96,7 +160,9 @@ def kfp_run(tmp_path_factory, toolkit_started):
     for task_dir in run_dir.iterdir():
         summary = json.loads((task_dir / "run_summary").read_text())
         summaries[summary["executions"][-1]["component_id"]] = (summary, task_dir)
-    return {"root": root, "values": values, "wall": wall, "summaries": summaries, "cwd": empty}
+    return {"root": root, "bucket": bucket, "pipeline_root": values["pipeline_root"], "values": values,
+            "env": env, "wall": wall, "summaries": summaries, "cwd": empty, "secrets": cluster["secrets"],
+            "dump": cluster["dump"]}
 
 
 @pytest.fixture(scope="module")
@@ -109,10 +175,19 @@ def toolkit_run(toolkit_started):
 
 
 def test_same_components_parameters_blessing_and_push_as_toolkit_run(kfp_run, toolkit_run):
+    from toolkit import storage
+
     spec = _spec()
     expected = toolkit_run["summary"]
-    kfp_rows = _executions(kfp_run["root"] / "toolkit", VALUES["pipeline_name"])
     run_rows = _executions(toolkit_run["root"] / "toolkit", VALUES["pipeline_name"])
+    with _on_the_cluster(kfp_run) as context:
+        kfp_rows = list(context.executions())
+        pusher_row = next(r for r in kfp_rows if r["component_id"] == "Pusher")
+        pushed_from = [a.uri for a in context.store.inputs_of(int(pusher_row["id"]))["model"]]
+        serving = kfp_run["values"]["serving_dir"]
+        served = sorted(n for n in storage.listdir(serving) if not n.startswith("."))
+        pusher, _ = kfp_run["summaries"]["Pusher"]
+        pushed_files = storage.glob(f"{serving}/{pusher['pushed_version']}/**/saved_model.pb")
     # the same components; the pipeline ran them in an order its DAG allows
     assert [r["component_id"] for r in run_rows] == [e["component_id"] for e in expected["executions"]]
     order = [r["component_id"] for r in kfp_rows]
@@ -120,33 +195,27 @@ def test_same_components_parameters_blessing_and_push_as_toolkit_run(kfp_run, to
     for component, upstream in _upstream(spec).items():
         assert all(order.index(up) < order.index(component) for up in upstream), (component, order)
 
-    # with the same parameters and module files
+    # with the same parameters (paths aside: the bucket's, the local folder's) and module files
     def parameters(rows, root):
-        return {r["component_id"]: (r["parameters"].replace(str(root), "ROOT"), r["module_fingerprint"])
+        return {r["component_id"]: (r["parameters"].replace(root, "ROOT"), r["module_fingerprint"])
                 for r in rows}
-    assert parameters(kfp_rows, kfp_run["root"]) == parameters(run_rows, toolkit_run["root"])
+    assert parameters(kfp_rows, kfp_run["bucket"]) == parameters(run_rows, str(toolkit_run["root"]))
     for summary, _ in kfp_run["summaries"].values():
         given = {k: v for k, v in summary["parameters"].items() if k not in ("pipeline_root", "serving_dir")}
         assert given == {k: v for k, v in expected["parameters"].items()
                          if k not in ("pipeline_root", "serving_dir")}
 
-    # the same blessing, and a pushed model, the one this pipeline's Trainer task trained
+    # the same blessing, and a pushed model in the bucket, the one this pipeline's Trainer
+    # task trained
     evaluator, _ = kfp_run["summaries"]["Evaluator"]
     assert evaluator["blessing"] is expected["blessing"] is True
-    pusher, _ = kfp_run["summaries"]["Pusher"]
     assert pusher["push"]["pushed"] and expected["push"]["pushed"]
     assert not pusher["push"]["cached"]
     trainer, _ = kfp_run["summaries"]["Trainer"]
     model_uri = next(a["uri"] for a in trainer["artifacts"] if a["type"] == "Model")
-    pushed = Path(kfp_run["values"]["serving_dir"]) / str(pusher["pushed_version"])
-    assert any(pushed.rglob("saved_model.pb"))
-    from toolkit import InteractiveContext
-
-    context = InteractiveContext(pipeline_name=VALUES["pipeline_name"],
-                                 pipeline_root=str(kfp_run["root"] / "toolkit"))
-    pusher_row = next(r for r in kfp_rows if r["component_id"] == "Pusher")
-    assert [a.uri for a in context.store.inputs_of(int(pusher_row["id"]))["model"]] == [model_uri]
-    served = sorted(p.name for p in Path(kfp_run["values"]["serving_dir"]).iterdir() if not p.name.startswith("."))
+    assert model_uri.startswith(kfp_run["pipeline_root"] + "/Trainer/")
+    assert pushed_files
+    assert pushed_from == [model_uri]
     assert served == [str(pusher["pushed_version"])]
 
 
@@ -160,24 +229,44 @@ def test_tasks_ran_the_carried_sources_and_left_their_working_directory_empty(kf
 
 def test_one_execution_per_component_wired_as_the_dag(kfp_run):
     spec = _spec()
-    root = kfp_run["root"] / "toolkit"
-    rows = _executions(root, VALUES["pipeline_name"])
+    root = kfp_run["pipeline_root"]
+    with _on_the_cluster(kfp_run) as context:
+        rows = list(context.executions())
+        read = {row["component_id"]: [a.uri for arts in context.store.inputs_of(int(row["id"])).values()
+                                      for a in arts] for row in rows}
     assert sorted(r["component_id"] for r in rows) == sorted(_tasks(spec))
     assert all(r["state"] == "COMPLETE" and r["cached_from"] in (None, "None", "") for r in rows), rows
-    from toolkit import InteractiveContext
-
-    store = InteractiveContext(pipeline_name=VALUES["pipeline_name"], pipeline_root=str(root)).store
     for row in rows:
         # what each execution read came from exactly the components wired to it (its task
         # also waits for the gates of earlier cells, whose outputs it does not read)
-        producers = {Path(a.uri).relative_to(root).parts[0]
-                     for arts in store.inputs_of(int(row["id"])).values() for a in arts}
+        producers = {_under(uri, root).split("/")[0] for uri in read[row["component_id"]]}
         assert producers == TAXI_WIRING[row["component_id"]], row["component_id"]
         assert producers | TAXI_GATE_WAITS.get(row["component_id"], set()) == _upstream(spec)[row["component_id"]]
     # each task did its own component's work, nothing else
     for component, (summary, _) in kfp_run["summaries"].items():
         assert summary["status"] == "succeeded"
         assert [(e["component_id"], e["cached"]) for e in summary["executions"]] == [(component, False)]
+
+
+def test_metadata_is_in_the_database_and_no_credential_is_written(kfp_run):
+    """Nothing of the run lives outside the bucket, the database and kfp.local's own folder,
+    and neither secret (the S3 key, the database password) is in any of them: objects,
+    executed notebooks, summaries, or any row of any table of the metadata database."""
+    from toolkit import storage
+
+    with _on_the_cluster(kfp_run):
+        objects = {rel: storage.read_bytes(f"{kfp_run['bucket']}/{rel}") for rel in storage.walk(kfp_run["bucket"])}
+    database = kfp_run["dump"]()
+    assert not any(rel.endswith((".sqlite", ".db")) for rel in objects)
+    assert not any(".staging-" in rel for rel in objects)
+    assert f"{kfp_run['pipeline_root']}/Trainer/" in database and len(objects) > 30
+    local = {str(path): path.read_bytes() for path in kfp_run["root"].rglob("*") if path.is_file()}
+    assert len(local) >= 2 * len(kfp_run["summaries"])
+    for secret in kfp_run["secrets"]:
+        assert len(secret) >= 16
+        assert not [rel for rel, data in objects.items() if secret.encode() in data]
+        assert not [path for path, data in local.items() if secret.encode() in data]
+        assert secret not in database
 
 
 def test_each_task_keeps_its_executed_notebook(kfp_run):
@@ -242,21 +331,21 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
-def _copy_of_the_run(kfp_run, tmp_path: Path) -> tuple[Path, dict]:
-    """The pipeline run's store and artifacts, copied, so that a test adds executions to its own
+def _copy_of_the_run(toolkit_run, tmp_path: Path) -> tuple[Path, dict]:
+    """The local run's store and artifacts, copied, so that a test adds executions to its own
     copy only (the recorded artifacts stay where the run wrote them, read only)."""
     import shutil
 
     root = tmp_path / "copy"
-    shutil.copytree(kfp_run["root"] / "toolkit", root / "toolkit")
-    return root, dict(kfp_run["values"], pipeline_root=str(root / "toolkit"), serving_dir=str(root / "serving"))
+    shutil.copytree(toolkit_run["root"] / "toolkit", root / "toolkit")
+    return root, dict(VALUES, pipeline_root=str(root / "toolkit"), serving_dir=str(root / "serving"))
 
 
-def test_a_task_killed_mid_run_resumes_and_completes(kfp_run, tmp_path):
+def test_a_task_killed_mid_run_resumes_and_completes(toolkit_run, tmp_path):
     """The Trainer task with other training steps (a new cache key; its upstream unchanged)
     is killed, with its kernel, while it trains, then run again by the same command."""
     spec = _spec()
-    root, values = _copy_of_the_run(kfp_run, tmp_path)
+    root, values = _copy_of_the_run(toolkit_run, tmp_path)
     values["train_steps"] = VALUES["train_steps"] + 1
     before = _executions(root / "toolkit", VALUES["pipeline_name"])
     command = _task_process(spec, "Trainer", values, tmp_path / "killed")
@@ -292,12 +381,12 @@ def test_a_task_killed_mid_run_resumes_and_completes(kfp_run, tmp_path):
     assert summary["status"] == "succeeded" and summary["parameters"]["train_steps"] == 201
 
 
-def test_a_failing_gate_fails_its_task_with_the_gates_line(kfp_run, tmp_path):
+def test_a_failing_gate_fails_its_task_with_the_gates_line(toolkit_run, tmp_path):
     """A bar the model cannot reach: the Evaluator's task records a model not blessed, and
     the Pusher's task (which reads that blessing from the store) fails with its gate's one
     line, its executed notebook kept with the error."""
     spec = _spec()
-    root, values = _copy_of_the_run(kfp_run, tmp_path)
+    root, values = _copy_of_the_run(toolkit_run, tmp_path)
     values["min_auc"] = 0.999
     evaluated = subprocess.run(_task_process(spec, "Evaluator", values, tmp_path / "evaluator"), cwd=REPO,
                                env=_task_env(root), capture_output=True, text=True, timeout=600)
